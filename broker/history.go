@@ -1,0 +1,297 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StreamName is the JetStream stream that keeps every room's history.
+const StreamName = "CHAT_ROOMS"
+
+// Headers the stream sets on re-published and directly read messages.
+const (
+	headerSubject   = "Nats-Subject"
+	headerSequence  = "Nats-Sequence"
+	headerTimeStamp = "Nats-Time-Stamp"
+	// HeaderLastSequence is the sequence of the room's previous stored
+	// message, on re-published live messages (0 for a room's first).
+	HeaderLastSequence = "Nats-Last-Sequence"
+)
+
+// HistoryConfig holds the limits of the history stream.
+type HistoryConfig struct {
+	// MaxMsgsPerRoom bounds the messages kept per room (default 1000).
+	MaxMsgsPerRoom int64
+	// MaxAge bounds how long messages are kept (default 168h).
+	MaxAge time.Duration
+	// Replicas is the stream's replication factor (default 1).
+	Replicas int
+	// DuplicateWindow is how long publish ids are remembered for
+	// de-duplication (default 2m).
+	DuplicateWindow time.Duration
+}
+
+func (c HistoryConfig) streamConfig() jetstream.StreamConfig {
+	if c.MaxMsgsPerRoom <= 0 {
+		c.MaxMsgsPerRoom = 1000
+	}
+	if c.MaxAge <= 0 {
+		c.MaxAge = 168 * time.Hour
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.DuplicateWindow <= 0 {
+		c.DuplicateWindow = 2 * time.Minute
+	}
+	return jetstream.StreamConfig{
+		Name:              StreamName,
+		Description:       "ChatScalable room history",
+		Subjects:          []string{RoomSubjectPrefix + "*"},
+		Storage:           jetstream.FileStorage,
+		Retention:         jetstream.LimitsPolicy,
+		Discard:           jetstream.DiscardOld,
+		MaxMsgsPerSubject: c.MaxMsgsPerRoom,
+		MaxAge:            c.MaxAge,
+		Replicas:          c.Replicas,
+		Duplicates:        c.DuplicateWindow,
+		AllowDirect:       true,
+		RePublish: &jetstream.RePublish{
+			Source:      RoomSubjectPrefix + "*",
+			Destination: LiveSubjectPrefix + "{{wildcard(1)}}",
+		},
+	}
+}
+
+// History reads and maintains the history stream.
+type History struct {
+	nc *nats.Conn
+	js jetstream.JetStream
+}
+
+// NewHistory returns a History using the connection nc.
+func NewHistory(nc *nats.Conn) (*History, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream context: %w", err)
+	}
+	return &History{nc: nc, js: js}, nil
+}
+
+// JetStream returns the JetStream context History uses.
+func (h *History) JetStream() jetstream.JetStream { return h.js }
+
+// Ensure creates the history stream, or updates its limits, and returns
+// the stream's epoch.
+func (h *History) Ensure(ctx context.Context, cfg HistoryConfig) (uint64, error) {
+	s, err := h.js.CreateOrUpdateStream(ctx, cfg.streamConfig())
+	if err != nil {
+		return 0, fmt.Errorf("create or update stream %s: %w", StreamName, err)
+	}
+	return epochOf(s.CachedInfo()), nil
+}
+
+// Epoch returns the history stream's epoch: its creation time in Unix
+// nanoseconds. A recreated stream has a new epoch, so positions from the old
+// one are never mistaken for positions in the new one.
+func (h *History) Epoch(ctx context.Context) (uint64, error) {
+	info, err := h.info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return epochOf(info), nil
+}
+
+func epochOf(info *jetstream.StreamInfo) uint64 { return uint64(info.Created.UnixNano()) }
+
+func (h *History) info(ctx context.Context) (*jetstream.StreamInfo, error) {
+	s, err := h.js.Stream(ctx, StreamName)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", StreamName, err)
+	}
+	return s.CachedInfo(), nil
+}
+
+// Publish stores m on its room's subject and returns it with its sequence.
+// The message id doubles as the JetStream de-duplication id, so a retried
+// publish with the same id is stored once.
+func (h *History) Publish(ctx context.Context, m Message) (Message, error) {
+	data, err := json.Marshal(m)
+	if err != nil {
+		return m, fmt.Errorf("encode message: %w", err)
+	}
+	msg := &nats.Msg{Subject: RoomSubject(m.Room), Data: data, Header: nats.Header{}}
+	msg.Header.Set(HeaderUser, m.User)
+	ack, err := h.js.PublishMsg(ctx, msg, jetstream.WithMsgID(m.ID), jetstream.WithExpectStream(StreamName))
+	if err != nil {
+		return m, fmt.Errorf("publish to %s: %w", msg.Subject, err)
+	}
+	m.Seq = ack.Sequence
+	return m, nil
+}
+
+// ErrNotStored is returned for a message without stream position headers.
+var ErrNotStored = errors.New("message carries no stream position")
+
+// StoredMessage decodes a message read from the stream or re-published by
+// it: the headers give its room, sequence and stored time.
+func StoredMessage(hdr nats.Header, data []byte) (Message, error) {
+	room, ok := RoomFromSubject(hdr.Get(headerSubject))
+	if !ok {
+		return Message{}, fmt.Errorf("%w: subject %q", ErrNotStored, hdr.Get(headerSubject))
+	}
+	seq, err := strconv.ParseUint(hdr.Get(headerSequence), 10, 64)
+	if err != nil || seq == 0 {
+		return Message{}, fmt.Errorf("%w: sequence %q", ErrNotStored, hdr.Get(headerSequence))
+	}
+	m := DecodeMessage(room, hdr.Get(HeaderUser), data)
+	m.Seq = seq
+	if m.TS.IsZero() {
+		m.TS, _ = time.Parse(time.RFC3339Nano, hdr.Get(headerTimeStamp))
+	}
+	if m.ID == "" {
+		if m.ID = hdr.Get(jetstream.MsgIDHeader); m.ID == "" {
+			m.ID = "seq-" + strconv.FormatUint(seq, 10)
+		}
+	}
+	return m, nil
+}
+
+// LastSequence returns the Nats-Last-Sequence header of a re-published
+// message: the sequence of the room's previous message, 0 for none.
+func LastSequence(hdr nats.Header) uint64 {
+	n, _ := strconv.ParseUint(hdr.Get(HeaderLastSequence), 10, 64)
+	return n
+}
+
+// Bounds returns the first and last sequence of the whole stream.
+func (h *History) Bounds(ctx context.Context) (first, last uint64, err error) {
+	s, err := h.js.Stream(ctx, StreamName)
+	if err != nil {
+		return 0, 0, fmt.Errorf("stream %s: %w", StreamName, err)
+	}
+	st := s.CachedInfo().State
+	return st.FirstSeq, st.LastSeq, nil
+}
+
+// After returns up to limit messages of room with a sequence greater than
+// after, oldest first, and how many more messages of the room follow them.
+func (h *History) After(ctx context.Context, room string, after uint64, limit int) ([]Message, uint64, error) {
+	return h.batch(ctx, room, after+1, 0, limit)
+}
+
+// Before returns the last (up to) limit messages of room with a sequence
+// lower than before (0: the newest messages), oldest first. The stream can
+// only be read forwards, so it reads windows of growing size backwards from
+// before until it has limit messages or reaches the start of the stream.
+func (h *History) Before(ctx context.Context, room string, before uint64, limit int) ([]Message, error) {
+	first, last, err := h.Bounds(ctx)
+	if err != nil {
+		return nil, err
+	}
+	hi := last
+	if before > 0 && before-1 < hi {
+		hi = before - 1
+	}
+	if limit <= 0 || hi < first || hi == 0 {
+		return nil, nil
+	}
+	var out []Message
+	window := uint64(max(limit, 64))
+	for {
+		lo := first
+		if hi >= first+window {
+			lo = hi - window + 1
+		}
+		page, err := h.window(ctx, room, lo, hi, limit)
+		if err != nil {
+			return nil, err
+		}
+		out = append(page, out...)
+		if len(out) >= limit || lo == first {
+			break
+		}
+		hi, window = lo-1, window*2
+	}
+	if len(out) > limit {
+		out = out[len(out)-limit:]
+	}
+	return out, nil
+}
+
+// window returns the last keep messages of room with lo <= seq <= hi.
+func (h *History) window(ctx context.Context, room string, lo, hi uint64, keep int) ([]Message, error) {
+	var out []Message
+	for from := lo; from <= hi; {
+		page, _, err := h.batch(ctx, room, from, hi, keep)
+		if err != nil {
+			return nil, err
+		}
+		if len(page) == 0 {
+			break
+		}
+		out = append(out, page...)
+		if len(out) > keep {
+			out = append(out[:0], out[len(out)-keep:]...)
+		}
+		from = page[len(page)-1].Seq + 1
+		if len(page) < keep {
+			break
+		}
+	}
+	return out, nil
+}
+
+// batch reads up to limit messages of room from sequence from on, stopping
+// after sequence upTo when it is not 0, with one direct batch get.
+func (h *History) batch(ctx context.Context, room string, from, upTo uint64, limit int) ([]Message, uint64, error) {
+	if limit <= 0 {
+		return nil, 0, nil
+	}
+	req, _ := json.Marshal(map[string]any{"seq": from, "next_by_subj": RoomSubject(room), "batch": limit})
+	inbox := h.nc.NewRespInbox()
+	sub, err := h.nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, 0, fmt.Errorf("history read: %w", err)
+	}
+	defer sub.Unsubscribe()
+	if err := h.nc.PublishRequest("$JS.API.DIRECT.GET."+StreamName, inbox, req); err != nil {
+		return nil, 0, fmt.Errorf("history read: %w", err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+	}
+	var out []Message
+	for {
+		msg, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return nil, 0, fmt.Errorf("history read: %w", err)
+		}
+		switch msg.Header.Get("Status") {
+		case "":
+		case "404":
+			return out, 0, nil
+		case "204":
+			pending, _ := strconv.ParseUint(msg.Header.Get("Nats-Num-Pending"), 10, 64)
+			return out, pending, nil
+		default:
+			return nil, 0, fmt.Errorf("history read: status %s %s", msg.Header.Get("Status"), msg.Header.Get("Description"))
+		}
+		m, err := StoredMessage(msg.Header, msg.Data)
+		if err != nil {
+			continue // not a chat message; cannot happen on this stream's subjects
+		}
+		if upTo == 0 || m.Seq <= upTo {
+			out = append(out, m)
+		}
+	}
+}

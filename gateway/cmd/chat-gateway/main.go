@@ -1,0 +1,69 @@
+// Command chat-gateway serves the ChatScalable chat: the HTTP API, SSE
+// streams and the chat page, on an embedded NATS node (the quickstart) or as
+// a stateless client of an external NATS cluster (--nats-url).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/chatscalable/chatscalable/broker"
+	"github.com/chatscalable/chatscalable/gateway"
+	"github.com/chatscalable/chatscalable/gateway/internal/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	cfg, err := config.Parse(args, os.Getenv, os.Stderr)
+	if errors.Is(err, config.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "chat-gateway: %v\n", err)
+		return 2
+	}
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	g, err := gateway.Start(ctx, gateway.Options{
+		HTTPAddr:        cfg.HTTPAddr,
+		NodeName:        cfg.NodeName,
+		NATSURL:         cfg.NATSURL,
+		DataDir:         cfg.DataDir,
+		NATSListen:      cfg.NATSListen,
+		MaxMessageBytes: cfg.MaxMessageBytes,
+		History:         broker.HistoryConfig{MaxMsgsPerRoom: cfg.HistoryMaxMsgs, MaxAge: cfg.HistoryMaxAge},
+		ClientQueue:     cfg.ClientQueue,
+		Heartbeat:       cfg.Heartbeat,
+		Version:         version,
+		Logger:          log,
+	})
+	if err != nil {
+		log.Error("start", "err", err)
+		return 1
+	}
+	<-ctx.Done()
+	stop()
+	log.Info("stopping", "grace", cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := g.Shutdown(sctx); err != nil {
+		log.Error("stop", "err", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,328 @@
+// Package gateway assembles chat-gateway: a NATS connection (to an embedded
+// node or an external cluster), the room history stream, the per-room
+// fan-out hub and the HTTP API, with a graceful stop.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/chatscalable/chatscalable/broker"
+	"github.com/chatscalable/chatscalable/gateway/internal/api"
+	"github.com/chatscalable/chatscalable/gateway/internal/hub"
+	"github.com/nats-io/nats.go"
+)
+
+// Options configures a Gateway.
+type Options struct {
+	// HTTPAddr is the HTTP listen address ("127.0.0.1:0" picks a port).
+	HTTPAddr string
+	// NodeName names this gateway node.
+	NodeName string
+	// NATSURL lists external NATS servers, comma-separated; empty starts an
+	// embedded node.
+	NATSURL string
+	// DataDir holds the embedded node's JetStream data.
+	DataDir string
+	// NATSListen is the embedded node's client listener; "" or "off"
+	// disables it.
+	NATSListen string
+	// MaxMessageBytes is the largest message text accepted.
+	MaxMessageBytes int
+	// History holds the history stream's limits.
+	History broker.HistoryConfig
+	// ClientQueue is the number of frames queued per SSE client.
+	ClientQueue int
+	// Heartbeat is the SSE heartbeat interval.
+	Heartbeat time.Duration
+	// Version is reported by /node.
+	Version string
+	// Logger receives the gateway's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Gateway is a running chat-gateway.
+type Gateway struct {
+	opts    Options
+	log     *slog.Logger
+	node    *broker.Node
+	nc      *nats.Conn
+	closed  chan struct{}
+	history *broker.History
+	hub     *hub.Hub
+	srv     *http.Server
+	ln      net.Listener
+
+	epoch       atomic.Uint64
+	streamReady atomic.Bool
+	recheck     chan struct{}
+	stop        context.CancelFunc
+	wg          sync.WaitGroup
+	served      chan error
+}
+
+// Start starts a gateway and returns once it is listening. With an
+// embedded node the history stream is ready on return; with an external
+// NATS the gateway keeps trying to connect and reports not ready until it
+// has.
+func Start(ctx context.Context, o Options) (*Gateway, error) {
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = 4096
+	}
+	g := &Gateway{
+		opts:    o,
+		log:     o.Logger,
+		closed:  make(chan struct{}),
+		recheck: make(chan struct{}, 1),
+		served:  make(chan error, 1),
+	}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	if err := g.connect(); err != nil {
+		g.abort()
+		return nil, err
+	}
+	var err error
+	if g.history, err = broker.NewHistory(g.nc); err != nil {
+		g.abort()
+		return nil, err
+	}
+	if g.node != nil {
+		if err := g.ensureHistory(ctx); err != nil {
+			g.cleanup()
+			return nil, err
+		}
+	}
+	bg, stop := context.WithCancel(context.Background())
+	g.stop = stop
+	g.wg.Add(1)
+	go g.keepHistory(bg)
+
+	g.hub = hub.New(g.nc, nil, g.log)
+	mode := "external"
+	if g.node != nil {
+		mode = "embedded"
+	}
+	a := api.New(api.Config{
+		Node:            o.NodeName,
+		Version:         o.Version,
+		NATSMode:        mode,
+		Started:         time.Now(),
+		Hub:             g.hub,
+		Store:           g.history,
+		Epoch:           g.epoch.Load,
+		Ready:           g.Ready,
+		MaxMessageBytes: o.MaxMessageBytes,
+		ClientQueue:     o.ClientQueue,
+		Heartbeat:       o.Heartbeat,
+		Log:             g.log,
+	})
+	g.hub.SetEncoder(a.EncodeFrame)
+	g.srv = &http.Server{
+		Handler:           a,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+	}
+	g.srv.RegisterOnShutdown(g.hub.Close)
+	if g.ln, err = net.Listen("tcp", o.HTTPAddr); err != nil {
+		g.abort()
+		return nil, fmt.Errorf("http listen on %s: %w", o.HTTPAddr, err)
+	}
+	go func() { g.served <- g.srv.Serve(g.ln) }()
+	g.log.Info("gateway started", "node", o.NodeName, "http", g.ln.Addr().String(), "nats", mode)
+	return g, nil
+}
+
+// connect starts the embedded node if needed and connects to NATS.
+func (g *Gateway) connect() error {
+	o := g.opts
+	natsOpts := []nats.Option{
+		nats.Name("chat-gateway " + o.NodeName),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectJitter(100*time.Millisecond, time.Second),
+		nats.ReconnectBufSize(8 << 20),
+		nats.RetryOnFailedConnect(true),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			g.log.Warn("nats disconnected", "err", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			g.log.Info("nats reconnected", "server", nc.ConnectedUrlRedacted())
+			g.triggerRecheck()
+		}),
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			g.log.Info("nats connected", "server", nc.ConnectedUrlRedacted())
+			g.triggerRecheck()
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			g.log.Warn("nats error", "subject", subject, "err", err)
+		}),
+		nats.ClosedHandler(func(*nats.Conn) { close(g.closed) }),
+	}
+	var err error
+	if o.NATSURL == "" {
+		listen := o.NATSListen
+		if listen == "off" {
+			listen = ""
+		}
+		g.node, err = broker.StartNode(broker.NodeOptions{
+			Name:         o.NodeName,
+			DataDir:      o.DataDir,
+			ClientListen: listen,
+			Logger:       g.log,
+		})
+		if err != nil {
+			return fmt.Errorf("start embedded nats: %w", err)
+		}
+		if url := g.node.ClientURL(); url != "" {
+			g.log.Info("nats clients welcome", "url", url)
+		}
+		g.nc, err = g.node.Connect(natsOpts...)
+	} else {
+		g.nc, err = nats.Connect(strings.ReplaceAll(o.NATSURL, " ", ""), natsOpts...)
+	}
+	if err != nil {
+		return fmt.Errorf("connect to nats: %w", err)
+	}
+	return nil
+}
+
+func (g *Gateway) triggerRecheck() {
+	select {
+	case g.recheck <- struct{}{}:
+	default:
+	}
+}
+
+func (g *Gateway) ensureHistory(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	epoch, err := g.history.Ensure(ctx, g.opts.History)
+	if err != nil {
+		return err
+	}
+	if old := g.epoch.Swap(epoch); old != 0 && old != epoch {
+		g.log.Warn("history stream was recreated", "old_epoch", old, "epoch", epoch)
+	}
+	g.streamReady.Store(true)
+	return nil
+}
+
+// keepHistory makes sure the history stream exists: until it does, then
+// again after every (re)connect, since the cluster may have lost it.
+func (g *Gateway) keepHistory(ctx context.Context) {
+	defer g.wg.Done()
+	retry := time.NewTimer(0)
+	defer retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-g.recheck:
+		case <-retry.C:
+		}
+		if !g.nc.IsConnected() {
+			continue
+		}
+		if err := g.ensureHistory(ctx); err != nil {
+			g.streamReady.Store(false)
+			g.log.Warn("history stream not ready; retrying", "err", err)
+			retry.Reset(time.Second)
+		}
+	}
+}
+
+// Ready returns nil while the gateway is connected to NATS and the history
+// stream is usable.
+func (g *Gateway) Ready() error {
+	if !g.nc.IsConnected() {
+		return errors.New("not connected to NATS")
+	}
+	if !g.streamReady.Load() {
+		return errors.New("the history stream is not ready")
+	}
+	return nil
+}
+
+// Addr returns the HTTP listen address.
+func (g *Gateway) Addr() string { return g.ln.Addr().String() }
+
+// URL returns the gateway's base URL, http://host:port.
+func (g *Gateway) URL() string {
+	addr := g.ln.Addr().(*net.TCPAddr)
+	host := addr.IP.String()
+	if addr.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, fmt.Sprint(addr.Port))
+}
+
+// Node returns the embedded NATS node, or nil with an external NATS.
+func (g *Gateway) Node() *broker.Node { return g.node }
+
+// Shutdown stops the gateway: it stops accepting requests, ends SSE
+// streams with a short retry hint (clients resume elsewhere), drains the
+// NATS connection and shuts the embedded node down.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	var errs []error
+	if err := g.srv.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		_ = g.srv.Close()
+	}
+	if err := <-g.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		errs = append(errs, fmt.Errorf("http serve: %w", err))
+	}
+	g.cleanup()
+	select {
+	case <-g.closed:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("nats drain: %w", ctx.Err()))
+	}
+	if g.node != nil {
+		g.node.Shutdown()
+	}
+	g.log.Info("gateway stopped", "node", g.opts.NodeName)
+	return errors.Join(errs...)
+}
+
+// cleanup stops background work and drains the NATS connection.
+func (g *Gateway) cleanup() {
+	if g.stop != nil {
+		g.stop()
+		g.wg.Wait()
+	}
+	if g.nc != nil {
+		if err := g.nc.Drain(); err != nil {
+			g.nc.Close()
+		}
+	}
+}
+
+// abort undoes a Start that failed half way.
+func (g *Gateway) abort() {
+	g.cleanup()
+	if g.nc != nil {
+		select {
+		case <-g.closed:
+		case <-time.After(5 * time.Second):
+		}
+	}
+	if g.node != nil {
+		g.node.Shutdown()
+	}
+}

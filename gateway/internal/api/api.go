@@ -1,0 +1,272 @@
+// Package api is the HTTP API of chat-gateway: publishing, SSE listening,
+// history, health and the chat page.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"path"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/chatscalable/chatscalable/broker"
+	"github.com/chatscalable/chatscalable/gateway/internal/cursor"
+	"github.com/chatscalable/chatscalable/gateway/internal/hub"
+	"github.com/chatscalable/chatscalable/gateway/internal/sse"
+	"github.com/chatscalable/chatscalable/web"
+	"github.com/gorilla/mux"
+)
+
+// Store is what the API needs of the room history.
+type Store interface {
+	Publish(ctx context.Context, m broker.Message) (broker.Message, error)
+	Before(ctx context.Context, room string, before uint64, limit int) ([]broker.Message, error)
+}
+
+// Config holds the API's dependencies and limits.
+type Config struct {
+	Node    string
+	Version string
+	// NATSMode is "embedded" or "external", shown by /node.
+	NATSMode string
+	Started  time.Time
+
+	Hub   *hub.Hub
+	Store Store
+	// Epoch returns the history stream's current epoch, for cursors.
+	Epoch func() uint64
+	// Ready returns nil while the gateway can publish and stream.
+	Ready func() error
+
+	MaxMessageBytes int
+	ClientQueue     int
+	Heartbeat       time.Duration
+	// Retry is the reconnect delay hinted to SSE clients.
+	Retry time.Duration
+	// ShutdownRetry is the reconnect delay hinted to SSE clients that the
+	// gateway disconnects because it stops.
+	ShutdownRetry time.Duration
+	// BodyTimeout bounds reading a request body.
+	BodyTimeout time.Duration
+	// PublishTimeout bounds waiting for the history stream to store a message.
+	PublishTimeout time.Duration
+
+	Log *slog.Logger
+}
+
+// Server serves the API.
+type Server struct {
+	cfg    Config
+	router *mux.Router
+}
+
+// Defaults and limits of the API.
+const (
+	DefaultRoom    = "lobby"
+	DefaultUser    = "anonymous"
+	DefaultLimit   = 50
+	MaxLimit       = 500
+	writeTimeout   = 10 * time.Second
+	jsonBodyFactor = 6 // a JSON string escapes a byte in at most 6 bytes
+)
+
+// New returns the API server for cfg.
+func New(cfg Config) *Server {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 15 * time.Second
+	}
+	if cfg.Retry <= 0 {
+		cfg.Retry = 2 * time.Second
+	}
+	if cfg.ShutdownRetry <= 0 {
+		cfg.ShutdownRetry = 250 * time.Millisecond
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = 10 * time.Second
+	}
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = 5 * time.Second
+	}
+	if cfg.ClientQueue <= 0 {
+		cfg.ClientQueue = 256
+	}
+	s := &Server{cfg: cfg, router: mux.NewRouter()}
+	r := s.router
+	r.HandleFunc("/", s.index).Methods(http.MethodGet, http.MethodHead)
+	r.PathPrefix("/static/").HandlerFunc(s.static).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/node", s.node).Methods(http.MethodGet)
+	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)
+	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet)
+	r.HandleFunc("/publish", s.publishForm).Methods(http.MethodPost)
+	r.HandleFunc("/listen", s.listen).Methods(http.MethodGet)
+	r.HandleFunc("/rooms/{room}/messages", s.postMessage).Methods(http.MethodPost)
+	r.HandleFunc("/rooms/{room}/messages", s.history).Methods(http.MethodGet)
+	r.HandleFunc("/rooms/{room}/events", s.roomEvents).Methods(http.MethodGet)
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, CodeNotFound, "no such route: "+r.URL.Path)
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path)
+	})
+	return s
+}
+
+// ServeHTTP sets the headers every response carries, recovers from panics
+// and routes the request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("X-Chat-Node", s.cfg.Node)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.cfg.Log.Error("handler panic", "method", r.Method, "path", r.URL.Path, "panic", v)
+			writeError(w, http.StatusInternalServerError, CodeInternal, "internal error")
+		}
+	}()
+	s.router.ServeHTTP(w, r)
+}
+
+func (s *Server) index(w http.ResponseWriter, r *http.Request) {
+	room := r.URL.Query().Get("room")
+	if broker.ValidateRoom(room) != nil {
+		room = DefaultRoom
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'")
+	w.Header().Set("Cache-Control", "no-cache")
+	err := web.Index().Execute(w, web.PageData{Node: s.cfg.Node, Room: room, Version: s.cfg.Version})
+	if err != nil {
+		s.cfg.Log.Warn("render page", "err", err)
+	}
+}
+
+func (s *Server) static(w http.ResponseWriter, r *http.Request) {
+	name := strings.TrimPrefix(path.Clean(r.URL.Path), "/static/")
+	if _, err := fs.Stat(web.Static(), name); err != nil || !fs.ValidPath(name) {
+		writeError(w, http.StatusNotFound, CodeNotFound, "no such file: "+r.URL.Path)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-cache")
+	http.ServeFileFS(w, r, web.Static(), name)
+}
+
+func (s *Server) node(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"node":    s.cfg.Node,
+		"version": s.cfg.Version,
+		"nats":    s.cfg.NATSMode,
+		"go":      runtime.Version(),
+		"started": s.cfg.Started.UTC().Format(time.RFC3339),
+	})
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "node": s.cfg.Node})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if err := s.cfg.Ready(); err != nil {
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "node": s.cfg.Node})
+}
+
+// wireMessage is a message as the API returns and streams it: the envelope,
+// its sequence and its resumable cursor.
+type wireMessage struct {
+	broker.Message
+	Cursor string `json:"cursor"`
+}
+
+func (s *Server) wire(m broker.Message) wireMessage {
+	return wireMessage{Message: m, Cursor: cursor.Encode(s.cfg.Epoch(), m.Seq, m.Room)}
+}
+
+// EncodeFrame returns the SSE frame of a stored message; the hub sends the
+// same bytes to every client of the room.
+func (s *Server) EncodeFrame(m broker.Message) []byte {
+	w := s.wire(m)
+	data, _ := json.Marshal(w)
+	return sse.AppendEvent(make([]byte, 0, len(data)+64), w.Cursor, "message", data)
+}
+
+func (s *Server) history(w http.ResponseWriter, r *http.Request) {
+	room := mux.Vars(r)["room"]
+	if err := broker.ValidateRoom(room); err != nil {
+		writeError(w, http.StatusBadRequest, CodeInvalidRoom, err.Error())
+		return
+	}
+	q := r.URL.Query()
+	limit := DefaultLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := parseLimit(v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, CodeInvalidLimit, err.Error())
+			return
+		}
+		limit = n
+	}
+	var before uint64
+	if v := q.Get("before"); v != "" {
+		c, err := cursor.Parse(v, room)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, CodeInvalidCursor, "before: "+err.Error())
+			return
+		}
+		if c.Epoch != s.cfg.Epoch() {
+			// The history was recreated: nothing before that cursor is kept.
+			writeJSON(w, http.StatusOK, map[string]any{"messages": []wireMessage{}})
+			return
+		}
+		before = c.Seq
+	}
+	if err := s.cfg.Ready(); err != nil {
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PublishTimeout)
+	defer cancel()
+	msgs, err := s.cfg.Store.Before(ctx, room, before, limit)
+	if err != nil {
+		s.cfg.Log.Warn("read history", "room", room, "err", err)
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "history is unavailable; try again")
+		return
+	}
+	out := make([]wireMessage, len(msgs))
+	for i, m := range msgs {
+		out[i] = s.wire(m)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"messages": out})
+}
+
+var errLimit = errors.New("limit must be a whole number from 1 to 500")
+
+func parseLimit(v string) (int, error) {
+	n := 0
+	if len(v) > 3 {
+		return 0, errLimit
+	}
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, errLimit
+		}
+		n = n*10 + int(c-'0')
+	}
+	if n < 1 || n > MaxLimit {
+		return 0, errLimit
+	}
+	return n, nil
+}

@@ -1,0 +1,136 @@
+// ChatScalable browser client: live messages over Server-Sent Events,
+// sending over fetch. The page also works without JavaScript (the form
+// posts to /publish), so everything here is progressive enhancement.
+
+const room = document.body.dataset.room || "lobby";
+const base = "/rooms/" + encodeURIComponent(room);
+const USER_KEY = "chat.user";
+
+const list = document.getElementById("messages");
+const form = document.getElementById("send-form");
+const userInput = document.getElementById("user");
+const messageInput = document.getElementById("message");
+const statusEl = document.getElementById("status");
+const errorEl = document.getElementById("error");
+
+const seen = new Set();
+let sending = false;
+
+function setStatus(text) {
+  statusEl.textContent = text;
+  statusEl.dataset.state = text;
+}
+
+function showError(text) {
+  errorEl.textContent = text || "";
+}
+
+function span(className, text) {
+  const el = document.createElement("span");
+  el.className = className;
+  el.textContent = text;
+  return el;
+}
+
+function render(msg) {
+  if (msg.id != null) {
+    if (seen.has(msg.id)) return;
+    seen.add(msg.id);
+  }
+  const li = document.createElement("li");
+  li.appendChild(span("user", msg.user || "anonymous"));
+  const time = document.createElement("time");
+  const date = new Date(msg.ts);
+  if (!Number.isNaN(date.getTime())) {
+    time.dateTime = date.toISOString();
+    time.textContent = date.toLocaleTimeString();
+  }
+  li.appendChild(time);
+  li.appendChild(span("text", msg.text ?? ""));
+  if (msg.node) li.appendChild(span("via", "via " + msg.node));
+  list.appendChild(li);
+  list.scrollTop = list.scrollHeight;
+}
+
+function connect() {
+  setStatus("connecting…");
+  const events = new EventSource(base + "/events");
+  events.addEventListener("open", () => setStatus("connected"));
+  events.addEventListener("error", () => {
+    if (events.readyState === EventSource.CONNECTING) setStatus("reconnecting…");
+    else if (events.readyState === EventSource.CLOSED) setStatus("offline");
+  });
+  events.addEventListener("message", (e) => {
+    let msg;
+    try {
+      msg = JSON.parse(e.data);
+    } catch {
+      return; // ignore malformed events
+    }
+    if (msg && typeof msg === "object") render(msg);
+  });
+}
+
+async function send() {
+  const user = userInput.value.trim();
+  const text = messageInput.value;
+  if (text.trim() === "") {
+    messageInput.focus();
+    return;
+  }
+  try {
+    localStorage.setItem(USER_KEY, user);
+  } catch {
+    // storage may be unavailable (private mode); not fatal
+  }
+  if (sending) return;
+  sending = true;
+  let res;
+  try {
+    res = await fetch(base + "/messages", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "Accept": "application/json" },
+      body: JSON.stringify({ user, text }),
+    });
+  } catch {
+    showError("Could not reach the server; try again.");
+    return;
+  } finally {
+    sending = false;
+  }
+  if (res.status === 201) {
+    messageInput.value = "";
+    showError("");
+    messageInput.focus();
+    return;
+  }
+  let message = "Sending failed (HTTP " + res.status + ").";
+  try {
+    const body = await res.json();
+    if (body && body.error && body.error.message) message = body.error.message;
+  } catch {
+    // not JSON; keep the generic message
+  }
+  showError(message);
+}
+
+form.addEventListener("submit", (e) => {
+  e.preventDefault();
+  send();
+});
+
+messageInput.addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+    e.preventDefault();
+    form.requestSubmit();
+  }
+});
+
+try {
+  const saved = localStorage.getItem(USER_KEY);
+  if (saved) userInput.value = saved;
+} catch {
+  // storage unavailable
+}
+
+connect();

@@ -1,0 +1,44 @@
+// Package web holds the browser chat page for ChatScalable: the static
+// assets (JavaScript and CSS) and the HTML template of the index page,
+// all embedded in the binary so the gateway needs no files on disk.
+package web
+
+import (
+	"embed"
+	"html/template"
+	"io/fs"
+)
+
+//go:embed static
+var staticFiles embed.FS
+
+//go:embed templates/index.html
+var templateFiles embed.FS
+
+var index = template.Must(template.ParseFS(templateFiles, "templates/index.html"))
+
+// PageData is the data passed when executing the Index template.
+type PageData struct {
+	// Node is the name of the gateway node serving the page.
+	Node string
+	// Room is the room to show; callers should default it to "lobby".
+	Room string
+	// Version is the build version of the service.
+	Version string
+}
+
+// Static returns the contents of the embedded static/ folder, with the
+// files at the root ("app.js", "style.css").
+func Static() fs.FS {
+	sub, err := fs.Sub(staticFiles, "static")
+	if err != nil {
+		panic(err) // cannot happen: "static" is a valid, embedded path
+	}
+	return sub
+}
+
+// Index returns the parsed template of the chat page. Execute it with a
+// PageData value. The template is parsed once, at package initialisation.
+func Index() *template.Template {
+	return index
+}
