@@ -143,18 +143,18 @@ var ErrNotStored = errors.New("message carries no stream position")
 // StoredMessage decodes a message read from the stream or re-published by
 // it: the headers give its room, sequence and stored time.
 func StoredMessage(hdr nats.Header, data []byte) (Message, error) {
-	room, ok := RoomFromSubject(hdr.Get(headerSubject))
+	room, ok := RoomFromSubject(lastValue(hdr, headerSubject))
 	if !ok {
-		return Message{}, fmt.Errorf("%w: subject %q", ErrNotStored, hdr.Get(headerSubject))
+		return Message{}, fmt.Errorf("%w: subject %q", ErrNotStored, lastValue(hdr, headerSubject))
 	}
-	seq, err := strconv.ParseUint(hdr.Get(headerSequence), 10, 64)
+	seq, err := strconv.ParseUint(lastValue(hdr, headerSequence), 10, 64)
 	if err != nil || seq == 0 {
-		return Message{}, fmt.Errorf("%w: sequence %q", ErrNotStored, hdr.Get(headerSequence))
+		return Message{}, fmt.Errorf("%w: sequence %q", ErrNotStored, lastValue(hdr, headerSequence))
 	}
 	m := DecodeMessage(room, hdr.Get(HeaderUser), data)
 	m.Seq = seq
 	if m.TS.IsZero() {
-		m.TS, _ = time.Parse(time.RFC3339Nano, hdr.Get(headerTimeStamp))
+		m.TS, _ = time.Parse(time.RFC3339Nano, lastValue(hdr, headerTimeStamp))
 	}
 	if m.ID == "" {
 		if m.ID = hdr.Get(jetstream.MsgIDHeader); m.ID == "" {
@@ -167,8 +167,19 @@ func StoredMessage(hdr nats.Header, data []byte) (Message, error) {
 // LastSequence returns the Nats-Last-Sequence header of a re-published
 // message: the sequence of the room's previous message, 0 for none.
 func LastSequence(hdr nats.Header) uint64 {
-	n, _ := strconv.ParseUint(hdr.Get(HeaderLastSequence), 10, 64)
+	n, _ := strconv.ParseUint(lastValue(hdr, HeaderLastSequence), 10, 64)
 	return n
+}
+
+// lastValue returns the last value of a header. The server appends its
+// position headers after the publisher's own, so the last value is the
+// server's even if a publisher sent a forged one.
+func lastValue(hdr nats.Header, key string) string {
+	v := hdr.Values(key)
+	if len(v) == 0 {
+		return ""
+	}
+	return v[len(v)-1]
 }
 
 // Bounds returns the first and last sequence of the whole stream.
@@ -276,7 +287,11 @@ func (h *History) batch(ctx context.Context, room string, from, upTo uint64, lim
 		if err != nil {
 			return nil, 0, fmt.Errorf("history read: %w", err)
 		}
-		switch msg.Header.Get("Status") {
+		status := msg.Header.Get("Status")
+		if len(msg.Header.Values(headerSequence)) > 0 {
+			status = "" // a stored message: Status is the publisher's header
+		}
+		switch status {
 		case "":
 		case "404":
 			return out, 0, nil

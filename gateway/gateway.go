@@ -43,6 +43,8 @@ type Options struct {
 	ClientQueue int
 	// Heartbeat is the SSE heartbeat interval.
 	Heartbeat time.Duration
+	// BodyTimeout bounds reading a request body (default 10s).
+	BodyTimeout time.Duration
 	// Version is reported by /node.
 	Version string
 	// Logger receives the gateway's logs; nil discards them.
@@ -124,6 +126,7 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 		MaxMessageBytes: o.MaxMessageBytes,
 		ClientQueue:     o.ClientQueue,
 		Heartbeat:       o.Heartbeat,
+		BodyTimeout:     o.BodyTimeout,
 		Log:             g.log,
 	})
 	g.hub.SetEncoder(a.EncodeFrame)
@@ -271,6 +274,9 @@ func (g *Gateway) URL() string {
 	}
 	return "http://" + net.JoinHostPort(host, fmt.Sprint(addr.Port))
 }
+
+// Clients returns the number of SSE clients connected to this gateway.
+func (g *Gateway) Clients() int64 { return g.hub.Clients() }
 
 // Node returns the embedded NATS node, or nil with an external NATS.
 func (g *Gateway) Node() *broker.Node { return g.node }

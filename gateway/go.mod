@@ -8,6 +8,8 @@ require (
 	github.com/nats-io/nats.go v1.55.0
 )
 
+require go.uber.org/goleak v1.3.0 // indirect
+
 require (
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
 	github.com/google/go-tpm v0.9.8 // indirect

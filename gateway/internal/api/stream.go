@@ -38,14 +38,20 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, room string) {
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
 		return
 	}
-	c, err := s.cfg.Hub.Join(room, s.cfg.ClientQueue)
+	rc := http.NewResponseController(w)
+	c, err := s.cfg.Hub.Join(room, s.cfg.ClientQueue, func(err error) {
+		if errors.Is(err, hub.ErrSlowClient) {
+			// Interrupt a write blocked on the stalled connection now,
+			// rather than when its write deadline passes.
+			_ = rc.SetWriteDeadline(time.Now())
+		}
+	})
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "cannot listen to the room now; try again")
 		return
 	}
 	defer s.cfg.Hub.Leave(c)
 
-	rc := http.NewResponseController(w)
 	sse.SetHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
 	buf := sse.AppendRetry(make([]byte, 0, 64), s.cfg.Retry)
@@ -58,7 +64,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, room string) {
 		select {
 		case frame := <-c.Frames():
 			// Coalesce: queue everything already waiting, then flush once.
-			_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if !s.setDeadline(rc, c) {
+				return
+			}
 			if _, err := w.Write(frame); err != nil {
 				return
 			}
@@ -92,6 +100,18 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, room string) {
 		case <-r.Context().Done():
 			return
 		}
+	}
+}
+
+// setDeadline sets the write deadline for the next writes, unless the hub
+// has cut the client off (its onEnd may have just set an expired deadline).
+func (s *Server) setDeadline(rc *http.ResponseController, c *hub.Client) bool {
+	_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	select {
+	case <-c.Done():
+		return !errors.Is(c.Err(), hub.ErrSlowClient)
+	default:
+		return true
 	}
 }
 

@@ -52,7 +52,7 @@ func Parse(s, room string) (Cursor, error) {
 	}
 	var n [3]uint64
 	for i, p := range parts {
-		if p == "" || strings.ToLower(p) != p || p[0] == '+' {
+		if p == "" || strings.ToLower(p) != p || p[0] == '+' || len(p) > 1 && p[0] == '0' {
 			return Cursor{}, ErrMalformed
 		}
 		v, err := strconv.ParseUint(p, 36, 64)

@@ -67,6 +67,7 @@ type Client struct {
 	done  chan struct{}
 	once  sync.Once
 	err   error
+	onEnd func(error)
 }
 
 // Frames returns the channel of encoded frames queued to the client.
@@ -88,17 +89,22 @@ func (c *Client) end(err error) {
 	c.once.Do(func() {
 		c.err = err
 		close(c.done)
+		if c.onEnd != nil {
+			c.onEnd(err)
+		}
 	})
 }
 
 // Join registers a client of room with a queue of queueLen frames. When it
 // returns, the room's subscription is registered with the NATS server, so
-// every message stored after that reaches the client.
-func (h *Hub) Join(roomName string, queueLen int) (*Client, error) {
+// every message stored after that reaches the client. onEnd, if not nil,
+// is called once when the hub ends the client; it must not block (the
+// SSE handler uses it to interrupt a write stuck on a stalled connection).
+func (h *Hub) Join(roomName string, queueLen int, onEnd func(error)) (*Client, error) {
 	if queueLen < 1 {
 		queueLen = 1
 	}
-	c := &Client{room: roomName, queue: make(chan []byte, queueLen), done: make(chan struct{})}
+	c := &Client{room: roomName, queue: make(chan []byte, queueLen), done: make(chan struct{}), onEnd: onEnd}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {

@@ -1,0 +1,240 @@
+package config_test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chatscalable/chatscalable/gateway/internal/config"
+)
+
+// envVars are the environment variables of the flags, one per flag.
+var envVars = []string{
+	"CHAT_HTTP_ADDR",
+	"CHAT_NODE_NAME",
+	"CHAT_NATS_URL",
+	"CHAT_DATA_DIR",
+	"CHAT_NATS_LISTEN",
+	"CHAT_MAX_MESSAGE_BYTES",
+	"CHAT_HISTORY_MAX_MSGS",
+	"CHAT_HISTORY_MAX_AGE",
+	"CHAT_CLIENT_QUEUE",
+	"CHAT_HEARTBEAT",
+	"CHAT_SHUTDOWN_TIMEOUT",
+	"CHAT_LOG_LEVEL",
+}
+
+// env returns a getenv reading m, never the process environment.
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func parse(t *testing.T, args []string, vars map[string]string) (config.Config, string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	c, err := config.Parse(args, env(vars), &out)
+	return c, out.String(), err
+}
+
+func TestDefaults(t *testing.T) {
+	c, out, err := parse(t, nil, nil)
+	if err != nil {
+		t.Fatalf("Parse with no flags and no environment: %v\n%s", err, out)
+	}
+	host, _ := os.Hostname()
+	want := config.Config{
+		HTTPAddr:        ":8080",
+		NodeName:        host,
+		NATSURL:         "",
+		DataDir:         "./data",
+		NATSListen:      "127.0.0.1:4222",
+		MaxMessageBytes: 4096,
+		HistoryMaxMsgs:  1000,
+		HistoryMaxAge:   168 * time.Hour,
+		ClientQueue:     256,
+		Heartbeat:       15 * time.Second,
+		ShutdownTimeout: 10 * time.Second,
+		LogLevel:        "info",
+	}
+	if c != want {
+		t.Fatalf("defaults =\n  %+v\nwant\n  %+v", c, want)
+	}
+	if out != "" {
+		t.Errorf("Parse wrote %q on success", out)
+	}
+}
+
+func TestEnvironment(t *testing.T) {
+	vars := map[string]string{
+		"CHAT_HTTP_ADDR":         ":9000",
+		"CHAT_NODE_NAME":         "gw-env",
+		"CHAT_NATS_URL":          "nats://a:4222,nats://b:4222",
+		"CHAT_DATA_DIR":          "/var/lib/chat",
+		"CHAT_NATS_LISTEN":       "off",
+		"CHAT_MAX_MESSAGE_BYTES": "100",
+		"CHAT_HISTORY_MAX_MSGS":  "50",
+		"CHAT_HISTORY_MAX_AGE":   "1h",
+		"CHAT_CLIENT_QUEUE":      "8",
+		"CHAT_HEARTBEAT":         "5s",
+		"CHAT_SHUTDOWN_TIMEOUT":  "3s",
+		"CHAT_LOG_LEVEL":         "debug",
+		"HTTP_ADDR":              ":1", // not a CHAT_ variable
+	}
+	c, out, err := parse(t, nil, vars)
+	if err != nil {
+		t.Fatalf("Parse: %v\n%s", err, out)
+	}
+	want := config.Config{
+		HTTPAddr:        ":9000",
+		NodeName:        "gw-env",
+		NATSURL:         "nats://a:4222,nats://b:4222",
+		DataDir:         "/var/lib/chat",
+		NATSListen:      "off",
+		MaxMessageBytes: 100,
+		HistoryMaxMsgs:  50,
+		HistoryMaxAge:   time.Hour,
+		ClientQueue:     8,
+		Heartbeat:       5 * time.Second,
+		ShutdownTimeout: 3 * time.Second,
+		LogLevel:        "debug",
+	}
+	if c != want {
+		t.Fatalf("config from environment =\n  %+v\nwant\n  %+v", c, want)
+	}
+}
+
+func TestFlagsOverEnvironment(t *testing.T) {
+	vars := map[string]string{"CHAT_HTTP_ADDR": ":9000", "CHAT_NODE_NAME": "gw-env", "CHAT_HEARTBEAT": "5s"}
+	tests := []struct {
+		name  string
+		args  []string
+		check func(config.Config) bool
+	}{
+		{"env when flag absent", nil, func(c config.Config) bool { return c.HTTPAddr == ":9000" && c.NodeName == "gw-env" }},
+		{"flag wins", []string{"--http-addr", ":7000"}, func(c config.Config) bool { return c.HTTPAddr == ":7000" && c.NodeName == "gw-env" }},
+		{"flag with =", []string{"-http-addr=:7001", "--node-name=gw-flag"}, func(c config.Config) bool { return c.HTTPAddr == ":7001" && c.NodeName == "gw-flag" }},
+		{"duration flag wins", []string{"--heartbeat", "1m"}, func(c config.Config) bool { return c.Heartbeat == time.Minute }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, out, err := parse(t, tt.args, vars)
+			if err != nil {
+				t.Fatalf("Parse(%q): %v\n%s", tt.args, err, out)
+			}
+			if !tt.check(c) {
+				t.Fatalf("Parse(%q) = %+v", tt.args, c)
+			}
+		})
+	}
+}
+
+func TestBadEnvironment(t *testing.T) {
+	tests := []struct {
+		key, value string
+	}{
+		{"CHAT_HEARTBEAT", "soon"},
+		{"CHAT_HISTORY_MAX_AGE", "10"}, // a duration without a unit
+		{"CHAT_MAX_MESSAGE_BYTES", "4k"},
+		{"CHAT_CLIENT_QUEUE", "1.5"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.key, func(t *testing.T) {
+			_, _, err := parse(t, nil, map[string]string{"CHAT_NODE_NAME": "gw", tt.key: tt.value})
+			if err == nil {
+				t.Fatalf("Parse with %s=%q: want an error", tt.key, tt.value)
+			}
+			if !strings.Contains(err.Error(), tt.key) || !strings.Contains(err.Error(), tt.value) {
+				t.Fatalf("Parse with %s=%q: error %q does not name the variable and its value", tt.key, tt.value, err)
+			}
+		})
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, arg := range []string{"--help", "-h"} {
+		t.Run(arg, func(t *testing.T) {
+			_, out, err := parse(t, []string{arg}, nil)
+			if !errors.Is(err, config.ErrHelp) {
+				t.Fatalf("Parse(%s) = %v, want ErrHelp", arg, err)
+			}
+			if !strings.Contains(out, "Usage: chat-gateway") {
+				t.Errorf("usage does not start with the synopsis:\n%s", out)
+			}
+			for _, name := range envVars {
+				if !strings.Contains(out, name) {
+					t.Errorf("usage does not mention %s:\n%s", name, out)
+				}
+			}
+		})
+	}
+}
+
+// TestEveryVariableIsDocumented checks envVars against the variables Parse
+// actually reads, so a new flag cannot be left out of the test above.
+func TestEveryVariableIsDocumented(t *testing.T) {
+	read := map[string]bool{}
+	var out bytes.Buffer
+	_, err := config.Parse([]string{"--help"}, func(k string) string { read[k] = true; return "" }, &out)
+	if !errors.Is(err, config.ErrHelp) {
+		t.Fatalf("Parse(--help) = %v, want ErrHelp", err)
+	}
+	var got []string
+	for k := range read {
+		got = append(got, k)
+	}
+	sort.Strings(got)
+	want := append([]string(nil), envVars...)
+	sort.Strings(want)
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("Parse reads %v, want %v", got, want)
+	}
+}
+
+func TestInvalidValues(t *testing.T) {
+	base := map[string]string{"CHAT_NODE_NAME": "gw"}
+	tests := []struct {
+		name    string
+		args    []string
+		vars    map[string]string
+		mention string // part of the error message
+	}{
+		{"max-message-bytes 0", []string{"--max-message-bytes", "0"}, base, "--max-message-bytes"},
+		{"max-message-bytes too big", []string{"--max-message-bytes", "524289"}, base, "--max-message-bytes"},
+		{"max-message-bytes 0 from env", nil, map[string]string{"CHAT_NODE_NAME": "gw", "CHAT_MAX_MESSAGE_BYTES": "0"}, "--max-message-bytes"},
+		{"log-level loud", []string{"--log-level", "loud"}, base, "loud"},
+		{"log-level loud from env", nil, map[string]string{"CHAT_NODE_NAME": "gw", "CHAT_LOG_LEVEL": "loud"}, "loud"},
+		{"history-max-msgs 0", []string{"--history-max-msgs", "0"}, base, "--history-max-msgs"},
+		{"history-max-age negative", []string{"--history-max-age", "-1h"}, base, "--history-max-age"},
+		{"client-queue 0", []string{"--client-queue", "0"}, base, "--client-queue"},
+		{"heartbeat 0", []string{"--heartbeat", "0s"}, base, "--heartbeat"},
+		{"empty node name", []string{"--node-name", ""}, base, "--node-name"},
+		{"empty data dir", []string{"--data-dir", ""}, base, "--data-dir"},
+		{"unknown flag", []string{"--loud"}, base, "loud"},
+		{"bad flag value", []string{"--heartbeat", "soon"}, base, "heartbeat"},
+		{"positional argument", []string{"serve"}, base, "serve"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := parse(t, tt.args, tt.vars)
+			if err == nil {
+				t.Fatalf("Parse(%q): want an error", tt.args)
+			}
+			if !strings.Contains(err.Error(), tt.mention) {
+				t.Fatalf("Parse(%q) = %q, want it to mention %q", tt.args, err, tt.mention)
+			}
+		})
+	}
+	// An external NATS cluster needs no data folder.
+	if _, _, err := parse(t, []string{"--data-dir", "", "--nats-url", "nats://a:4222"}, base); err != nil {
+		t.Fatalf("Parse with --nats-url and no --data-dir: %v", err)
+	}
+	// Several bad values are all reported.
+	_, _, err := parse(t, []string{"--max-message-bytes", "0", "--log-level", "loud"}, base)
+	if err == nil || !strings.Contains(err.Error(), "--max-message-bytes") || !strings.Contains(err.Error(), "loud") {
+		t.Fatalf("Parse with two bad values = %v, want both reported", err)
+	}
+}

@@ -1,0 +1,244 @@
+// Package ssetest is an SSE client for tests: it opens a stream, waits
+// until the server has registered it, and hands out parsed events.
+package ssetest
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Event is one SSE event or field group.
+type Event struct {
+	ID    string
+	Event string
+	Data  string
+	Retry string
+}
+
+// Message is the JSON data of a message event.
+type Message struct {
+	Seq    uint64    `json:"seq"`
+	ID     string    `json:"id"`
+	Room   string    `json:"room"`
+	User   string    `json:"user"`
+	Text   string    `json:"text"`
+	TS     time.Time `json:"ts"`
+	Node   string    `json:"node"`
+	Cursor string    `json:"cursor"`
+}
+
+// Stream is an open SSE stream.
+type Stream struct {
+	Resp   *http.Response
+	events chan Event
+	done   chan error
+	cancel context.CancelFunc
+	client *http.Client
+	mu     sync.Mutex
+	paused bool
+	cond   *sync.Cond
+}
+
+// Option changes how a stream is opened.
+type Option func(*net.Dialer)
+
+// RecvBuffer sets the stream socket's receive buffer to n bytes, so a
+// paused stream fills the connection quickly, like a stalled client.
+func RecvBuffer(n int) Option {
+	return func(d *net.Dialer) {
+		d.Control = func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			err := c.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, n)
+			})
+			if err != nil {
+				return err
+			}
+			return serr
+		}
+	}
+}
+
+// ErrClosed is returned by Next once the stream has ended.
+var ErrClosed = errors.New("stream ended")
+
+// Open opens url as an SSE stream with optional headers and waits until the
+// server has sent its opening retry field, which it does after registering
+// the listener. The stream is closed when the test ends.
+func Open(t testing.TB, url string, header http.Header, opts ...Option) *Stream {
+	t.Helper()
+	s, err := Dial(url, header, opts...)
+	if err != nil {
+		t.Fatalf("open stream %s: %v", url, err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Dial is Open without a test: it returns an error instead of failing.
+func Dial(url string, header http.Header, opts ...Option) (*Stream, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	dialer := &net.Dialer{Timeout: 10 * time.Second}
+	for _, o := range opts {
+		o(dialer)
+	}
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, DialContext: dialer.DialContext}}
+	resp, err := client.Do(req)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		cancel()
+		return nil, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	s := &Stream{Resp: resp, events: make(chan Event, 1<<16), done: make(chan error, 1), cancel: cancel, client: client}
+	s.cond = sync.NewCond(&s.mu)
+	go s.read()
+	select {
+	case ev, ok := <-s.events:
+		if !ok || ev.Retry == "" {
+			s.Close()
+			return nil, fmt.Errorf("stream did not open with a retry field: %+v", ev)
+		}
+	case <-time.After(10 * time.Second):
+		s.Close()
+		return nil, errors.New("stream did not open within 10s")
+	}
+	return s, nil
+}
+
+func (s *Stream) read() {
+	defer close(s.events)
+	r := bufio.NewReaderSize(s.Resp.Body, 64<<10)
+	var ev Event
+	var data []string
+	for {
+		s.mu.Lock()
+		for s.paused {
+			s.cond.Wait()
+		}
+		s.mu.Unlock()
+		line, err := r.ReadString('\n')
+		if err != nil {
+			s.done <- err
+			return
+		}
+		line = strings.TrimRight(line, "\n")
+		switch {
+		case line == "":
+			if ev != (Event{}) || data != nil {
+				ev.Data = strings.Join(data, "\n")
+				s.events <- ev
+			}
+			ev, data = Event{}, nil
+		case strings.HasPrefix(line, ":"):
+		default:
+			field, value, _ := strings.Cut(line, ":")
+			value = strings.TrimPrefix(value, " ")
+			switch field {
+			case "id":
+				ev.ID = value
+			case "event":
+				ev.Event = value
+			case "data":
+				data = append(data, value)
+			case "retry":
+				ev.Retry = value
+			}
+		}
+	}
+}
+
+// Next returns the next event, waiting at most timeout.
+func (s *Stream) Next(timeout time.Duration) (Event, error) {
+	select {
+	case ev, ok := <-s.events:
+		if !ok {
+			return Event{}, ErrClosed
+		}
+		return ev, nil
+	case <-time.After(timeout):
+		return Event{}, fmt.Errorf("no event within %s", timeout)
+	}
+}
+
+// NextMessage returns the next message event's data, skipping other
+// events, waiting at most timeout in all.
+func (s *Stream) NextMessage(timeout time.Duration) (Message, Event, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		ev, err := s.Next(time.Until(deadline))
+		if err != nil {
+			return Message{}, ev, err
+		}
+		if ev.Event != "message" {
+			continue
+		}
+		var m Message
+		if err := json.Unmarshal([]byte(ev.Data), &m); err != nil {
+			return Message{}, ev, fmt.Errorf("message data %q: %w", ev.Data, err)
+		}
+		return m, ev, nil
+	}
+}
+
+// Pause stops reading from the connection (after the current line and
+// what is already buffered), as a stalled client would.
+func (s *Stream) Pause() {
+	s.mu.Lock()
+	s.paused = true
+	s.mu.Unlock()
+}
+
+// Resume reads from the connection again after Pause.
+func (s *Stream) Resume() {
+	s.mu.Lock()
+	s.paused = false
+	s.cond.Broadcast()
+	s.mu.Unlock()
+}
+
+// Drain discards events until the stream ends and returns ErrClosed, or
+// returns another error when it has not ended within timeout.
+func (s *Stream) Drain(timeout time.Duration) error {
+	deadline := time.After(timeout)
+	for {
+		select {
+		case _, ok := <-s.events:
+			if !ok {
+				return ErrClosed
+			}
+		case <-deadline:
+			return fmt.Errorf("stream still open after %s", timeout)
+		}
+	}
+}
+
+// Close ends the stream and releases its connection.
+func (s *Stream) Close() {
+	s.Resume()
+	s.cancel()
+	s.Resp.Body.Close()
+	s.client.CloseIdleConnections()
+}
