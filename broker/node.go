@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -17,7 +16,7 @@ import (
 type NodeOptions struct {
 	// Name is the node's server name; it must be unique within a cluster.
 	Name string
-	// DataDir holds the JetStream store (in DataDir/jetstream).
+	// DataDir holds the JetStream store (nats-server uses DataDir/jetstream).
 	DataDir string
 	// ClientListen is "host:port" for NATS clients; empty means no client
 	// listener (in-process connections only).
@@ -43,7 +42,7 @@ func StartNode(o NodeOptions) (*Node, error) {
 	opts := &server.Options{
 		ServerName: o.Name,
 		JetStream:  true,
-		StoreDir:   filepath.Join(o.DataDir, "jetstream"),
+		StoreDir:   o.DataDir, // nats-server stores in StoreDir/jetstream
 		NoSigs:     true,
 		NoLog:      o.Logger == nil,
 	}

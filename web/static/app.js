@@ -52,9 +52,25 @@ function render(msg) {
   list.scrollTop = list.scrollHeight;
 }
 
-function connect() {
+// loadHistory shows the room's last 50 messages and returns the cursor of
+// the newest, so the live stream can resume right after it.
+async function loadHistory() {
+  try {
+    const resp = await fetch(base + "/messages?limit=50", { headers: { Accept: "application/json" } });
+    if (!resp.ok) return "";
+    const page = await resp.json();
+    const msgs = Array.isArray(page.messages) ? page.messages : [];
+    msgs.forEach(render);
+    return msgs.length ? msgs[msgs.length - 1].cursor || "" : "";
+  } catch {
+    return "";
+  }
+}
+
+function connect(cursor) {
   setStatus("connecting…");
-  const events = new EventSource(base + "/events");
+  const url = base + "/events" + (cursor ? "?last_event_id=" + encodeURIComponent(cursor) : "");
+  const events = new EventSource(url);
   events.addEventListener("open", () => setStatus("connected"));
   events.addEventListener("error", () => {
     if (events.readyState === EventSource.CONNECTING) setStatus("reconnecting…");
@@ -133,4 +149,4 @@ try {
   // storage unavailable
 }
 
-connect();
+loadHistory().then(connect);
