@@ -329,14 +329,7 @@ func TestHistoryPerRoomLimit(t *testing.T) {
 
 func TestLiveRepublish(t *testing.T) {
 	e := newHistoryEnv(t, broker.HistoryConfig{})
-	sub, err := e.nc.SubscribeSync(broker.LiveSubject("a"))
-	if err != nil {
-		t.Fatalf("subscribe: %v", err)
-	}
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
-	if err := e.nc.Flush(); err != nil {
-		t.Fatalf("flush: %v", err)
-	}
+	sub := brokertest.SubscribeSync(t, e.nc, broker.LiveSubject("a"))
 
 	a1 := e.publish(t, "a", "a1")
 	e.publish(t, "b", "b1")
@@ -436,14 +429,7 @@ func TestStoredMessageFromHeaders(t *testing.T) {
 // headers the publisher sent, and only those may be trusted.
 func TestStoredMessageIgnoresPublisherPositionHeaders(t *testing.T) {
 	e := newHistoryEnv(t, broker.HistoryConfig{})
-	sub, err := e.nc.SubscribeSync(broker.LiveSubject("a"))
-	if err != nil {
-		t.Fatalf("subscribe: %v", err)
-	}
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
-	if err := e.nc.Flush(); err != nil {
-		t.Fatalf("flush: %v", err)
-	}
+	sub := brokertest.SubscribeSync(t, e.nc, broker.LiveSubject("a"))
 	a1 := e.publish(t, "a", "a1")
 	forged := nats.NewMsg(broker.RoomSubject("a"))
 	forged.Header.Set("Nats-Subject", broker.RoomSubject("victim"))

@@ -14,7 +14,6 @@ import (
 
 	"github.com/chatscalable/chatscalable/broker/brokertest"
 	"github.com/chatscalable/chatscalable/gateway"
-	"github.com/nats-io/nats.go"
 )
 
 func TestBadInputIsRejected(t *testing.T) {
@@ -23,18 +22,7 @@ func TestBadInputIsRejected(t *testing.T) {
 		o.MaxMessageBytes = 100
 		o.BodyTimeout = 500 * time.Millisecond
 	})
-	nc, err := nats.Connect(node.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	published, err := nc.SubscribeSync("chat.room.>")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	published := brokertest.SubscribeSync(t, brokertest.Connect(t, node.ClientURL()), "chat.room.>")
 
 	const jsonType = "application/json"
 	const formType = "application/x-www-form-urlencoded"

@@ -221,18 +221,8 @@ func TestTwoGatewaysShareOneNode(t *testing.T) {
 func TestNATSClientsShareTheBus(t *testing.T) {
 	node := brokertest.StartNode(t)
 	g := startGateway(t, "gw-1", node.ClientURL())
-	nc, err := nats.Connect(node.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	sub, err := nc.SubscribeSync("chat.room.>")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	nc := brokertest.Connect(t, node.ClientURL())
+	sub := brokertest.SubscribeSync(t, nc, "chat.room.>")
 	listener := ssetest.Open(t, g.URL()+"/listen?room=lobby", nil)
 
 	// A gateway publish reaches a NATS subscriber as the envelope.

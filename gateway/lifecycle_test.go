@@ -113,3 +113,31 @@ func TestShutdownEndsStreamsWithRetryHint(t *testing.T) {
 		t.Fatalf("stream still open after shutdown: %v", err)
 	}
 }
+
+func TestWithoutNATSPublishGets503(t *testing.T) {
+	node := brokertest.StartNode(t)
+	g := startGateway(t, "gw-lost", node.ClientURL())
+	postJSON(t, g.URL(), "lobby", "ana", "while connected")
+
+	node.Shutdown()
+	brokertest.CheckFor(t, wait, 20*time.Millisecond, func() error {
+		if r := do(t, http.MethodGet, g.URL()+"/readyz", "", nil, nil); r.status != http.StatusServiceUnavailable {
+			return fmt.Errorf("readyz %d", r.status)
+		}
+		return nil
+	})
+	start := time.Now()
+	r := do(t, http.MethodPost, g.URL()+"/rooms/lobby/messages", "application/json", strings.NewReader(`{"text":"lost?"}`), nil)
+	if r.status != http.StatusServiceUnavailable || r.errorCode() != "unavailable" {
+		t.Fatalf("publish without NATS: %d %s", r.status, r.body)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("publish without NATS took %s to fail", d)
+	}
+	if r := do(t, http.MethodGet, g.URL()+"/listen", "", nil, nil); r.status != http.StatusServiceUnavailable {
+		t.Errorf("listen without NATS: %d %s", r.status, r.body)
+	}
+	if r := do(t, http.MethodGet, g.URL()+"/healthz", "", nil, nil); r.status != http.StatusOK {
+		t.Errorf("healthz without NATS: %d", r.status)
+	}
+}

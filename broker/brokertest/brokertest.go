@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
+	"github.com/nats-io/nats.go"
 )
 
 // StartNode starts an embedded JetStream node with a client listener on a
@@ -41,4 +42,31 @@ func CheckFor(t testing.TB, total, wait time.Duration, f func() error) {
 		}
 		time.Sleep(wait)
 	}
+}
+
+// Connect connects to a NATS server at url; the connection is closed when
+// the test ends.
+func Connect(t testing.TB, url string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", url, err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// SubscribeSync subscribes nc to subject and waits until the server has
+// registered the subscription; it is removed when the test ends.
+func SubscribeSync(t testing.TB, nc *nats.Conn, subject string) *nats.Subscription {
+	t.Helper()
+	sub, err := nc.SubscribeSync(subject)
+	if err != nil {
+		t.Fatalf("subscribe to %s: %v", subject, err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := nc.Flush(); err != nil {
+		t.Fatalf("flush after subscribing to %s: %v", subject, err)
+	}
+	return sub
 }

@@ -42,14 +42,8 @@ func (s *Server) publishForm(w http.ResponseWriter, r *http.Request) {
 	if room == "" {
 		room = DefaultRoom
 	}
-	m, aerr := s.newMessage(room, form.Get("user"), form.Get("message"))
-	if aerr != nil {
-		aerr.write(w)
-		return
-	}
-	stored, aerr := s.store(r.Context(), m)
-	if aerr != nil {
-		aerr.write(w)
+	stored, ok := s.publish(w, r, room, form.Get("user"), form.Get("message"))
+	if !ok {
 		return
 	}
 	if wantJSON {
@@ -105,17 +99,23 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 	if in.User != nil {
 		user = *in.User
 	}
-	m, aerr := s.newMessage(room, user, *in.Text)
+	if stored, ok := s.publish(w, r, room, user, *in.Text); ok {
+		writeJSON(w, http.StatusCreated, s.wire(stored))
+	}
+}
+
+// publish validates and stores a message; on failure it has written the
+// error response and returns false.
+func (s *Server) publish(w http.ResponseWriter, r *http.Request, room, user, text string) (broker.Message, bool) {
+	m, aerr := s.newMessage(room, user, text)
+	if aerr == nil {
+		m, aerr = s.store(r.Context(), m)
+	}
 	if aerr != nil {
 		aerr.write(w)
-		return
+		return m, false
 	}
-	stored, aerr := s.store(r.Context(), m)
-	if aerr != nil {
-		aerr.write(w)
-		return
-	}
-	writeJSON(w, http.StatusCreated, s.wire(stored))
+	return m, true
 }
 
 // newMessage validates the fields of a message to publish.
