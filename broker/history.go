@@ -31,8 +31,13 @@ type HistoryConfig struct {
 	MaxMsgsPerRoom int64
 	// MaxAge bounds how long messages are kept (default 168h).
 	MaxAge time.Duration
-	// Replicas is the stream's replication factor (default 1).
+	// Replicas is the stream's replication factor; 0 chooses it: 3 when
+	// ClusterSize is 3 or more, else 1, and never fewer than the existing
+	// stream has, so an automatic choice never scales history down.
 	Replicas int
+	// ClusterSize is the number of NATS servers the caller knows of, for
+	// the automatic choice of Replicas.
+	ClusterSize int
 	// DuplicateWindow is how long publish ids are remembered for
 	// de-duplication (default 2m).
 	DuplicateWindow time.Duration
@@ -46,7 +51,7 @@ func (c HistoryConfig) streamConfig() jetstream.StreamConfig {
 		c.MaxAge = 168 * time.Hour
 	}
 	if c.Replicas <= 0 {
-		c.Replicas = 1
+		c.Replicas = c.autoReplicas()
 	}
 	if c.DuplicateWindow <= 0 {
 		c.DuplicateWindow = 2 * time.Minute
@@ -70,6 +75,13 @@ func (c HistoryConfig) streamConfig() jetstream.StreamConfig {
 	}
 }
 
+func (c HistoryConfig) autoReplicas() int {
+	if c.ClusterSize >= 3 {
+		return 3
+	}
+	return 1
+}
+
 // History reads and maintains the history stream.
 type History struct {
 	nc *nats.Conn
@@ -91,11 +103,21 @@ func (h *History) JetStream() jetstream.JetStream { return h.js }
 // Ensure creates the history stream, or updates its limits, and returns
 // the stream's epoch.
 func (h *History) Ensure(ctx context.Context, cfg HistoryConfig) (uint64, error) {
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = cfg.autoReplicas()
+		if s, err := h.js.Stream(ctx, StreamName); err == nil {
+			cfg.Replicas = max(cfg.Replicas, s.CachedInfo().Config.Replicas)
+		}
+	}
 	s, err := h.js.CreateOrUpdateStream(ctx, cfg.streamConfig())
 	if err != nil {
 		return 0, fmt.Errorf("create or update stream %s: %w", StreamName, err)
 	}
-	return epochOf(s.CachedInfo()), nil
+	info := s.CachedInfo()
+	if info.Cluster != nil && info.Cluster.Leader == "" {
+		return 0, fmt.Errorf("stream %s: %w", StreamName, ErrNoLeader)
+	}
+	return epochOf(info), nil
 }
 
 // Epoch returns the history stream's epoch: its creation time in Unix
@@ -136,6 +158,10 @@ func (h *History) Publish(ctx context.Context, m Message) (Message, error) {
 	m.Seq = ack.Sequence
 	return m, nil
 }
+
+// ErrNoLeader is returned by Ensure while the clustered stream has no
+// leader, so it cannot store messages yet.
+var ErrNoLeader = errors.New("the stream has no leader yet")
 
 // ErrNotStored is returned for a message without stream position headers.
 var ErrNotStored = errors.New("message carries no stream position")

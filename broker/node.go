@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
+	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -21,6 +24,25 @@ type NodeOptions struct {
 	// ClientListen is "host:port" for NATS clients; empty means no client
 	// listener (in-process connections only).
 	ClientListen string
+	// ClusterName names the NATS cluster this node joins (default "chat").
+	ClusterName string
+	// ClusterListen is "host:port" for routes from other nodes; empty means
+	// a standalone node.
+	ClusterListen string
+	// Routes are the other nodes' route URLs (nats://host:6222); a route to
+	// the node itself is allowed and ignored by nats-server.
+	Routes []string
+	// MonitorListen is "host:port" of the NATS HTTP monitoring endpoint
+	// (/healthz, /varz, /jsz); empty disables it.
+	MonitorListen string
+	// LameDuckDuration is how long Shutdown spends in lame-duck mode,
+	// moving clients to other nodes before stopping (0: stop at once).
+	LameDuckDuration time.Duration
+	// ElectionTimeout, when set, makes the cluster's Raft groups elect a new
+	// leader after between ElectionTimeout and twice that without hearing
+	// from the old one (nats-server's default is 4–9 s). It is process-wide
+	// and set by the first node started; commands set it, tests leave it.
+	ElectionTimeout time.Duration
 	// Logger receives the node's log lines; nil discards them.
 	Logger *slog.Logger
 	// ReadyTimeout bounds the wait for the node to accept connections
@@ -30,7 +52,8 @@ type NodeOptions struct {
 
 // Node is a running embedded NATS node with JetStream enabled.
 type Node struct {
-	srv *server.Server
+	srv      *server.Server
+	lameDuck bool
 }
 
 // ErrNodeNotReady is returned when a node does not become ready in time.
@@ -55,6 +78,38 @@ func StartNode(o NodeOptions) (*Node, error) {
 		}
 		opts.Host, opts.Port = host, port
 	}
+	if o.ClusterListen != "" {
+		host, port, err := splitHostPort(o.ClusterListen)
+		if err != nil {
+			return nil, fmt.Errorf("cluster listen address: %w", err)
+		}
+		opts.Cluster = server.ClusterOpts{Name: o.ClusterName, Host: host, Port: port}
+		if opts.Cluster.Name == "" {
+			opts.Cluster.Name = "chat"
+		}
+		if len(o.Routes) > 0 {
+			opts.Routes = server.RoutesFromStr(strings.Join(o.Routes, ","))
+			if len(opts.Routes) != len(o.Routes) {
+				return nil, fmt.Errorf("cluster routes %q: each must be a URL such as nats://host:6222", o.Routes)
+			}
+		}
+	} else if len(o.Routes) > 0 {
+		return nil, errors.New("cluster routes need a cluster listen address")
+	}
+	if o.MonitorListen != "" {
+		host, port, err := splitHostPort(o.MonitorListen)
+		if err != nil {
+			return nil, fmt.Errorf("monitor listen address: %w", err)
+		}
+		opts.HTTPHost, opts.HTTPPort = host, port
+	}
+	if o.LameDuckDuration > 0 {
+		opts.LameDuckDuration = o.LameDuckDuration
+		opts.LameDuckGracePeriod = min(o.LameDuckDuration/2, 10*time.Second)
+	}
+	if o.ElectionTimeout > 0 {
+		setElectionTimeout(o.ElectionTimeout)
+	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("configure nats node: %w", err)
@@ -71,12 +126,26 @@ func StartNode(o NodeOptions) (*Node, error) {
 		srv.Shutdown()
 		return nil, fmt.Errorf("%w within %s", ErrNodeNotReady, wait)
 	}
-	return &Node{srv: srv}, nil
+	return &Node{srv: srv, lameDuck: o.LameDuckDuration > 0}, nil
 }
 
-// ClientURL returns the node's NATS client URL, or "" without a listener.
-func (n *Node) ClientURL() string {
-	addr, ok := n.srv.Addr().(*net.TCPAddr)
+// Clustered reports whether the node is a member of a NATS cluster.
+func (n *Node) Clustered() bool { return n.srv.ClusterAddr() != nil }
+
+// ClusterURL returns the node's route URL, or "" for a standalone node.
+func (n *Node) ClusterURL() string { return tcpURL(n.srv.ClusterAddr()) }
+
+// MonitorURL returns the node's monitoring base URL (http://host:port), or
+// "" without monitoring.
+func (n *Node) MonitorURL() string {
+	if a := n.srv.MonitorAddr(); a != nil {
+		return "http" + strings.TrimPrefix(tcpURL(a), "nats")
+	}
+	return ""
+}
+
+func tcpURL(a net.Addr) string {
+	addr, ok := a.(*net.TCPAddr)
 	if !ok || addr == nil {
 		return ""
 	}
@@ -85,6 +154,11 @@ func (n *Node) ClientURL() string {
 		host = "127.0.0.1"
 	}
 	return "nats://" + net.JoinHostPort(host, strconv.Itoa(addr.Port))
+}
+
+// ClientURL returns the node's NATS client URL, or "" without a listener.
+func (n *Node) ClientURL() string {
+	return tcpURL(n.srv.Addr())
 }
 
 // Connect opens a client connection to the node, in-process: it works with
@@ -97,8 +171,12 @@ func (n *Node) Connect(opts ...nats.Option) (*nats.Conn, error) {
 // Server returns the underlying nats-server, for monitoring and tests.
 func (n *Node) Server() *server.Server { return n.srv }
 
-// Shutdown stops the node and waits until it has stopped.
+// Shutdown stops the node and waits until it has stopped. A node with a
+// lame-duck duration first moves its clients to other nodes over that time.
 func (n *Node) Shutdown() {
+	if n.lameDuck && n.srv.Running() {
+		n.srv.LameDuckShutdown()
+	}
 	n.srv.Shutdown()
 	n.srv.WaitForShutdown()
 }
@@ -130,3 +208,50 @@ func (g *natsLogger) Fatalf(f string, v ...any)  { g.l.Error(fmt.Sprintf(f, v...
 func (g *natsLogger) Errorf(f string, v ...any)  { g.l.Error(fmt.Sprintf(f, v...)) }
 func (g *natsLogger) Debugf(f string, v ...any)  { g.l.Debug(fmt.Sprintf(f, v...)) }
 func (g *natsLogger) Tracef(f string, v ...any)  { g.l.Debug(fmt.Sprintf(f, v...)) }
+
+// MeshSize returns the number of nodes in a mesh: this node (whose route
+// URL is self) and each route that does not point back to it. A route
+// points back when its port is this node's route port and its host is this
+// machine (a loopback or unspecified address, the host name, or an address
+// of a local interface).
+func MeshSize(self string, routes []string) int {
+	selfURL, err := url.Parse(self)
+	if self == "" || err != nil {
+		return 1 + len(routes)
+	}
+	seen := map[string]bool{}
+	for _, r := range routes {
+		u, err := url.Parse(r)
+		if err != nil || u.Host == "" {
+			continue
+		}
+		if u.Port() == selfURL.Port() && isLocalHost(u.Hostname()) {
+			continue
+		}
+		seen[u.Host] = true
+	}
+	return 1 + len(seen)
+}
+
+func isLocalHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	if name, err := os.Hostname(); err == nil && strings.EqualFold(host, name) {
+		return true
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return false
+	}
+	if ip.IsLoopback() || ip.IsUnspecified() {
+		return true
+	}
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+			return true
+		}
+	}
+	return false
+}

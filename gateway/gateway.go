@@ -35,6 +35,13 @@ type Options struct {
 	// NATSListen is the embedded node's client listener; "" or "off"
 	// disables it.
 	NATSListen string
+	// ClusterName, ClusterListen and ClusterRoutes join the embedded node
+	// to a peer mesh of gateways (see broker.NodeOptions).
+	ClusterName   string
+	ClusterListen string
+	ClusterRoutes []string
+	// ElectionTimeout tunes the mesh's Raft failover (see broker.NodeOptions).
+	ElectionTimeout time.Duration
 	// MaxMessageBytes is the largest message text accepted.
 	MaxMessageBytes int
 	// History holds the history stream's limits.
@@ -98,7 +105,9 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 		g.abort()
 		return nil, err
 	}
-	if g.node != nil {
+	if g.node != nil && !g.node.Clustered() {
+		// A standalone node can store history at once; a mesh needs its
+		// JetStream cluster to form first, which keepHistory waits for.
 		if err := g.ensureHistory(ctx); err != nil {
 			g.cleanup()
 			return nil, err
@@ -123,6 +132,7 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 		Store:           g.history,
 		Epoch:           g.epoch.Load,
 		Ready:           g.Ready,
+		NATSServer:      g.nc.ConnectedServerName,
 		MaxMessageBytes: o.MaxMessageBytes,
 		ClientQueue:     o.ClientQueue,
 		Heartbeat:       o.Heartbeat,
@@ -158,6 +168,9 @@ func (g *Gateway) connect() error {
 		nats.ReconnectBufSize(8 << 20),
 		nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			// Not ready until the history stream is checked again after the
+			// reconnect: the cluster may have restarted or lost it.
+			g.streamReady.Store(false)
 			g.log.Warn("nats disconnected", "err", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
@@ -175,6 +188,7 @@ func (g *Gateway) connect() error {
 			}
 			g.log.Warn("nats error", "subject", subject, "err", err)
 		}),
+		nats.DiscoveredServersHandler(func(*nats.Conn) { g.triggerRecheck() }),
 		nats.ClosedHandler(func(*nats.Conn) { close(g.closed) }),
 	}
 	var err error
@@ -184,10 +198,14 @@ func (g *Gateway) connect() error {
 			listen = ""
 		}
 		g.node, err = broker.StartNode(broker.NodeOptions{
-			Name:         o.NodeName,
-			DataDir:      o.DataDir,
-			ClientListen: listen,
-			Logger:       g.log,
+			Name:            o.NodeName,
+			DataDir:         o.DataDir,
+			ClientListen:    listen,
+			ClusterName:     o.ClusterName,
+			ClusterListen:   o.ClusterListen,
+			Routes:          o.ClusterRoutes,
+			ElectionTimeout: o.ElectionTimeout,
+			Logger:          g.log,
 		})
 		if err != nil {
 			return fmt.Errorf("start embedded nats: %w", err)
@@ -215,7 +233,9 @@ func (g *Gateway) triggerRecheck() {
 func (g *Gateway) ensureHistory(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	epoch, err := g.history.Ensure(ctx, g.opts.History)
+	cfg := g.opts.History
+	cfg.ClusterSize = g.clusterSize()
+	epoch, err := g.history.Ensure(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -224,6 +244,16 @@ func (g *Gateway) ensureHistory(ctx context.Context) error {
 	}
 	g.streamReady.Store(true)
 	return nil
+}
+
+// clusterSize is the number of NATS servers this gateway knows of: for a
+// mesh member, itself and the other nodes in its routes; for a client of an
+// external cluster, the servers it was given or has discovered.
+func (g *Gateway) clusterSize() int {
+	if g.node != nil {
+		return broker.MeshSize(g.node.ClusterURL(), g.opts.ClusterRoutes)
+	}
+	return len(g.nc.Servers())
 }
 
 // keepHistory makes sure the history stream exists: until it does, then

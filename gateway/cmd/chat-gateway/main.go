@@ -45,12 +45,20 @@ func run(args []string) int {
 		NATSURL:         cfg.NATSURL,
 		DataDir:         cfg.DataDir,
 		NATSListen:      cfg.NATSListen,
+		ClusterName:     cfg.ClusterName,
+		ClusterListen:   cfg.ClusterListen,
+		ClusterRoutes:   cfg.ClusterRoutes,
+		ElectionTimeout: cfg.ElectionTimeout,
 		MaxMessageBytes: cfg.MaxMessageBytes,
-		History:         broker.HistoryConfig{MaxMsgsPerRoom: cfg.HistoryMaxMsgs, MaxAge: cfg.HistoryMaxAge},
-		ClientQueue:     cfg.ClientQueue,
-		Heartbeat:       cfg.Heartbeat,
-		Version:         version,
-		Logger:          log,
+		History: broker.HistoryConfig{
+			MaxMsgsPerRoom: cfg.HistoryMaxMsgs,
+			MaxAge:         cfg.HistoryMaxAge,
+			Replicas:       cfg.HistoryReplicas,
+		},
+		ClientQueue: cfg.ClientQueue,
+		Heartbeat:   cfg.Heartbeat,
+		Version:     version,
+		Logger:      log,
 	})
 	if err != nil {
 		log.Error("start", "err", err)

@@ -42,6 +42,8 @@ type Config struct {
 	Epoch func() uint64
 	// Ready returns nil while the gateway can publish and stream.
 	Ready func() error
+	// NATSServer names the NATS server the gateway is connected to now.
+	NATSServer func() string
 
 	MaxMessageBytes int
 	ClientQueue     int
@@ -164,11 +166,12 @@ func (s *Server) static(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) node(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
-		"node":    s.cfg.Node,
-		"version": s.cfg.Version,
-		"nats":    s.cfg.NATSMode,
-		"go":      runtime.Version(),
-		"started": s.cfg.Started.UTC().Format(time.RFC3339),
+		"node":        s.cfg.Node,
+		"version":     s.cfg.Version,
+		"nats":        s.cfg.NATSMode,
+		"nats_server": s.cfg.NATSServer(),
+		"go":          runtime.Version(),
+		"started":     s.cfg.Started.UTC().Format(time.RFC3339),
 	})
 }
 

@@ -9,9 +9,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/chatscalable/chatscalable/broker/envflag"
 )
 
 // Config is chat-gateway's configuration.
@@ -21,9 +21,14 @@ type Config struct {
 	NATSURL         string
 	DataDir         string
 	NATSListen      string
+	ClusterName     string
+	ClusterListen   string
+	ClusterRoutes   []string
+	ElectionTimeout time.Duration
 	MaxMessageBytes int
 	HistoryMaxMsgs  int64
 	HistoryMaxAge   time.Duration
+	HistoryReplicas int
 	ClientQueue     int
 	Heartbeat       time.Duration
 	ShutdownTimeout time.Duration
@@ -39,33 +44,27 @@ var ErrHelp = flag.ErrHelp
 // written to out.
 func Parse(args []string, getenv func(string) string, out io.Writer) (Config, error) {
 	var c Config
-	fs := flag.NewFlagSet("chat-gateway", flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs := envflag.New("chat-gateway", getenv, out)
 	host, _ := os.Hostname()
-	env := envReader{getenv: getenv}
-
-	str := func(p *string, name, def, usage string) {
-		fs.StringVar(p, name, env.str(name, def), usage+" (env "+envName(name)+")")
-	}
-	integer := func(p *int, name string, def int, usage string) {
-		fs.IntVar(p, name, env.int(name, def), usage+" (env "+envName(name)+")")
-	}
-	duration := func(p *time.Duration, name string, def time.Duration, usage string) {
-		fs.DurationVar(p, name, env.duration(name, def), usage+" (env "+envName(name)+")")
-	}
 	var maxMsgs int
-	str(&c.HTTPAddr, "http-addr", ":8080", "HTTP listen address")
-	str(&c.NodeName, "node-name", host, "name of this gateway node, shown to users and in X-Chat-Node")
-	str(&c.NATSURL, "nats-url", "", "comma-separated NATS URLs of an external NATS cluster; empty starts an embedded NATS node")
-	str(&c.DataDir, "data-dir", "./data", "folder for the embedded node's JetStream data")
-	str(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "NATS client listener of the embedded node ('off' disables it)")
-	integer(&c.MaxMessageBytes, "max-message-bytes", 4096, "largest message text accepted, in bytes")
-	integer(&maxMsgs, "history-max-msgs", 1000, "messages kept per room")
-	duration(&c.HistoryMaxAge, "history-max-age", 168*time.Hour, "how long messages are kept")
-	integer(&c.ClientQueue, "client-queue", 256, "messages queued per SSE client before it is disconnected as too slow")
-	duration(&c.Heartbeat, "heartbeat", 15*time.Second, "interval of SSE heartbeat comments")
-	duration(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "grace period for a graceful stop")
-	str(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	var routes string
+	fs.String(&c.HTTPAddr, "http-addr", ":8080", "HTTP listen address")
+	fs.String(&c.NodeName, "node-name", host, "name of this gateway node, shown to users and in X-Chat-Node; unique in a cluster")
+	fs.String(&c.NATSURL, "nats-url", "", "comma-separated NATS URLs of an external NATS cluster; empty starts an embedded NATS node")
+	fs.String(&c.DataDir, "data-dir", "./data", "folder for the embedded node's JetStream data")
+	fs.String(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "NATS client listener of the embedded node ('off' disables it)")
+	fs.String(&c.ClusterName, "cluster-name", "chat", "NATS cluster name of the embedded node's peer mesh")
+	fs.String(&c.ClusterListen, "cluster-listen", "", "route listener (host:port) joining the embedded node to a peer mesh; empty: standalone")
+	fs.String(&routes, "cluster-routes", "", "comma-separated route URLs of the mesh's nodes (nats://host:6222), this node's own allowed")
+	fs.Duration(&c.ElectionTimeout, "election-timeout", time.Second, "Raft election timeout of the mesh: a new leader is elected between this and twice this after a node is lost")
+	fs.Int(&c.MaxMessageBytes, "max-message-bytes", 4096, "largest message text accepted, in bytes")
+	fs.Int(&maxMsgs, "history-max-msgs", 1000, "messages kept per room")
+	fs.Duration(&c.HistoryMaxAge, "history-max-age", 168*time.Hour, "how long messages are kept")
+	fs.Int(&c.HistoryReplicas, "history-replicas", 0, "replicas of the history stream; 0 picks 3 on a cluster of 3 or more nodes, else 1, and never scales down")
+	fs.Int(&c.ClientQueue, "client-queue", 256, "messages queued per SSE client before it is disconnected as too slow")
+	fs.Duration(&c.Heartbeat, "heartbeat", 15*time.Second, "interval of SSE heartbeat comments")
+	fs.Duration(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "grace period for a graceful stop")
+	fs.String(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "chat-gateway serves the ChatScalable HTTP API and chat page on a NATS bus.\n\nUsage: chat-gateway [flags]\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -73,13 +72,8 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
-	if env.err != nil {
-		return c, env.err
-	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
 	c.HistoryMaxMsgs = int64(maxMsgs)
+	c.ClusterRoutes = envflag.SplitList(routes)
 	return c, c.validate()
 }
 
@@ -97,6 +91,9 @@ func (c Config) validate() error {
 	if c.HistoryMaxAge <= 0 {
 		errs = append(errs, errors.New("--history-max-age must be positive"))
 	}
+	if c.HistoryReplicas < 0 || c.HistoryReplicas > 5 {
+		errs = append(errs, errors.New("--history-replicas must be from 0 (automatic) to 5"))
+	}
 	if c.ClientQueue < 1 {
 		errs = append(errs, errors.New("--client-queue must be at least 1"))
 	}
@@ -106,65 +103,16 @@ func (c Config) validate() error {
 	if c.NATSURL == "" && c.DataDir == "" {
 		errs = append(errs, errors.New("--data-dir must be set for the embedded NATS node"))
 	}
+	if c.NATSURL != "" && (c.ClusterListen != "" || len(c.ClusterRoutes) > 0) {
+		errs = append(errs, errors.New("--cluster-listen and --cluster-routes are for the embedded node; with --nats-url the gateway is a client of that cluster"))
+	}
+	if len(c.ClusterRoutes) > 0 && c.ClusterListen == "" {
+		errs = append(errs, errors.New("--cluster-routes needs --cluster-listen"))
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Errorf("--log-level %q is not one of debug, info, warn, error", c.LogLevel))
 	}
 	return errors.Join(errs...)
-}
-
-func envName(flag string) string {
-	return "CHAT_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
-}
-
-// envReader reads typed defaults from the environment, remembering the
-// first bad value.
-type envReader struct {
-	getenv func(string) string
-	err    error
-}
-
-func (e *envReader) str(name, def string) string {
-	if v, ok := e.lookup(name); ok {
-		return v
-	}
-	return def
-}
-
-func (e *envReader) int(name string, def int) int {
-	v, ok := e.lookup(name)
-	if !ok {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		e.fail(name, v, err)
-		return def
-	}
-	return n
-}
-
-func (e *envReader) duration(name string, def time.Duration) time.Duration {
-	v, ok := e.lookup(name)
-	if !ok {
-		return def
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		e.fail(name, v, err)
-		return def
-	}
-	return d
-}
-
-func (e *envReader) lookup(name string) (string, bool) {
-	v := e.getenv(envName(name))
-	return v, v != ""
-}
-
-func (e *envReader) fail(name, v string, err error) {
-	if e.err == nil {
-		e.err = fmt.Errorf("%s=%q: %w", envName(name), v, err)
-	}
 }

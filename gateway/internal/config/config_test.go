@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -19,6 +20,11 @@ var envVars = []string{
 	"CHAT_NATS_URL",
 	"CHAT_DATA_DIR",
 	"CHAT_NATS_LISTEN",
+	"CHAT_CLUSTER_NAME",
+	"CHAT_CLUSTER_LISTEN",
+	"CHAT_CLUSTER_ROUTES",
+	"CHAT_ELECTION_TIMEOUT",
+	"CHAT_HISTORY_REPLICAS",
 	"CHAT_MAX_MESSAGE_BYTES",
 	"CHAT_HISTORY_MAX_MSGS",
 	"CHAT_HISTORY_MAX_AGE",
@@ -52,6 +58,8 @@ func TestDefaults(t *testing.T) {
 		NATSURL:         "",
 		DataDir:         "./data",
 		NATSListen:      "127.0.0.1:4222",
+		ClusterName:     "chat",
+		ElectionTimeout: time.Second,
 		MaxMessageBytes: 4096,
 		HistoryMaxMsgs:  1000,
 		HistoryMaxAge:   168 * time.Hour,
@@ -60,7 +68,7 @@ func TestDefaults(t *testing.T) {
 		ShutdownTimeout: 10 * time.Second,
 		LogLevel:        "info",
 	}
-	if c != want {
+	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults =\n  %+v\nwant\n  %+v", c, want)
 	}
 	if out != "" {
@@ -94,6 +102,8 @@ func TestEnvironment(t *testing.T) {
 		NATSURL:         "nats://a:4222,nats://b:4222",
 		DataDir:         "/var/lib/chat",
 		NATSListen:      "off",
+		ClusterName:     "chat",
+		ElectionTimeout: time.Second,
 		MaxMessageBytes: 100,
 		HistoryMaxMsgs:  50,
 		HistoryMaxAge:   time.Hour,
@@ -102,7 +112,7 @@ func TestEnvironment(t *testing.T) {
 		ShutdownTimeout: 3 * time.Second,
 		LogLevel:        "debug",
 	}
-	if c != want {
+	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("config from environment =\n  %+v\nwant\n  %+v", c, want)
 	}
 }
@@ -151,6 +161,29 @@ func TestBadEnvironment(t *testing.T) {
 				t.Fatalf("Parse with %s=%q: error %q does not name the variable and its value", tt.key, tt.value, err)
 			}
 		})
+	}
+}
+
+func TestFlagOverridesBadEnvironment(t *testing.T) {
+	c, _, err := parse(t, []string{"--heartbeat", "5s"}, map[string]string{"CHAT_HEARTBEAT": "soon"})
+	if err != nil || c.Heartbeat != 5*time.Second {
+		t.Fatalf("Parse(--heartbeat 5s) with CHAT_HEARTBEAT=soon = %v, %v; want the flag to win", c.Heartbeat, err)
+	}
+}
+
+func TestClusterFlags(t *testing.T) {
+	c, _, err := parse(t, []string{"--cluster-listen", "127.0.0.1:6222", "--cluster-routes", " nats://a:6222, ,nats://b:6222"}, nil)
+	if err != nil || c.ClusterListen != "127.0.0.1:6222" || !reflect.DeepEqual(c.ClusterRoutes, []string{"nats://a:6222", "nats://b:6222"}) {
+		t.Fatalf("cluster flags: %+v, %v", c, err)
+	}
+	for _, args := range [][]string{
+		{"--cluster-routes", "nats://a:6222"},
+		{"--nats-url", "nats://x:4222", "--cluster-listen", ":6222"},
+		{"--history-replicas", "7"},
+	} {
+		if _, _, err := parse(t, args, nil); err == nil {
+			t.Errorf("Parse(%q): want an error", args)
+		}
 	}
 }
 

@@ -1,0 +1,114 @@
+// Package envflag defines command-line flags whose defaults come from
+// CHAT_-prefixed environment variables (--http-addr ↔ CHAT_HTTP_ADDR), so
+// every ChatScalable command can be configured either way; a flag given on
+// the command line wins.
+package envflag
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Set is a flag set reading defaults from the environment.
+type Set struct {
+	*flag.FlagSet
+	getenv func(string) string
+	errs   []envError
+}
+
+// New returns a Set for the command name; usage text goes to out.
+func New(name string, getenv func(string) string, out io.Writer) *Set {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	return &Set{FlagSet: fs, getenv: getenv}
+}
+
+// EnvName returns the environment variable of a flag: CHAT_ and the flag's
+// name in upper case with '_' for '-'.
+func EnvName(flag string) string {
+	return "CHAT_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// String defines a string flag.
+func (s *Set) String(p *string, name, def, usage string) {
+	if v, ok := s.lookup(name); ok {
+		def = v
+	}
+	s.StringVar(p, name, def, s.usage(name, usage))
+}
+
+// Int defines an int flag.
+func (s *Set) Int(p *int, name string, def int, usage string) {
+	if v, ok := s.lookup(name); ok {
+		if n, err := strconv.Atoi(v); err != nil {
+			s.fail(name, v, err)
+		} else {
+			def = n
+		}
+	}
+	s.IntVar(p, name, def, s.usage(name, usage))
+}
+
+// Duration defines a duration flag (Go syntax: 15s, 2m, 168h).
+func (s *Set) Duration(p *time.Duration, name string, def time.Duration, usage string) {
+	if v, ok := s.lookup(name); ok {
+		if d, err := time.ParseDuration(v); err != nil {
+			s.fail(name, v, err)
+		} else {
+			def = d
+		}
+	}
+	s.DurationVar(p, name, def, s.usage(name, usage))
+}
+
+// Parse parses args. A bad environment value is an error unless its flag
+// was given on the command line.
+func (s *Set) Parse(args []string) error {
+	if err := s.FlagSet.Parse(args); err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	s.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	for _, e := range s.errs {
+		if !set[e.flag] {
+			errs = append(errs, errors.New(e.msg))
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	if s.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", s.Arg(0))
+	}
+	return nil
+}
+
+func (s *Set) usage(name, usage string) string { return usage + " (env " + EnvName(name) + ")" }
+
+func (s *Set) lookup(name string) (string, bool) {
+	v := s.getenv(EnvName(name))
+	return v, v != ""
+}
+
+func (s *Set) fail(name, v string, err error) {
+	s.errs = append(s.errs, envError{flag: name, msg: fmt.Sprintf("%s=%q: %v", EnvName(name), v, err)})
+}
+
+type envError struct{ flag, msg string }
+
+// SplitList splits a comma-separated flag value, dropping blanks and spaces.
+func SplitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,489 @@
+package clustertest_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chatscalable/chatscalable/broker"
+	"github.com/chatscalable/chatscalable/broker/brokertest"
+	"github.com/chatscalable/chatscalable/gateway/internal/clustertest"
+	"github.com/chatscalable/chatscalable/gateway/internal/ssetest"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func TestMain(m *testing.M) { clustertest.Main(m) }
+
+const wait = 15 * time.Second
+
+func publish(base, room, user, text string) (int, error) {
+	b, _ := json.Marshal(map[string]string{"user": user, "text": text})
+	client := http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Post(base+"/rooms/"+room+"/messages", "application/json", bytes.NewReader(b))
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+func mustPublish(t *testing.T, base, room, user, text string) {
+	t.Helper()
+	status, err := publish(base, room, user, text)
+	if err != nil || status != http.StatusCreated {
+		t.Fatalf("publish %q on %s: %d %v", text, base, status, err)
+	}
+}
+
+// expectTexts reads messages from s until it has seen every text in want
+// (in any order across publishers), failing after timeout.
+func expectTexts(t *testing.T, who string, s *ssetest.Stream, want ...string) {
+	t.Helper()
+	missing := map[string]bool{}
+	for _, w := range want {
+		missing[w] = true
+	}
+	deadline := time.Now().Add(wait)
+	for len(missing) > 0 {
+		m, _, err := s.NextMessage(time.Until(deadline))
+		if err != nil {
+			t.Fatalf("%s: still missing %v: %v", who, keys(missing), err)
+		}
+		delete(missing, m.Text)
+	}
+}
+
+func keys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// checkOneChat publishes one message on each gateway and checks that a
+// listener on every gateway receives all of them.
+func checkOneChat(t *testing.T, room string, gws []*clustertest.Gateway) {
+	t.Helper()
+	streams := make([]*ssetest.Stream, len(gws))
+	for i, g := range gws {
+		streams[i] = ssetest.Open(t, g.URL+"/rooms/"+room+"/events", nil)
+	}
+	var texts []string
+	for _, g := range gws {
+		text := "hello from " + g.Name
+		mustPublish(t, g.URL, room, g.Name, text)
+		texts = append(texts, text)
+	}
+	for i, s := range streams {
+		expectTexts(t, "listener on "+gws[i].Name, s, texts...)
+	}
+}
+
+func TestPeerMeshIsOneChat(t *testing.T) {
+	t.Parallel()
+	gws := clustertest.StartMesh(t, 3)
+	checkOneChat(t, "mesh", gws)
+	var node struct{ Nats string }
+	resp, err := http.Get(gws[0].URL + "/node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&node)
+	resp.Body.Close()
+	if node.Nats != "embedded" {
+		t.Errorf("/node nats = %q, want embedded", node.Nats)
+	}
+}
+
+func TestBrokersAndStatelessGatewaysAreOneChat(t *testing.T) {
+	t.Parallel()
+	bs := clustertest.StartBrokers(t, 3)
+	a := clustertest.StartGateway(t, "gw-a", "--nats-url", bs.URLs)
+	b := clustertest.StartGateway(t, "gw-b", "--nats-url", bs.URLs)
+	a.WaitReady(t, 60*time.Second)
+	b.WaitReady(t, 60*time.Second)
+	checkOneChat(t, "brokers", []*clustertest.Gateway{a, b})
+}
+
+// publisher publishes numbered messages on a gateway every interval until
+// stopped, recording which were accepted (201).
+type publisher struct {
+	stop     chan struct{}
+	done     chan struct{}
+	mu       sync.Mutex
+	accepted []string
+	failed   atomic.Int64
+}
+
+func startPublisher(g *clustertest.Gateway, room string, interval time.Duration, max int) *publisher {
+	p := &publisher{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for i := range max {
+			select {
+			case <-p.stop:
+				return
+			case <-tick.C:
+			}
+			text := fmt.Sprintf("m%05d", i)
+			if status, err := publish(g.URL, room, "pub", text); err == nil && status == http.StatusCreated {
+				p.mu.Lock()
+				p.accepted = append(p.accepted, text)
+				p.mu.Unlock()
+			} else {
+				p.failed.Add(1)
+			}
+		}
+	}()
+	return p
+}
+
+func (p *publisher) Stop() []string {
+	select {
+	case <-p.stop:
+	default:
+		close(p.stop)
+	}
+	<-p.done
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.accepted...)
+}
+
+// lastAccepted returns the newest accepted text, or "".
+func (p *publisher) lastAccepted() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.accepted) == 0 {
+		return ""
+	}
+	return p.accepted[len(p.accepted)-1]
+}
+
+// receivesAfter waits until s delivers a message whose text sorts after
+// mark (publisher texts are numbered) and returns how long that took.
+func receivesAfter(t *testing.T, who string, s *ssetest.Stream, mark string, timeout time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		m, _, err := s.NextMessage(timeout - time.Since(start))
+		if err != nil {
+			t.Fatalf("%s: no message after %s within %s: %v", who, mark, timeout, err)
+		}
+		if m.Text > mark {
+			return time.Since(start)
+		}
+	}
+}
+
+// checkHistoryHolds checks that every accepted text is in the room's
+// history: an acknowledged publish is never lost.
+func checkHistoryHolds(t *testing.T, g *clustertest.Gateway, room string, accepted []string) {
+	t.Helper()
+	brokertest.CheckFor(t, wait, 100*time.Millisecond, func() error {
+		resp, err := http.Get(g.URL + "/rooms/" + room + "/messages?limit=500")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var page struct{ Messages []ssetest.Message }
+		if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
+			return err
+		}
+		have := map[string]bool{}
+		for _, m := range page.Messages {
+			have[m.Text] = true
+		}
+		for _, a := range accepted {
+			if !have[a] {
+				return fmt.Errorf("accepted message %s is not in history (%d messages)", a, len(page.Messages))
+			}
+		}
+		return nil
+	})
+}
+
+// streamLeader returns the name of the server leading the history stream.
+func streamLeader(t *testing.T, natsURL string) string {
+	t.Helper()
+	nc := brokertest.Connect(t, natsURL)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leader string
+	brokertest.CheckFor(t, wait, 100*time.Millisecond, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		s, err := js.Stream(ctx, broker.StreamName)
+		if err != nil {
+			return err
+		}
+		if c := s.CachedInfo().Cluster; c == nil || c.Leader == "" {
+			return fmt.Errorf("no stream leader")
+		}
+		leader = s.CachedInfo().Cluster.Leader
+		return nil
+	})
+	return leader
+}
+
+// The demanding failure is the loss of the node leading the history
+// stream: no message can be stored until the others elect a new leader.
+func TestMeshSurvivesTheLossOfTheStreamLeader(t *testing.T) {
+	t.Parallel()
+	gws := clustertest.StartMesh(t, 3)
+	leader := streamLeader(t, gws[0].NATSURL)
+	var victim *clustertest.Gateway
+	var rest []*clustertest.Gateway
+	for _, g := range gws {
+		if g.Name == leader {
+			victim = g
+		} else {
+			rest = append(rest, g)
+		}
+	}
+	if victim == nil {
+		t.Fatalf("stream leader %q is not a mesh node", leader)
+	}
+	l1 := ssetest.Open(t, rest[0].URL+"/rooms/fail/events", nil)
+	l2 := ssetest.Open(t, rest[1].URL+"/rooms/fail/events", nil)
+	p := startPublisher(rest[0], "fail", 20*time.Millisecond, 3000)
+	defer p.Stop()
+	receivesAfter(t, rest[0].Name, l1, "", wait)
+
+	victim.Proc.Kill() // kill -9
+	mark := p.lastAccepted()
+	t.Logf("killed %s, the stream leader; %s delivers again after %s", victim.Name, rest[0].Name,
+		receivesAfter(t, rest[0].Name, l1, mark, 5*time.Second))
+	t.Logf("%s delivers again after %s", rest[1].Name, receivesAfter(t, rest[1].Name, l2, mark, 5*time.Second))
+
+	victim.Restart(t)
+	victim.WaitReady(t, 60*time.Second)
+	l3 := ssetest.Open(t, victim.URL+"/rooms/fail/events", nil)
+	receivesAfter(t, "restarted "+victim.Name, l3, p.lastAccepted(), wait)
+	accepted := p.Stop()
+	t.Logf("%d publishes accepted, %d refused with an error during the failover", len(accepted), p.failed.Load())
+	checkHistoryHolds(t, victim, "fail", accepted)
+}
+
+func TestGatewaysSurviveTheLossOfABroker(t *testing.T) {
+	t.Parallel()
+	bs := clustertest.StartBrokers(t, 3)
+	// Create the history stream as a gateway would, to learn its leader
+	// before choosing where the gateways attach.
+	nc := brokertest.Connect(t, bs.URLs)
+	h, err := broker.NewHistory(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokertest.CheckFor(t, 60*time.Second, 200*time.Millisecond, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := h.Ensure(ctx, broker.HistoryConfig{ClusterSize: 3})
+		return err
+	})
+	nc.Close()
+	leader := streamLeader(t, bs.URLs)
+	victim := bs.Nodes[0]
+	for _, n := range bs.Nodes {
+		if n.Name == leader {
+			victim = n
+		}
+	}
+	// Gateway A is attached to the stream leader, so it loses both its
+	// connection and the stream leader, and must fail over to a broker it
+	// only knows from the cluster's gossip; B is attached elsewhere.
+	var others []string
+	for _, n := range bs.Nodes {
+		if n != victim {
+			others = append(others, n.ClientURL)
+		}
+	}
+	a := clustertest.StartGateway(t, "gw-a", "--nats-url", victim.ClientURL)
+	b := clustertest.StartGateway(t, "gw-b", "--nats-url", strings.Join(others, ","))
+	a.WaitReady(t, 60*time.Second)
+	b.WaitReady(t, 60*time.Second)
+	la := ssetest.Open(t, a.URL+"/rooms/fail/events", nil)
+	lb := ssetest.Open(t, b.URL+"/rooms/fail/events", nil)
+	p := startPublisher(b, "fail", 20*time.Millisecond, 3000)
+	defer p.Stop()
+	receivesAfter(t, "gw-a", la, "", wait)
+
+	if s := natsServerOf(t, a); s != victim.Name {
+		t.Fatalf("gw-a is on %s, want %s", s, victim.Name)
+	}
+	victim.Proc.Kill() // kill -9
+	mark := p.lastAccepted()
+	t.Logf("killed %s, the stream leader and gw-a's server", victim.Name)
+	t.Logf("gw-b delivers again after %s", receivesAfter(t, "gw-b", lb, mark, 5*time.Second))
+	t.Logf("gw-a delivers again after %s", receivesAfter(t, "gw-a", la, mark, 5*time.Second))
+	brokertest.CheckFor(t, 5*time.Second, 50*time.Millisecond, a.Ready)
+	if s := natsServerOf(t, a); s == victim.Name {
+		t.Fatalf("gw-a still reports the killed broker %s", s)
+	}
+
+	// The killed broker rejoins; a gateway attached only to it receives.
+	victim.Start(t)
+	c := clustertest.StartGateway(t, "gw-c", "--nats-url", victim.ClientURL)
+	c.WaitReady(t, 60*time.Second)
+	if s := natsServerOf(t, c); s != victim.Name {
+		t.Fatalf("gw-c is on %s, want %s", s, victim.Name)
+	}
+	lc := ssetest.Open(t, c.URL+"/rooms/fail/events", nil)
+	receivesAfter(t, "gw-c on the restarted broker", lc, p.lastAccepted(), wait)
+	accepted := p.Stop()
+	t.Logf("%d publishes accepted, %d refused with an error during the failover", len(accepted), p.failed.Load())
+	checkHistoryHolds(t, c, "fail", accepted)
+}
+
+func natsServerOf(t *testing.T, g *clustertest.Gateway) string {
+	t.Helper()
+	resp, err := http.Get(g.URL + "/node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var node struct {
+		NATSServer string `json:"nats_server"`
+	}
+	json.NewDecoder(resp.Body).Decode(&node)
+	return node.NATSServer
+}
+
+func TestGatewayStartedBeforeTheBrokersBecomesReady(t *testing.T) {
+	t.Parallel()
+	bs := clustertest.PlanBrokers(t, 3)
+	g := clustertest.StartGateway(t, "gw-early", "--nats-url", bs.URLs)
+	if err := g.Ready(); err == nil {
+		t.Fatal("ready without any broker")
+	}
+	if status, _ := publish(g.URL, "lobby", "ana", "too early"); status != http.StatusServiceUnavailable {
+		t.Fatalf("publish without brokers: %d, want 503", status)
+	}
+	bs.Start(t)
+	g.WaitReady(t, 60*time.Second)
+	checkOneChat(t, "early", []*clustertest.Gateway{g})
+
+	// Readiness follows the state: every broker gone, then back.
+	for _, b := range bs.Nodes {
+		b.Proc.Kill()
+	}
+	brokertest.CheckFor(t, wait, 50*time.Millisecond, func() error {
+		if g.Ready() == nil {
+			return fmt.Errorf("still ready with every broker killed")
+		}
+		return nil
+	})
+	bs.Start(t)
+	g.WaitReady(t, 60*time.Second)
+	checkOneChat(t, "early", []*clustertest.Gateway{g})
+}
+
+// natsCLI returns the natscli binary: $CHAT_NATS_CLI, tools/bin/nats of
+// the workspace (installed by `make tools`), or nats on the PATH.
+func natsCLI(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("CHAT_NATS_CLI"); p != "" {
+		return p
+	}
+	dir, _ := os.Getwd()
+	for ; dir != filepath.Dir(dir); dir = filepath.Dir(dir) {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			if p := filepath.Join(dir, "tools", "bin", "nats"); fileExists(p) {
+				return p
+			}
+			break
+		}
+	}
+	if p, err := exec.LookPath("nats"); err == nil {
+		return p
+	}
+	t.Fatal("natscli is not installed: run `make tools` (or `make test`, which installs it) or set CHAT_NATS_CLI")
+	return ""
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+func TestNATSCLIInterop(t *testing.T) {
+	t.Parallel()
+	cli := natsCLI(t)
+	gws := clustertest.StartMesh(t, 3)
+	listeners := make([]*ssetest.Stream, len(gws))
+	for i, g := range gws {
+		listeners[i] = ssetest.Open(t, g.URL+"/rooms/lobby/events", nil)
+	}
+
+	// nats sub on node 2 sees what is published over HTTP on node 1.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sub := exec.CommandContext(ctx, cli, "sub", "chat.room.>", "-s", gws[1].NATSURL, "--count", "2", "--raw")
+	var subOut lockedBuffer
+	sub.Stdout, sub.Stderr = &subOut, &subOut
+	if err := sub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The subscription is live once the CLI has registered it with node 2:
+	// probe with plain messages on a private subject until one is seen.
+	brokertest.CheckFor(t, wait, 100*time.Millisecond, func() error {
+		if out, err := exec.Command(cli, "pub", "chat.room.probe", "probe", "-s", gws[1].NATSURL).CombinedOutput(); err != nil {
+			return fmt.Errorf("nats pub: %v: %s", err, out)
+		}
+		if !strings.Contains(subOut.String(), "probe") {
+			return fmt.Errorf("nats sub has not received the probe yet: %q", subOut.String())
+		}
+		return nil
+	})
+	mustPublish(t, gws[0].URL, "lobby", "ana", "from http on gw-1")
+	if err := sub.Wait(); err != nil {
+		t.Fatalf("nats sub: %v\n%s", err, subOut.String())
+	}
+	if !strings.Contains(subOut.String(), `"text":"from http on gw-1"`) || !strings.Contains(subOut.String(), `"user":"ana"`) {
+		t.Fatalf("nats sub output lacks the envelope:\n%s", subOut.String())
+	}
+
+	// nats pub on node 3 reaches the listeners of every node.
+	out, err := exec.Command(cli, "pub", "chat.room.lobby", "hi from cli", "-s", gws[2].NATSURL).CombinedOutput()
+	if err != nil {
+		t.Fatalf("nats pub: %v\n%s", err, out)
+	}
+	for i, l := range listeners {
+		expectTexts(t, "listener on "+gws[i].Name, l, "from http on gw-1", "hi from cli")
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe to write from a command's output
+// copier while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
