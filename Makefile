@@ -13,7 +13,10 @@ NODE     ?= $(shell hostname)
 # Fuzz targets run briefly by `make test`: package:Target.
 FUZZ := ./gateway/internal/cursor:FuzzParse ./gateway/internal/sse:FuzzAppendEvent
 
-.PHONY: all build run test unit fuzz lint fmt clean
+NATSCLI  := tools/bin/nats
+NATSCLI_VERSION := v0.5.0
+
+.PHONY: all build run cluster cluster-brokers tools test unit fuzz lint fmt clean
 
 all: build
 
@@ -21,15 +24,30 @@ all: build
 build:
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o $(BIN)/chat-gateway ./gateway/cmd/chat-gateway
+	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o $(BIN)/chat-broker ./broker/cmd/chat-broker
 
 ## run: build and start the quickstart (one gateway, embedded NATS) on :8080
 run: build
 	./$(BIN)/chat-gateway --http-addr :8080 --node-name $(NODE) --data-dir ./data
 
+## cluster: 3 gateway nodes as a peer mesh on :8081-:8083 (NATS on 4221-4223); Ctrl-C stops them
+cluster: build
+	BIN=$(BIN) DATA=data/mesh deployments/local/cluster.sh mesh
+
+## cluster-brokers: 3 chat-broker nodes (NATS on 4221-4223) and 2 gateways on :8081-:8082
+cluster-brokers: build
+	BIN=$(BIN) DATA=data/brokers deployments/local/cluster.sh brokers
+
+## tools: install natscli $(NATSCLI_VERSION) into tools/bin (used by the tests; try tools/bin/nats)
+tools: $(NATSCLI)
+
+$(NATSCLI):
+	GOBIN=$(CURDIR)/tools/bin go install github.com/nats-io/natscli/nats@$(NATSCLI_VERSION)
+
 ## test: every test of every module with the race detector, then brief fuzzing
 test: unit fuzz
 
-unit:
+unit: $(NATSCLI)
 	go test -race -count=1 -timeout 8m $(PKGS)
 
 fuzz:

@@ -56,9 +56,18 @@ type Proc struct {
 // the test ends, if it still runs.
 func Start(t testing.TB, name, bin string, args ...string) *Proc {
 	t.Helper()
+	return StartEnv(t, name, nil, bin, args...)
+}
+
+// StartEnv is Start with extra environment variables ("KEY=value"). The
+// process leads a process group of its own, so a signal to the group (as
+// Ctrl-C sends) reaches its children too; Kill kills the whole group.
+func StartEnv(t testing.TB, name string, env []string, bin string, args ...string) *Proc {
+	t.Helper()
 	p := &Proc{name: name, notify: make(chan struct{}, 1), exited: make(chan struct{})}
 	p.Cmd = exec.Command(bin, args...)
-	p.Cmd.Env = os.Environ()
+	p.Cmd.Env = append(os.Environ(), env...)
+	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	pr, pw := io.Pipe()
 	p.Cmd.Stdout, p.Cmd.Stderr = pw, pw
 	if err := p.Cmd.Start(); err != nil {
@@ -165,13 +174,14 @@ func (p *Proc) Wait(timeout time.Duration) (bool, error) {
 // Exited is closed when the process has exited.
 func (p *Proc) Exited() <-chan struct{} { return p.exited }
 
-// Kill kills the process (SIGKILL) if it still runs and waits for it.
+// Kill kills the process and its process group (SIGKILL) if it still runs
+// and waits for it.
 func (p *Proc) Kill() {
 	select {
 	case <-p.exited:
 		return
 	default:
 	}
-	_ = p.Cmd.Process.Kill()
+	_ = syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL)
 	<-p.exited
 }

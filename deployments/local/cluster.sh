@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Runs a local ChatScalable cluster in the foreground; Ctrl-C stops every
+# process it started.
+#
+#   cluster.sh mesh     3 chat-gateway nodes, each embedding a NATS node, joined as a peer mesh
+#   cluster.sh brokers  3 chat-broker nodes and 2 stateless chat-gateway nodes
+#
+# Environment: BIN (binaries, default bin), DATA (data folder, default
+# data/cluster), HTTP_BASE (first HTTP port, default 8081), NATS_BASE (first
+# NATS client port, default 4221), ROUTE_BASE (first route port, default 6221).
+set -euo pipefail
+
+mode=${1:-mesh}
+BIN=${BIN:-bin}
+DATA=${DATA:-data/cluster}
+HTTP_BASE=${HTTP_BASE:-8081}
+NATS_BASE=${NATS_BASE:-4221}
+ROUTE_BASE=${ROUTE_BASE:-6221}
+MONITOR_BASE=${MONITOR_BASE:-8221}
+
+pids=()
+stop() {
+	trap - INT TERM EXIT
+	if ((${#pids[@]})); then
+		echo "stopping ${#pids[@]} processes"
+		kill -TERM "${pids[@]}" 2>/dev/null || true
+		wait "${pids[@]}" 2>/dev/null || true
+	fi
+	echo "stopped"
+}
+trap 'stop; exit 0' INT TERM
+trap stop EXIT
+
+routes=""
+for i in 0 1 2; do
+	routes+="${routes:+,}nats://127.0.0.1:$((ROUTE_BASE + i))"
+done
+
+# start NAME LOG BINARY ARGS... runs a process in the background, its output
+# in LOG.
+start() {
+	local name=$1 log=$2
+	shift 2
+	"$@" >"$log" 2>&1 &
+	pids+=($!)
+	echo "started $name (pid $!), log $log"
+}
+
+mkdir -p "$DATA"
+case "$mode" in
+mesh)
+	for i in 0 1 2; do
+		name="gw-$((i + 1))"
+		start "$name" "$DATA/$name.log" "$BIN/chat-gateway" \
+			--node-name "$name" \
+			--http-addr "127.0.0.1:$((HTTP_BASE + i))" \
+			--nats-listen "127.0.0.1:$((NATS_BASE + i))" \
+			--cluster-listen "127.0.0.1:$((ROUTE_BASE + i))" \
+			--cluster-routes "$routes" \
+			--data-dir "$DATA/$name"
+	done
+	echo
+	echo "ChatScalable peer mesh of 3 gateway nodes:"
+	for i in 0 1 2; do
+		echo "  gw-$((i + 1))  http://localhost:$((HTTP_BASE + i))   nats://127.0.0.1:$((NATS_BASE + i))"
+	done
+	;;
+brokers)
+	urls=""
+	for i in 0 1 2; do
+		name="broker-$((i + 1))"
+		urls+="${urls:+,}nats://127.0.0.1:$((NATS_BASE + i))"
+		start "$name" "$DATA/$name.log" "$BIN/chat-broker" \
+			--node-name "$name" \
+			--client-listen "127.0.0.1:$((NATS_BASE + i))" \
+			--cluster-listen "127.0.0.1:$((ROUTE_BASE + i))" \
+			--cluster-routes "$routes" \
+			--monitor-listen "127.0.0.1:$((MONITOR_BASE + i))" \
+			--data-dir "$DATA/$name"
+	done
+	for i in 0 1; do
+		name="gw-$((i + 1))"
+		start "$name" "$DATA/$name.log" "$BIN/chat-gateway" \
+			--node-name "$name" \
+			--http-addr "127.0.0.1:$((HTTP_BASE + i))" \
+			--nats-url "$urls"
+	done
+	echo
+	echo "ChatScalable: 3 brokers and 2 stateless gateways:"
+	for i in 0 1 2; do
+		echo "  broker-$((i + 1))  nats://127.0.0.1:$((NATS_BASE + i))   monitor http://127.0.0.1:$((MONITOR_BASE + i))"
+	done
+	for i in 0 1; do
+		echo "  gw-$((i + 1))      http://localhost:$((HTTP_BASE + i))"
+	done
+	;;
+*)
+	echo "usage: $0 mesh|brokers" >&2
+	exit 2
+	;;
+esac
+echo
+echo "Press Ctrl-C to stop them all."
+# Any process ending stops the cluster, so nothing is left half running.
+wait -n "${pids[@]}" || true
+echo "a process ended on its own; see its log in $DATA"
+exit 1
