@@ -12,11 +12,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
 	"github.com/chatscalable/chatscalable/broker/brokertest"
+	"github.com/chatscalable/chatscalable/broker/proctest"
 	"github.com/chatscalable/chatscalable/gateway/internal/clustertest"
 	"github.com/chatscalable/chatscalable/gateway/internal/ssetest"
 	"github.com/nats-io/nats.go/jetstream"
@@ -486,4 +488,50 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+func TestBrokerHealthcheckAndLameDuckStop(t *testing.T) {
+	t.Parallel()
+	bin := clustertest.Binary(t, clustertest.BrokerPkg)
+	ports := clustertest.FreePorts(t, 2)
+	monitor := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
+	health := func() (bool, error) {
+		p := proctest.Start(t, "healthcheck", bin, "healthcheck", "--monitor-url", monitor, "--timeout", "2s")
+		exited, err := p.Wait(10 * time.Second)
+		if !exited {
+			t.Fatal("healthcheck did not exit")
+		}
+		return err == nil, nil
+	}
+	if ok, _ := health(); ok {
+		t.Fatal("healthy with no broker running")
+	}
+	b := proctest.Start(t, "broker", bin, "--node-name", "solo", "--cluster-listen", "off",
+		"--client-listen", fmt.Sprintf("127.0.0.1:%d", ports[0]), "--monitor-listen", fmt.Sprintf("127.0.0.1:%d", ports[1]),
+		"--data-dir", t.TempDir(), "--lame-duck", "1s")
+	brokertest.CheckFor(t, wait, 100*time.Millisecond, func() error {
+		if ok, _ := health(); !ok {
+			return fmt.Errorf("not healthy yet")
+		}
+		return nil
+	})
+	// A gateway on the single broker: lame-duck mode on SIGTERM stops the
+	// broker within its grace period, and the gateway reports not ready.
+	g := clustertest.StartGateway(t, "gw-solo", "--nats-url", fmt.Sprintf("nats://127.0.0.1:%d", ports[0]))
+	g.WaitReady(t, wait)
+	if err := b.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if exited, err := b.Wait(10 * time.Second); !exited || err != nil {
+		t.Fatalf("broker after SIGTERM: exited %v, %v", exited, err)
+	}
+	if !strings.Contains(b.Log(), "lame duck") && !strings.Contains(b.Log(), "Lame Duck") {
+		t.Errorf("broker did not enter lame-duck mode:\n%s", b.Log())
+	}
+	brokertest.CheckFor(t, wait, 50*time.Millisecond, func() error {
+		if g.Ready() == nil {
+			return fmt.Errorf("gateway still ready without its broker")
+		}
+		return nil
+	})
 }
