@@ -336,3 +336,50 @@ func (h *History) batch(ctx context.Context, room string, from, upTo uint64, lim
 		}
 	}
 }
+
+// LastSeq returns the sequence of room's newest stored message, 0 if the
+// room has none.
+func (h *History) LastSeq(ctx context.Context, room string) (uint64, error) {
+	m, err := h.direct(ctx, map[string]any{"last_by_subj": RoomSubject(room)})
+	if err != nil || m == nil {
+		return 0, err
+	}
+	return m.Seq, nil
+}
+
+// Get returns the stored message at seq if it belongs to room, or nil if
+// that position holds no message of room (never did, or no longer does).
+func (h *History) Get(ctx context.Context, room string, seq uint64) (*Message, error) {
+	m, err := h.direct(ctx, map[string]any{"seq": seq})
+	if err != nil || m == nil || m.Room != room {
+		return nil, err
+	}
+	return m, nil
+}
+
+// direct makes a single-message direct get; nil means not found.
+func (h *History) direct(ctx context.Context, req map[string]any) (*Message, error) {
+	body, _ := json.Marshal(req)
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+	}
+	msg, err := h.nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+StreamName, body)
+	if err != nil {
+		return nil, fmt.Errorf("history read: %w", err)
+	}
+	if len(msg.Header.Values(headerSequence)) == 0 {
+		switch msg.Header.Get("Status") {
+		case "404":
+			return nil, nil
+		default:
+			return nil, fmt.Errorf("history read: status %s %s", msg.Header.Get("Status"), msg.Header.Get("Description"))
+		}
+	}
+	m, err := StoredMessage(msg.Header, msg.Data)
+	if err != nil {
+		return nil, nil // not a chat message
+	}
+	return &m, nil
+}

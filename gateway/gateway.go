@@ -46,6 +46,9 @@ type Options struct {
 	MaxMessageBytes int
 	// History holds the history stream's limits.
 	History broker.HistoryConfig
+	// MaxReplay bounds the messages replayed to a resuming client
+	// (default 1000).
+	MaxReplay int
 	// ClientQueue is the number of frames queued per SSE client.
 	ClientQueue int
 	// Heartbeat is the SSE heartbeat interval.
@@ -109,21 +112,18 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 		// A standalone node can store history at once; a mesh needs its
 		// JetStream cluster to form first, which keepHistory waits for.
 		if err := g.ensureHistory(ctx); err != nil {
-			g.cleanup()
+			g.abort()
 			return nil, err
 		}
 	}
-	bg, stop := context.WithCancel(context.Background())
-	g.stop = stop
-	g.wg.Add(1)
-	go g.keepHistory(bg)
 
-	g.hub = hub.New(g.nc, nil, g.log)
+	var a *api.Server
+	g.hub = hub.New(g.nc, g.history, func(m broker.Message) []byte { return a.EncodeFrame(m) }, hub.Options{Log: g.log})
 	mode := "external"
 	if g.node != nil {
 		mode = "embedded"
 	}
-	a := api.New(api.Config{
+	a = api.New(api.Config{
 		Node:            o.NodeName,
 		Version:         o.Version,
 		NATSMode:        mode,
@@ -135,11 +135,16 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 		NATSServer:      g.nc.ConnectedServerName,
 		MaxMessageBytes: o.MaxMessageBytes,
 		ClientQueue:     o.ClientQueue,
+		MaxReplay:       o.MaxReplay,
 		Heartbeat:       o.Heartbeat,
 		BodyTimeout:     o.BodyTimeout,
 		Log:             g.log,
 	})
-	g.hub.SetEncoder(a.EncodeFrame)
+	bg, stop := context.WithCancel(context.Background())
+	g.stop = stop
+	g.wg.Add(1)
+	go g.keepHistory(bg)
+
 	g.srv = &http.Server{
 		Handler:           a,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -241,8 +246,15 @@ func (g *Gateway) ensureHistory(ctx context.Context) error {
 	}
 	if old := g.epoch.Swap(epoch); old != 0 && old != epoch {
 		g.log.Warn("history stream was recreated", "old_epoch", old, "epoch", epoch)
+		if g.hub != nil {
+			g.hub.Reset()
+		}
 	}
 	g.streamReady.Store(true)
+	if g.hub != nil {
+		// Deliver what the live feeds missed while NATS was unreachable.
+		g.hub.Resync(ctx)
+	}
 	return nil
 }
 

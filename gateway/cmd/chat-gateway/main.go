@@ -56,6 +56,7 @@ func run(args []string) int {
 			Replicas:       cfg.HistoryReplicas,
 		},
 		ClientQueue: cfg.ClientQueue,
+		MaxReplay:   cfg.MaxReplay,
 		Heartbeat:   cfg.Heartbeat,
 		Version:     version,
 		Logger:      log,

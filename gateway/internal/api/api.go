@@ -26,6 +26,8 @@ import (
 type Store interface {
 	Publish(ctx context.Context, m broker.Message) (broker.Message, error)
 	Before(ctx context.Context, room string, before uint64, limit int) ([]broker.Message, error)
+	After(ctx context.Context, room string, after uint64, limit int) ([]broker.Message, uint64, error)
+	Get(ctx context.Context, room string, seq uint64) (*broker.Message, error)
 }
 
 // Config holds the API's dependencies and limits.
@@ -46,8 +48,10 @@ type Config struct {
 	NATSServer func() string
 
 	MaxMessageBytes int
-	ClientQueue     int
-	Heartbeat       time.Duration
+	// MaxReplay bounds the messages replayed to a resuming client.
+	MaxReplay   int
+	ClientQueue int
+	Heartbeat   time.Duration
 	// Retry is the reconnect delay hinted to SSE clients.
 	Retry time.Duration
 	// ShutdownRetry is the reconnect delay hinted to SSE clients that the
@@ -96,6 +100,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.PublishTimeout <= 0 {
 		cfg.PublishTimeout = 5 * time.Second
+	}
+	if cfg.MaxReplay <= 0 {
+		cfg.MaxReplay = 1000
 	}
 	if cfg.ClientQueue <= 0 {
 		cfg.ClientQueue = 256

@@ -1,11 +1,14 @@
 package api
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
+	"github.com/chatscalable/chatscalable/gateway/internal/cursor"
 	"github.com/chatscalable/chatscalable/gateway/internal/hub"
 	"github.com/chatscalable/chatscalable/gateway/internal/sse"
 	"github.com/gorilla/mux"
@@ -25,28 +28,52 @@ func (s *Server) roomEvents(w http.ResponseWriter, r *http.Request) {
 	s.stream(w, r, mux.Vars(r)["room"])
 }
 
+// resumeFrom returns the cursor a client resumes from: the Last-Event-ID
+// header (what EventSource sends when it reconnects) or else the
+// last_event_id query parameter (for the first connection, which cannot
+// set headers). The header wins: it is the newer position.
+func resumeFrom(r *http.Request) string {
+	if v := r.Header.Get("Last-Event-ID"); v != "" {
+		return v
+	}
+	return r.URL.Query().Get("last_event_id")
+}
+
 // stream sends a room's messages as SSE until the client goes away, falls
 // behind, or the gateway stops. The client is registered with the room's
-// hub before the first byte is sent, so a client that has read the opening
-// retry field receives every message stored after it.
+// hub before anything is read from history, so no message falls between
+// the replay and the live feed; live frames at or below the last replayed
+// sequence are skipped, so none is sent twice.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, room string) {
 	if err := broker.ValidateRoom(room); err != nil {
 		writeError(w, http.StatusBadRequest, CodeInvalidRoom, err.Error())
 		return
+	}
+	var from *cursor.Cursor
+	if v := resumeFrom(r); v != "" {
+		c, err := cursor.Parse(v, room)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, CodeInvalidCursor, "Last-Event-ID: "+err.Error())
+			return
+		}
+		from = &c
 	}
 	if err := s.cfg.Ready(); err != nil {
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
 		return
 	}
 	rc := http.NewResponseController(w)
-	c, err := s.cfg.Hub.Join(room, s.cfg.ClientQueue, func(err error) {
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PublishTimeout)
+	c, joinedAt, err := s.cfg.Hub.Join(ctx, room, s.cfg.ClientQueue, func(err error) {
 		if errors.Is(err, hub.ErrSlowClient) {
 			// Interrupt a write blocked on the stalled connection now,
 			// rather than when its write deadline passes.
 			_ = rc.SetWriteDeadline(time.Now())
 		}
 	})
+	cancel()
 	if err != nil {
+		s.cfg.Log.Warn("join room", "room", room, "err", err)
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "cannot listen to the room now; try again")
 		return
 	}
@@ -58,27 +85,33 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, room string) {
 	if !s.write(w, rc, buf) {
 		return
 	}
+	var sent uint64 // the last sequence sent; live frames up to it are skipped
+	if from != nil {
+		var ok bool
+		if sent, ok = s.replay(w, r, rc, room, *from, joinedAt); !ok {
+			return
+		}
+	}
 	heartbeat := time.NewTimer(s.cfg.Heartbeat)
 	defer heartbeat.Stop()
 	for {
 		select {
-		case frame := <-c.Frames():
+		case f := <-c.Frames():
 			// Coalesce: queue everything already waiting, then flush once.
 			if !s.setDeadline(rc, c) {
 				return
 			}
-			if _, err := w.Write(frame); err != nil {
-				return
-			}
-		drain:
-			for {
-				select {
-				case frame = <-c.Frames():
-					if _, err := w.Write(frame); err != nil {
+			for more := true; more; {
+				if f.Seq > sent {
+					if _, err := w.Write(f.Data); err != nil {
 						return
 					}
+					sent = f.Seq
+				}
+				select {
+				case f = <-c.Frames():
 				default:
-					break drain
+					more = false
 				}
 			}
 			if !s.write(w, rc, nil) {
@@ -101,6 +134,114 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, room string) {
 			return
 		}
 	}
+}
+
+// resetNotice is the data of a reset event: the client missed messages.
+type resetNotice struct {
+	// Reason is history_recreated, history_truncated or replay_limit.
+	Reason string `json:"reason"`
+	// Missed is how many messages the client missed, when known.
+	Missed *uint64 `json:"missed,omitempty"`
+}
+
+// replay sends the room's stored messages after from, up to at least
+// upTo (the room's position when the client joined the live feed), and
+// returns the last sequence the client has. When the client cannot get
+// everything it missed (the history was recreated, retention removed
+// messages, or more than --max-replay are missing) it first gets a reset
+// event and then the newest retained messages.
+func (s *Server) replay(w http.ResponseWriter, r *http.Request, rc *http.ResponseController, room string, from cursor.Cursor, upTo uint64) (uint64, bool) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*s.cfg.PublishTimeout)
+	defer cancel()
+	fail := func(err error) (uint64, bool) {
+		s.cfg.Log.Warn("replay", "room", room, "err", err)
+		return 0, false
+	}
+	after := from.Seq
+	var reset *resetNotice
+	switch {
+	case from.Epoch != s.cfg.Epoch():
+		reset, after = &resetNotice{Reason: "history_recreated"}, 0
+	case from.Seq >= upTo:
+		// Nothing was stored between the client's last message and its
+		// joining the live feed.
+		return from.Seq, true
+	default:
+		// Retention removes a room's oldest messages first, so if the
+		// client's last message is still stored, so is all that follows.
+		m, err := s.cfg.Store.Get(ctx, room, from.Seq)
+		if err != nil {
+			return fail(err)
+		}
+		if m == nil {
+			reset = &resetNotice{Reason: "history_truncated"}
+		}
+	}
+	msgs, _, err := s.cfg.Store.After(ctx, room, after, s.cfg.MaxReplay)
+	if err != nil {
+		return fail(err)
+	}
+	if n := len(msgs); n == s.cfg.MaxReplay && msgs[n-1].Seq < upTo {
+		// More than MaxReplay missed: send the newest MaxReplay up to upTo.
+		skipped, err := s.countBetween(ctx, room, msgs[n-1].Seq, upTo)
+		if err != nil {
+			return fail(err)
+		}
+		if reset == nil {
+			reset = &resetNotice{Reason: "replay_limit", Missed: &skipped}
+		}
+		if msgs, err = s.cfg.Store.Before(ctx, room, upTo+1, s.cfg.MaxReplay); err != nil {
+			return fail(err)
+		}
+	}
+	if reset != nil {
+		data, _ := json.Marshal(reset)
+		if !s.write(w, rc, sse.AppendEvent(nil, "", "reset", data)) {
+			return 0, false
+		}
+	}
+	// A stream replica may lag a moment behind the live feed: read on until
+	// the replay reaches the position the client joined at.
+	sent := after
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		var buf []byte
+		for _, m := range msgs {
+			if m.Seq > sent {
+				buf = append(buf, s.EncodeFrame(m)...)
+				sent = m.Seq
+			}
+		}
+		if len(buf) > 0 && !s.write(w, rc, buf) {
+			return 0, false
+		}
+		if sent >= upTo {
+			return sent, true
+		}
+		if time.Now().After(deadline) {
+			s.cfg.Log.Warn("replay did not reach the live position", "room", room, "sent", sent, "joined_at", upTo)
+			return 0, false // the client reconnects and resumes from what it got
+		}
+		if len(msgs) == 0 {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if msgs, _, err = s.cfg.Store.After(ctx, room, sent, s.cfg.MaxReplay); err != nil {
+			return fail(err)
+		}
+	}
+}
+
+// countBetween counts the room's messages with lo < seq <= hi.
+func (s *Server) countBetween(ctx context.Context, room string, lo, hi uint64) (uint64, error) {
+	first, pendingLo, err := s.cfg.Store.After(ctx, room, lo, 1)
+	if err != nil || len(first) == 0 {
+		return 0, err
+	}
+	beyond, pendingHi, err := s.cfg.Store.After(ctx, room, hi, 1)
+	if err != nil {
+		return 0, err
+	}
+	return uint64(len(first)) + pendingLo - (uint64(len(beyond)) + pendingHi), nil
 }
 
 // setDeadline sets the write deadline for the next writes, unless the hub

@@ -29,6 +29,7 @@ type Config struct {
 	HistoryMaxMsgs  int64
 	HistoryMaxAge   time.Duration
 	HistoryReplicas int
+	MaxReplay       int
 	ClientQueue     int
 	Heartbeat       time.Duration
 	ShutdownTimeout time.Duration
@@ -61,6 +62,7 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	fs.Int(&maxMsgs, "history-max-msgs", 1000, "messages kept per room")
 	fs.Duration(&c.HistoryMaxAge, "history-max-age", 168*time.Hour, "how long messages are kept")
 	fs.Int(&c.HistoryReplicas, "history-replicas", 0, "replicas of the history stream; 0 picks 3 on a cluster of 3 or more nodes, else 1, and never scales down")
+	fs.Int(&c.MaxReplay, "max-replay", 1000, "most messages replayed to a client resuming from a cursor; beyond it the client gets a reset event and the newest messages")
 	fs.Int(&c.ClientQueue, "client-queue", 256, "messages queued per SSE client before it is disconnected as too slow")
 	fs.Duration(&c.Heartbeat, "heartbeat", 15*time.Second, "interval of SSE heartbeat comments")
 	fs.Duration(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "grace period for a graceful stop")
@@ -93,6 +95,9 @@ func (c Config) validate() error {
 	}
 	if c.HistoryReplicas < 0 || c.HistoryReplicas > 5 {
 		errs = append(errs, errors.New("--history-replicas must be from 0 (automatic) to 5"))
+	}
+	if c.MaxReplay < 1 || c.MaxReplay > 100000 {
+		errs = append(errs, errors.New("--max-replay must be from 1 to 100000"))
 	}
 	if c.ClientQueue < 1 {
 		errs = append(errs, errors.New("--client-queue must be at least 1"))

@@ -3,7 +3,14 @@
 // listen, and a bounded queue per client.
 //
 // A room's subscription is on the history stream's re-publish subject
-// (chat.live.<room>), so every message arrives stored, with its sequence.
+// (chat.live.<room>), so every message arrives stored, with its sequence and
+// the sequence of the room's previous message. The hub keeps the last
+// sequence it delivered per room; when a message's previous sequence is not
+// that one, the live feed has a hole (a NATS reconnect, a dropped message)
+// and the hub first backfills the hole from the stream. After a reconnect
+// it also checks each room for messages it missed. Clients therefore see a
+// gap-free, duplicate-free feed.
+//
 // Each message is encoded as an SSE frame once and the same bytes are
 // queued to every client of the room. A client whose queue is full is
 // disconnected rather than allowed to block the room or grow memory; it
@@ -11,11 +18,13 @@
 package hub
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
 	"github.com/nats-io/nats.go"
@@ -27,53 +36,93 @@ var (
 	ErrSlowClient = errors.New("client fell behind and was disconnected")
 	// ErrClosed ends every client when the hub closes (gateway shutdown).
 	ErrClosed = errors.New("hub closed")
+	// ErrResync ends the clients of a room whose feed could not be
+	// repaired (a hole too large or unreadable, or a recreated stream);
+	// they reconnect and resume from their cursors.
+	ErrResync = errors.New("room feed lost continuity")
 )
+
+// Source is the room history the hub backfills holes from.
+type Source interface {
+	After(ctx context.Context, room string, after uint64, limit int) ([]broker.Message, uint64, error)
+	LastSeq(ctx context.Context, room string) (uint64, error)
+}
 
 // Encoder turns a stored message into the bytes sent to clients.
 type Encoder func(broker.Message) []byte
 
+// Frame is one encoded message queued to a client.
+type Frame struct {
+	Seq  uint64
+	Data []byte
+}
+
+// Options tunes a Hub.
+type Options struct {
+	// MaxBackfill bounds the messages read to fill one hole; a larger hole
+	// ends the room's clients with ErrResync (default 10000).
+	MaxBackfill int
+	// CatchUpTimeout bounds the wait for a lagging stream replica to hold
+	// the messages of a hole (default 2s).
+	CatchUpTimeout time.Duration
+	Log            *slog.Logger
+}
+
 // Hub holds the active rooms of one gateway process.
 type Hub struct {
 	nc     *nats.Conn
+	src    Source
 	encode Encoder
+	opts   Options
 	log    *slog.Logger
 
 	mu     sync.Mutex
 	rooms  map[string]*room
 	closed bool
 
-	clients atomic.Int64
+	clients   atomic.Int64
+	backfills atomic.Int64
 }
 
-// New returns a Hub that subscribes through nc and encodes with encode.
-func New(nc *nats.Conn, encode Encoder, log *slog.Logger) *Hub {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+// New returns a Hub that subscribes through nc, backfills from src and
+// encodes with encode.
+func New(nc *nats.Conn, src Source, encode Encoder, o Options) *Hub {
+	if o.MaxBackfill <= 0 {
+		o.MaxBackfill = 10000
 	}
-	return &Hub{nc: nc, encode: encode, log: log, rooms: map[string]*room{}}
+	if o.CatchUpTimeout <= 0 {
+		o.CatchUpTimeout = 2 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Hub{nc: nc, src: src, encode: encode, opts: o, log: o.Log, rooms: map[string]*room{}}
 }
 
 type room struct {
 	name    string
 	sub     *nats.Subscription
-	members map[*Client]struct{}      // guarded by Hub.mu
-	list    atomic.Pointer[[]*Client] // copy of members read by the subscription
+	members map[*Client]struct{} // guarded by Hub.mu
+
+	mu      sync.Mutex // serialises delivery; guards lastSeq and list
+	lastSeq uint64
+	list    []*Client
 }
 
 // Client is one listener of a room.
 type Client struct {
 	room  string
-	queue chan []byte
+	queue chan Frame
 	done  chan struct{}
 	once  sync.Once
 	err   error
 	onEnd func(error)
 }
 
-// Frames returns the channel of encoded frames queued to the client.
-func (c *Client) Frames() <-chan []byte { return c.queue }
+// Frames returns the channel of frames queued to the client.
+func (c *Client) Frames() <-chan Frame { return c.queue }
 
-// Done is closed when the hub ends the client (slow client or shutdown).
+// Done is closed when the hub ends the client.
 func (c *Client) Done() <-chan struct{} { return c.done }
 
 // Err returns why the client was ended, after Done is closed.
@@ -95,42 +144,62 @@ func (c *Client) end(err error) {
 	})
 }
 
-// Join registers a client of room with a queue of queueLen frames. When it
-// returns, the room's subscription is registered with the NATS server, so
-// every message stored after that reaches the client. onEnd, if not nil,
-// is called once when the hub ends the client; it must not block (the
-// SSE handler uses it to interrupt a write stuck on a stalled connection).
-func (h *Hub) Join(roomName string, queueLen int, onEnd func(error)) (*Client, error) {
+// Join registers a client of room with a queue of queueLen frames. It
+// returns the client and the sequence of the room's last message before
+// the client joined: every later message is queued to the client, so a
+// client resuming from a cursor replays from the stream up to that
+// sequence and takes the rest from its queue. onEnd, if not nil, is called
+// once when the hub ends the client; it must not block (the SSE handler
+// uses it to interrupt a write stuck on a stalled connection).
+func (h *Hub) Join(ctx context.Context, roomName string, queueLen int, onEnd func(error)) (*Client, uint64, error) {
 	if queueLen < 1 {
 		queueLen = 1
 	}
-	c := &Client{room: roomName, queue: make(chan []byte, queueLen), done: make(chan struct{}), onEnd: onEnd}
+	c := &Client{room: roomName, queue: make(chan Frame, queueLen), done: make(chan struct{}), onEnd: onEnd}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		return nil, ErrClosed
+		return nil, 0, ErrClosed
 	}
 	r := h.rooms[roomName]
 	if r == nil {
-		r = &room{name: roomName, members: map[*Client]struct{}{}}
-		sub, err := h.nc.Subscribe(broker.LiveSubject(roomName), r.deliver(h))
-		if err != nil {
-			return nil, fmt.Errorf("subscribe to room %s: %w", roomName, err)
+		var err error
+		if r, err = h.activate(ctx, roomName); err != nil {
+			return nil, 0, err
 		}
-		// Unlimited pending in the client library: overflow is handled per
-		// SSE client, where it belongs, not by dropping the room's feed.
-		_ = sub.SetPendingLimits(-1, -1)
-		if err := h.nc.Flush(); err != nil {
-			_ = sub.Unsubscribe()
-			return nil, fmt.Errorf("subscribe to room %s: %w", roomName, err)
-		}
-		r.sub = sub
 		h.rooms[roomName] = r
 	}
 	r.members[c] = struct{}{}
-	r.publishList()
 	h.clients.Add(1)
-	return c, nil
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.list = append(r.list, c)
+	return c, r.lastSeq, nil
+}
+
+// activate subscribes to a room's live feed and learns its last sequence.
+// The room's delivery lock is held until then, so live messages wait.
+func (h *Hub) activate(ctx context.Context, name string) (*room, error) {
+	r := &room{name: name, members: map[*Client]struct{}{}}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sub, err := h.nc.Subscribe(broker.LiveSubject(name), func(msg *nats.Msg) { h.deliver(r, msg) })
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to room %s: %w", name, err)
+	}
+	// Unlimited pending in the client library: overflow is handled per
+	// SSE client, where it belongs, not by dropping the room's feed.
+	_ = sub.SetPendingLimits(-1, -1)
+	if err := h.nc.FlushWithContext(ctx); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, fmt.Errorf("subscribe to room %s: %w", name, err)
+	}
+	if r.lastSeq, err = h.src.LastSeq(ctx, name); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, fmt.Errorf("room %s position: %w", name, err)
+	}
+	r.sub = sub
+	return r, nil
 }
 
 // Leave unregisters c; the room's subscription ends with its last client.
@@ -146,7 +215,14 @@ func (h *Hub) Leave(c *Client) {
 	}
 	delete(r.members, c)
 	h.clients.Add(-1)
-	r.publishList()
+	r.mu.Lock()
+	for i, m := range r.list {
+		if m == c {
+			r.list = append(r.list[:i:i], r.list[i+1:]...)
+			break
+		}
+	}
+	r.mu.Unlock()
 	if len(r.members) == 0 {
 		delete(h.rooms, c.room)
 		if err := r.sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
@@ -167,11 +243,50 @@ func (h *Hub) Close() {
 	}
 }
 
-// SetEncoder sets the frame encoder; call it before the first Join.
-func (h *Hub) SetEncoder(encode Encoder) { h.encode = encode }
+// Reset ends every client with ErrResync and forgets every room, for when
+// the history stream was recreated and old positions mean nothing.
+func (h *Hub) Reset() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for name, r := range h.rooms {
+		for c := range r.members {
+			c.end(ErrResync)
+			h.clients.Add(-1)
+		}
+		_ = r.sub.Unsubscribe()
+		delete(h.rooms, name)
+	}
+}
+
+// Resync checks every room for messages stored while the live feed was
+// down (after a NATS reconnect) and delivers them.
+func (h *Hub) Resync(ctx context.Context) {
+	h.mu.Lock()
+	rooms := make([]*room, 0, len(h.rooms))
+	for _, r := range h.rooms {
+		rooms = append(rooms, r)
+	}
+	h.mu.Unlock()
+	for _, r := range rooms {
+		last, err := h.src.LastSeq(ctx, r.name)
+		if err != nil {
+			h.log.Warn("resync room", "room", r.name, "err", err)
+			h.endRoom(r, ErrResync)
+			continue
+		}
+		r.mu.Lock()
+		if last > r.lastSeq {
+			h.backfill(ctx, r, last)
+		}
+		r.mu.Unlock()
+	}
+}
 
 // Clients returns the number of registered clients.
 func (h *Hub) Clients() int64 { return h.clients.Load() }
+
+// Backfills returns how many holes in live feeds were backfilled.
+func (h *Hub) Backfills() int64 { return h.backfills.Load() }
 
 // Rooms returns the number of rooms with at least one client.
 func (h *Hub) Rooms() int {
@@ -180,30 +295,78 @@ func (h *Hub) Rooms() int {
 	return len(h.rooms)
 }
 
-func (r *room) publishList() {
-	list := make([]*Client, 0, len(r.members))
-	for c := range r.members {
-		list = append(list, c)
-	}
-	r.list.Store(&list)
-}
-
 // deliver is the room's subscription handler. nats.go calls it from one
 // goroutine per subscription, so frames are queued in stream order.
-func (r *room) deliver(h *Hub) nats.MsgHandler {
-	return func(msg *nats.Msg) {
-		m, err := broker.StoredMessage(msg.Header, msg.Data)
-		if err != nil {
-			h.log.Warn("drop live message", "room", r.name, "err", err)
+func (h *Hub) deliver(r *room, msg *nats.Msg) {
+	m, err := broker.StoredMessage(msg.Header, msg.Data)
+	if err != nil {
+		h.log.Warn("drop live message", "room", r.name, "err", err)
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if m.Seq <= r.lastSeq {
+		return // already delivered, by a backfill
+	}
+	if prev := broker.LastSequence(msg.Header); prev > r.lastSeq {
+		h.backfill(context.Background(), r, prev)
+	}
+	r.fanOut(m.Seq, h.encode(m))
+}
+
+// fanOut queues a frame to every client; r.mu is held.
+func (r *room) fanOut(seq uint64, data []byte) {
+	r.lastSeq = seq
+	f := Frame{Seq: seq, Data: data}
+	for _, c := range r.list {
+		select {
+		case c.queue <- f:
+		default:
+			c.end(ErrSlowClient)
+		}
+	}
+}
+
+// backfill delivers the room's stored messages after r.lastSeq up to and
+// including upTo; r.mu is held. A stream replica may lag behind the live
+// feed for a moment, so an incomplete read is retried until
+// CatchUpTimeout; if the hole cannot be filled the room's clients are
+// ended with ErrResync, and they resume by cursor.
+func (h *Hub) backfill(ctx context.Context, r *room, upTo uint64) {
+	h.backfills.Add(1)
+	deadline := time.Now().Add(h.opts.CatchUpTimeout)
+	read := 0
+	for r.lastSeq < upTo {
+		msgs, _, err := h.src.After(ctx, r.name, r.lastSeq, 256)
+		if err != nil || time.Now().After(deadline) || read > h.opts.MaxBackfill {
+			h.log.Warn("cannot backfill room feed", "room", r.name, "from", r.lastSeq, "to", upTo, "err", err)
+			r.lastSeq = upTo
+			for _, c := range r.list {
+				c.end(ErrResync)
+			}
 			return
 		}
-		frame := h.encode(m)
-		for _, c := range *r.list.Load() {
-			select {
-			case c.queue <- frame:
-			default:
-				c.end(ErrSlowClient)
-			}
+		if len(msgs) == 0 {
+			time.Sleep(20 * time.Millisecond) // the replica has not caught up yet
+			continue
 		}
+		for _, m := range msgs {
+			if m.Seq > upTo {
+				// upTo itself is gone (retention); nothing more to fill.
+				r.lastSeq = upTo
+				return
+			}
+			r.fanOut(m.Seq, h.encode(m))
+			read++
+		}
+	}
+}
+
+// endRoom ends the clients of r with err.
+func (h *Hub) endRoom(r *room, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.list {
+		c.end(err)
 	}
 }
