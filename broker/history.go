@@ -142,21 +142,43 @@ func (h *History) info(ctx context.Context) (*jetstream.StreamInfo, error) {
 }
 
 // Publish stores m on its room's subject and returns it with its sequence.
-// The message id doubles as the JetStream de-duplication id, so a retried
-// publish with the same id is stored once.
-func (h *History) Publish(ctx context.Context, m Message) (Message, error) {
+// dedupeID (m.ID when empty) is the JetStream de-duplication id: a publish
+// repeating one seen within the stream's duplicate window is not stored
+// again, and Publish returns the message stored the first time, with
+// duplicate true.
+func (h *History) Publish(ctx context.Context, m Message, dedupeID string) (stored Message, duplicate bool, err error) {
+	if dedupeID == "" {
+		dedupeID = m.ID
+	}
 	data, err := json.Marshal(m)
 	if err != nil {
-		return m, fmt.Errorf("encode message: %w", err)
+		return m, false, fmt.Errorf("encode message: %w", err)
 	}
 	msg := &nats.Msg{Subject: RoomSubject(m.Room), Data: data, Header: nats.Header{}}
 	msg.Header.Set(HeaderUser, m.User)
-	ack, err := h.js.PublishMsg(ctx, msg, jetstream.WithMsgID(m.ID), jetstream.WithExpectStream(StreamName))
+	ack, err := h.js.PublishMsg(ctx, msg, jetstream.WithMsgID(dedupeID), jetstream.WithExpectStream(StreamName))
 	if err != nil {
-		return m, fmt.Errorf("publish to %s: %w", msg.Subject, err)
+		return m, false, fmt.Errorf("publish to %s: %w", msg.Subject, err)
 	}
 	m.Seq = ack.Sequence
-	return m, nil
+	if !ack.Duplicate {
+		return m, false, nil
+	}
+	// A stream replica may not hold the first publish yet; wait briefly.
+	for {
+		first, err := h.Get(ctx, m.Room, ack.Sequence)
+		if err != nil {
+			return m, true, err
+		}
+		if first != nil {
+			return *first, true, nil
+		}
+		select {
+		case <-ctx.Done():
+			return m, true, nil // retention removed it: the sequence is still right
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // ErrNoLeader is returned by Ensure while the clustered stream has no

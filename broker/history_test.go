@@ -48,14 +48,14 @@ func testContext(t *testing.T) context.Context {
 
 func (e historyEnv) publish(t *testing.T, room, text string) broker.Message {
 	t.Helper()
-	m, err := e.h.Publish(testContext(t), broker.Message{
+	m, _, err := e.h.Publish(testContext(t), broker.Message{
 		ID:   broker.NewID(),
 		Room: room,
 		User: "tester",
 		Text: text,
 		TS:   time.Now().UTC().Truncate(time.Millisecond),
 		Node: "node-1",
-	})
+	}, "")
 	if err != nil {
 		t.Fatalf("Publish(%s, %q): %v", room, text, err)
 	}
@@ -201,13 +201,21 @@ func TestHistoryPublishDeduplicates(t *testing.T) {
 	e := newHistoryEnv(t, broker.HistoryConfig{})
 	ctx := testContext(t)
 	m := broker.Message{ID: broker.NewID(), Room: "a", User: "tester", Text: "once", TS: time.Now().UTC().Truncate(time.Millisecond)}
-	first, err := e.h.Publish(ctx, m)
+	first, dup, err := e.h.Publish(ctx, m, "")
+	if dup {
+		t.Error("first Publish reported a duplicate")
+	}
 	if err != nil {
 		t.Fatalf("first Publish: %v", err)
 	}
-	second, err := e.h.Publish(ctx, m)
+	retry := m
+	retry.ID, retry.Text = broker.NewID(), "once, retried"
+	second, dup, err := e.h.Publish(ctx, retry, m.ID)
 	if err != nil {
 		t.Fatalf("retried Publish: %v", err)
+	}
+	if !dup || second.ID != m.ID || second.Text != "once" {
+		t.Errorf("retried Publish = %+v, duplicate %v; want the first message, duplicate", second, dup)
 	}
 	if second.Seq != first.Seq {
 		t.Errorf("retried Publish seq = %d, want the original %d", second.Seq, first.Seq)

@@ -171,6 +171,10 @@ func (g *Gateway) connect() error {
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.ReconnectJitter(100*time.Millisecond, time.Second),
 		nats.ReconnectBufSize(8 << 20),
+		// Notice a server that stopped answering (frozen, partitioned)
+		// within about 10 s, not the client's default of minutes.
+		nats.PingInterval(3 * time.Second),
+		nats.MaxPingsOutstanding(3),
 		nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			// Not ready until the history stream is checked again after the

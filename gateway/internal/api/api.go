@@ -24,7 +24,7 @@ import (
 
 // Store is what the API needs of the room history.
 type Store interface {
-	Publish(ctx context.Context, m broker.Message) (broker.Message, error)
+	Publish(ctx context.Context, m broker.Message, dedupeID string) (broker.Message, bool, error)
 	Before(ctx context.Context, room string, before uint64, limit int) ([]broker.Message, error)
 	After(ctx context.Context, room string, after uint64, limit int) ([]broker.Message, uint64, error)
 	Get(ctx context.Context, room string, seq uint64) (*broker.Message, error)

@@ -17,6 +17,7 @@ const (
 	CodeInvalidJSON      = "invalid_json"
 	CodeInvalidCursor    = "invalid_cursor"
 	CodeInvalidLimit     = "invalid_limit"
+	CodeInvalidID        = "invalid_id"
 	CodeUnsupportedType  = "unsupported_media_type"
 	CodeBodyTooLarge     = "body_too_large"
 	CodeRequestTimeout   = "request_timeout"

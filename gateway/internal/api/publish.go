@@ -42,12 +42,12 @@ func (s *Server) publishForm(w http.ResponseWriter, r *http.Request) {
 	if room == "" {
 		room = DefaultRoom
 	}
-	stored, ok := s.publish(w, r, room, form.Get("user"), form.Get("message"))
+	stored, status, ok := s.publish(w, r, room, form.Get("user"), form.Get("message"), "")
 	if !ok {
 		return
 	}
 	if wantJSON {
-		writeJSON(w, http.StatusCreated, s.wire(stored))
+		writeJSON(w, status, s.wire(stored))
 		return
 	}
 	target := "/"
@@ -74,48 +74,118 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 		aerr.write(w)
 		return
 	}
-	if !utf8.Valid(body) {
-		writeError(w, http.StatusBadRequest, CodeInvalidUTF8, "the body is not valid UTF-8")
+	in, aerr := decodePublishBody(body)
+	if aerr != nil {
+		aerr.write(w)
 		return
 	}
-	var in struct {
-		User *string `json:"user"`
-		Text *string `json:"text"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&in); err != nil {
-		writeError(w, http.StatusBadRequest, CodeInvalidJSON, "the body is not a JSON object of the form {\"user\":\"…\",\"text\":\"…\"}: "+err.Error())
-		return
-	}
-	if dec.More() || bytes.TrimSpace(body)[0] != '{' {
-		writeError(w, http.StatusBadRequest, CodeInvalidJSON, "the body must be one JSON object")
-		return
-	}
-	if in.Text == nil {
-		writeError(w, http.StatusBadRequest, CodeEmptyMessage, "text is required")
-		return
-	}
-	user := ""
+	user, id := "", ""
 	if in.User != nil {
 		user = *in.User
 	}
-	if stored, ok := s.publish(w, r, room, user, *in.Text); ok {
-		writeJSON(w, http.StatusCreated, s.wire(stored))
+	if in.ID != nil {
+		if id = *in.ID; !validID(id, 64) {
+			writeError(w, http.StatusBadRequest, CodeInvalidID, "id must be 1 to 64 letters, digits, '_' or '-'")
+			return
+		}
+	}
+	if stored, status, ok := s.publish(w, r, room, user, *in.Text, id); ok {
+		writeJSON(w, status, s.wire(stored))
 	}
 }
 
-// publish validates and stores a message; on failure it has written the
-// error response and returns false.
-func (s *Server) publish(w http.ResponseWriter, r *http.Request, room, user, text string) (broker.Message, bool) {
-	m, aerr := s.newMessage(room, user, text)
-	if aerr == nil {
-		m, aerr = s.store(r.Context(), m)
+// publish validates and stores a message; id, when not empty, is the
+// client's id for it. A retry (same Idempotency-Key header, or same id,
+// within the stream's duplicate window) stores nothing new: the answer is
+// the message stored the first time, with status 200 instead of 201 and
+// Idempotent-Replayed: true. On failure publish has written the error
+// response and returns false.
+func (s *Server) publish(w http.ResponseWriter, r *http.Request, room, user, text, id string) (broker.Message, int, bool) {
+	key := r.Header.Get("Idempotency-Key")
+	if key != "" && !validKey(key) {
+		writeError(w, http.StatusBadRequest, CodeInvalidID, "Idempotency-Key must be 1 to 128 printable ASCII characters")
+		return broker.Message{}, 0, false
 	}
+	m, aerr := s.newMessage(room, user, text)
 	if aerr != nil {
 		aerr.write(w)
-		return m, false
+		return m, 0, false
 	}
-	return m, true
+	var dedupe string
+	if id != "" {
+		m.ID, dedupe = id, "id:"+room+":"+id
+	}
+	if key != "" {
+		dedupe = "key:" + room + ":" + key
+	}
+	m, dup, aerr := s.store(r.Context(), m, dedupe)
+	if aerr != nil {
+		aerr.write(w)
+		return m, 0, false
+	}
+	if dup {
+		w.Header().Set("Idempotent-Replayed", "true")
+		return m, http.StatusOK, true
+	}
+	return m, http.StatusCreated, true
+}
+
+// validID reports whether id is 1 to n characters of [A-Za-z0-9_-].
+func validID(id string, n int) bool {
+	if len(id) == 0 || len(id) > n {
+		return false
+	}
+	for _, c := range []byte(id) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// validKey reports whether an Idempotency-Key is 1 to 128 printable ASCII
+// characters.
+func validKey(k string) bool {
+	if len(k) == 0 || len(k) > 128 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x21 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// publishBody is the JSON body of POST /rooms/{room}/messages.
+type publishBody struct {
+	ID   *string `json:"id"`
+	User *string `json:"user"`
+	Text *string `json:"text"`
+}
+
+// decodePublishBody parses a publish body: one JSON object, valid UTF-8,
+// with a text.
+func decodePublishBody(body []byte) (publishBody, *apiError) {
+	var in publishBody
+	if !utf8.Valid(body) {
+		return in, &apiError{http.StatusBadRequest, CodeInvalidUTF8, "the body is not valid UTF-8"}
+	}
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return in, &apiError{http.StatusBadRequest, CodeInvalidJSON, "the body must be one JSON object of the form {\"user\":\"…\",\"text\":\"…\"}"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&in); err != nil {
+		return in, &apiError{http.StatusBadRequest, CodeInvalidJSON, "the body is not a JSON object of the form {\"user\":\"…\",\"text\":\"…\"}: " + err.Error()}
+	}
+	if dec.More() {
+		return in, &apiError{http.StatusBadRequest, CodeInvalidJSON, "the body must be one JSON object"}
+	}
+	if in.Text == nil {
+		return in, &apiError{http.StatusBadRequest, CodeEmptyMessage, "text is required"}
+	}
+	return in, nil
 }
 
 // newMessage validates the fields of a message to publish.
@@ -156,18 +226,18 @@ func (s *Server) newMessage(room, user, text string) (broker.Message, *apiError)
 
 // store publishes m through JetStream and returns it once stored. Without
 // a usable NATS connection it fails fast with 503, never a false success.
-func (s *Server) store(ctx context.Context, m broker.Message) (broker.Message, *apiError) {
+func (s *Server) store(ctx context.Context, m broker.Message, dedupeID string) (broker.Message, bool, *apiError) {
 	if err := s.cfg.Ready(); err != nil {
-		return m, &apiError{http.StatusServiceUnavailable, CodeUnavailable, err.Error()}
+		return m, false, &apiError{http.StatusServiceUnavailable, CodeUnavailable, err.Error()}
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
 	defer cancel()
-	stored, err := s.cfg.Store.Publish(ctx, m)
+	stored, dup, err := s.cfg.Store.Publish(ctx, m, dedupeID)
 	if err != nil {
 		s.cfg.Log.Warn("publish", "room", m.Room, "err", err)
-		return m, &apiError{http.StatusServiceUnavailable, CodeUnavailable, "the message could not be stored; try again"}
+		return m, false, &apiError{http.StatusServiceUnavailable, CodeUnavailable, "the message could not be stored; try again"}
 	}
-	return stored, nil
+	return stored, dup, nil
 }
 
 func mediaType(r *http.Request) string {

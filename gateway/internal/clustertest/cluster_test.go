@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -163,6 +164,24 @@ func (p *publisher) Stop() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]string(nil), p.accepted...)
+}
+
+// snapshot returns the texts accepted so far.
+func (p *publisher) snapshot() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.accepted...)
+}
+
+// snapshotAt returns the accepted texts up to and including mark.
+func (p *publisher) snapshotAt(mark string) []string {
+	all := p.snapshot()
+	for i, a := range all {
+		if a == mark {
+			return all[:i+1]
+		}
+	}
+	return all
 }
 
 // lastAccepted returns the newest accepted text, or "".
@@ -534,4 +553,109 @@ func TestBrokerHealthcheckAndLameDuckStop(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// collect reads every message of s in the background until stop is
+// closed or the stream ends.
+func collect(s *ssetest.Stream) func() []ssetest.Message {
+	var mu sync.Mutex
+	var got []ssetest.Message
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			m, _, err := s.NextMessage(time.Hour)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			got = append(got, m)
+			mu.Unlock()
+		}
+	}()
+	return func() []ssetest.Message {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]ssetest.Message(nil), got...)
+	}
+}
+
+// TestListenerOnAFailedOverGatewayMissesNothing kills the broker a gateway
+// is attached to while messages are published on another gateway: the
+// gateway reconnects elsewhere and backfills what its live feed missed, so
+// its listener ends with every stored message, once, in order.
+func TestListenerOnAFailedOverGatewayMissesNothing(t *testing.T) {
+	t.Parallel()
+	bs := clustertest.StartBrokers(t, 3)
+	victim := bs.Nodes[2]
+	a := clustertest.StartGateway(t, "gw-a", "--nats-url", victim.ClientURL)
+	b := clustertest.StartGateway(t, "gw-b", "--nats-url", bs.Nodes[0].ClientURL+","+bs.Nodes[1].ClientURL)
+	a.WaitReady(t, 60*time.Second)
+	b.WaitReady(t, 60*time.Second)
+	received := collect(ssetest.Open(t, a.URL+"/rooms/failover/events", nil))
+	p := startPublisher(b, "failover", 5*time.Millisecond, 5000)
+	defer p.Stop()
+	brokertest.CheckFor(t, wait, 20*time.Millisecond, func() error {
+		if len(received()) < 20 {
+			return fmt.Errorf("%d messages so far", len(received()))
+		}
+		return nil
+	})
+	// Freeze the broker first, so messages routed to gw-a through it are
+	// certainly lost with it, then kill it.
+	if err := victim.Proc.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	frozen := len(p.snapshot())
+	brokertest.CheckFor(t, wait, 20*time.Millisecond, func() error {
+		if n := len(p.snapshot()); n < frozen+20 {
+			return fmt.Errorf("%d published while the broker is frozen", n-frozen)
+		}
+		return nil
+	})
+	victim.Proc.Kill() // kill -9
+	brokertest.CheckFor(t, wait, 50*time.Millisecond, func() error {
+		if s := natsServerOf(t, a); s == "" || s == victim.Name {
+			return fmt.Errorf("gw-a on %q", s)
+		}
+		return nil
+	})
+	// Keep publishing a while after the failover, then stop.
+	mark := p.lastAccepted()
+	brokertest.CheckFor(t, wait, 20*time.Millisecond, func() error {
+		if last := p.lastAccepted(); last <= mark || len(p.snapshot()) < len(p.snapshotAt(mark))+50 {
+			return fmt.Errorf("publishing has not gone on long enough")
+		}
+		return nil
+	})
+	accepted := p.Stop()
+	checkHistoryHolds(t, b, "failover", accepted)
+
+	// The listener ends with exactly the room's history, in order.
+	resp, err := http.Get(b.URL + "/rooms/failover/messages?limit=500")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var page struct{ Messages []ssetest.Message }
+	json.NewDecoder(resp.Body).Decode(&page)
+	resp.Body.Close()
+	brokertest.CheckFor(t, wait, 50*time.Millisecond, func() error {
+		if got := received(); len(got) < len(page.Messages) {
+			return fmt.Errorf("listener has %d of %d messages", len(got), len(page.Messages))
+		}
+		return nil
+	})
+	got := received()
+	if len(got) != len(page.Messages) {
+		t.Fatalf("listener got %d messages, history holds %d", len(got), len(page.Messages))
+	}
+	for i := range got {
+		if got[i].Seq != page.Messages[i].Seq || got[i].Text != page.Messages[i].Text {
+			t.Fatalf("message %d: listener %s (seq %d), history %s (seq %d)", i, got[i].Text, got[i].Seq, page.Messages[i].Text, page.Messages[i].Seq)
+		}
+	}
+	if !regexp.MustCompile(`msg="backfilled room feed" room=failover .* messages=[1-9]`).MatchString(a.Proc.Log()) {
+		t.Errorf("gw-a did not backfill its live feed; the test did not exercise the failover")
+	}
+	t.Logf("listener on gw-a got all %d messages in order across the failover", len(got))
 }

@@ -335,7 +335,10 @@ func (r *room) fanOut(seq uint64, data []byte) {
 func (h *Hub) backfill(ctx context.Context, r *room, upTo uint64) {
 	h.backfills.Add(1)
 	deadline := time.Now().Add(h.opts.CatchUpTimeout)
-	read := 0
+	read, from := 0, r.lastSeq
+	defer func() {
+		h.log.Info("backfilled room feed", "room", r.name, "after", from, "up_to", upTo, "messages", read)
+	}()
 	for r.lastSeq < upTo {
 		msgs, _, err := h.src.After(ctx, r.name, r.lastSeq, 256)
 		if err != nil || time.Now().After(deadline) || read > h.opts.MaxBackfill {
