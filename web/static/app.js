@@ -76,6 +76,14 @@ function connect(cursor) {
     if (events.readyState === EventSource.CONNECTING) setStatus("reconnecting…");
     else if (events.readyState === EventSource.CLOSED) setStatus("offline");
   });
+  // The server could not replay everything missed while disconnected
+  // (history was trimmed or recreated, or too much was missed).
+  events.addEventListener("reset", () => {
+    const li = document.createElement("li");
+    li.className = "notice";
+    li.textContent = "Some earlier messages are no longer available.";
+    list.appendChild(li);
+  });
   events.addEventListener("message", (e) => {
     let msg;
     try {
