@@ -133,6 +133,7 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 		Epoch:           g.epoch.Load,
 		Ready:           g.Ready,
 		NATSServer:      g.nc.ConnectedServerName,
+		StoreFailed:     g.triggerRecheck,
 		MaxMessageBytes: o.MaxMessageBytes,
 		ClientQueue:     o.ClientQueue,
 		MaxReplay:       o.MaxReplay,
@@ -273,25 +274,29 @@ func (g *Gateway) clusterSize() int {
 }
 
 // keepHistory makes sure the history stream exists: until it does, then
-// again after every (re)connect, since the cluster may have lost it.
+// again after every (re)connect and failed publish, since the cluster may
+// have lost it, and every 30 s, since someone may have recreated it.
 func (g *Gateway) keepHistory(ctx context.Context) {
 	defer g.wg.Done()
-	retry := time.NewTimer(0)
-	defer retry.Stop()
+	wait := time.Duration(0)
 	for {
+		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			timer.Stop()
 			return
 		case <-g.recheck:
-		case <-retry.C:
+		case <-timer.C:
 		}
+		timer.Stop()
+		wait = 30 * time.Second
 		if !g.nc.IsConnected() {
-			continue
+			continue // the reconnect handler asks again
 		}
 		if err := g.ensureHistory(ctx); err != nil {
 			g.streamReady.Store(false)
 			g.log.Warn("history stream not ready; retrying", "err", err)
-			retry.Reset(time.Second)
+			wait = time.Second
 		}
 	}
 }

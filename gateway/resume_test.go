@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,11 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatscalable/chatscalable/broker"
 	"github.com/chatscalable/chatscalable/broker/brokertest"
 	"github.com/chatscalable/chatscalable/broker/proctest"
 	"github.com/chatscalable/chatscalable/gateway"
 	"github.com/chatscalable/chatscalable/gateway/internal/clustertest"
 	"github.com/chatscalable/chatscalable/gateway/internal/ssetest"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func TestMain(m *testing.M) { clustertest.Main(m) }
@@ -307,4 +310,38 @@ func TestStalledClientKeepsMemoryBounded(t *testing.T) {
 	if growth > 8<<20 {
 		t.Fatalf("heap grew by %d MB while a stalled client was cut off", growth>>20)
 	}
+}
+
+func TestRecreatedHistoryResetsOldCursors(t *testing.T) {
+	node := brokertest.StartNode(t)
+	g := startGateway(t, "gw-1", node.ClientURL())
+	old := postJSON(t, g.URL(), "epoch", "ana", "before")
+	live := ssetest.Open(t, g.URL()+"/rooms/epoch/events", nil)
+
+	nc := brokertest.Connect(t, node.ClientURL())
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteStream(context.Background(), broker.StreamName); err != nil {
+		t.Fatal(err)
+	}
+	// The next publish fails and makes the gateway create the stream anew.
+	brokertest.CheckFor(t, wait, 50*time.Millisecond, func() error {
+		r := do(t, http.MethodPost, g.URL()+"/rooms/epoch/messages", "application/json", strings.NewReader(`{"text":"after"}`), nil)
+		if r.status != http.StatusCreated {
+			return fmt.Errorf("publish after the stream was deleted: %d %s", r.status, r.body)
+		}
+		return nil
+	})
+	// Live listeners of the old stream are sent away to resume.
+	if err := live.Drain(wait); err != ssetest.ErrClosed {
+		t.Fatalf("listener of the old stream: %v", err)
+	}
+	s := ssetest.Open(t, g.URL()+"/rooms/epoch/events", lastEventID(old.Cursor))
+	ev, err := s.Next(wait)
+	if err != nil || ev.Event != "reset" || !strings.Contains(ev.Data, "history_recreated") {
+		t.Fatalf("first event %+v, %v; want a history_recreated reset", ev, err)
+	}
+	expectTexts(t, s, []string{"after"})
 }

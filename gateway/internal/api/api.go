@@ -44,6 +44,9 @@ type Config struct {
 	Epoch func() uint64
 	// Ready returns nil while the gateway can publish and stream.
 	Ready func() error
+	// StoreFailed, if set, is told when storing or reading history failed,
+	// so the gateway checks the history stream again.
+	StoreFailed func()
 	// NATSServer names the NATS server the gateway is connected to now.
 	NATSServer func() string
 
@@ -100,6 +103,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.PublishTimeout <= 0 {
 		cfg.PublishTimeout = 5 * time.Second
+	}
+	if cfg.StoreFailed == nil {
+		cfg.StoreFailed = func() {}
 	}
 	if cfg.MaxReplay <= 0 {
 		cfg.MaxReplay = 1000
