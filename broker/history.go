@@ -405,3 +405,61 @@ func (h *History) direct(ctx context.Context, req map[string]any) (*Message, err
 	}
 	return &m, nil
 }
+
+// RoomStats is what the history holds of one room.
+type RoomStats struct {
+	// Messages is how many messages of the room are stored.
+	Messages uint64
+	// LastSeq and LastTime locate the room's newest message.
+	LastSeq  uint64
+	LastTime time.Time
+}
+
+// Rooms returns the stats of every room with stored messages.
+func (h *History) Rooms(ctx context.Context) (map[string]RoomStats, error) {
+	s, err := h.js.Stream(ctx, StreamName)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", StreamName, err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(RoomSubjectPrefix+"*"))
+	if err != nil {
+		return nil, fmt.Errorf("stream %s subjects: %w", StreamName, err)
+	}
+	out := make(map[string]RoomStats, len(info.State.Subjects))
+	for subject, n := range info.State.Subjects {
+		if room, ok := RoomFromSubject(subject); ok {
+			out[room] = RoomStats{Messages: n}
+		}
+	}
+	if len(out) == 0 {
+		return out, nil
+	}
+	// The newest message of every room, in one multi-subject batch get.
+	req, _ := json.Marshal(map[string]any{"multi_last": []string{RoomSubjectPrefix + "*"}, "batch": len(out) + 16})
+	inbox := h.nc.NewRespInbox()
+	sub, err := h.nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, fmt.Errorf("room stats: %w", err)
+	}
+	defer sub.Unsubscribe()
+	if err := h.nc.PublishRequest("$JS.API.DIRECT.GET."+StreamName, inbox, req); err != nil {
+		return nil, fmt.Errorf("room stats: %w", err)
+	}
+	for {
+		msg, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("room stats: %w", err)
+		}
+		if len(msg.Header.Values(headerSequence)) == 0 {
+			return out, nil // end of batch (204) or nothing found (404)
+		}
+		room, ok := RoomFromSubject(lastValue(msg.Header, headerSubject))
+		if !ok {
+			continue
+		}
+		st := out[room]
+		st.LastSeq, _ = strconv.ParseUint(lastValue(msg.Header, headerSequence), 10, 64)
+		st.LastTime, _ = time.Parse(time.RFC3339Nano, lastValue(msg.Header, headerTimeStamp))
+		out[room] = st
+	}
+}

@@ -18,6 +18,8 @@ import (
 	"github.com/chatscalable/chatscalable/broker"
 	"github.com/chatscalable/chatscalable/gateway/internal/api"
 	"github.com/chatscalable/chatscalable/gateway/internal/hub"
+	"github.com/chatscalable/chatscalable/gateway/internal/report"
+	"github.com/chatscalable/chatscalable/services/presence"
 	"github.com/nats-io/nats.go"
 )
 
@@ -55,6 +57,13 @@ type Options struct {
 	Heartbeat time.Duration
 	// BodyTimeout bounds reading a request body (default 10s).
 	BodyTimeout time.Duration
+	// Services says where the presence and rooms services run: "in-process"
+	// (this gateway runs a replica of each), "off" (they run elsewhere), or
+	// "auto" / "" (in-process with an embedded NATS node, else off).
+	Services string
+	// PresenceWarmUp is how long an in-process presence replica listens
+	// before it may announce events (default broker.PresenceHeartbeat+1s).
+	PresenceWarmUp time.Duration
 	// Version is reported by /node.
 	Version string
 	// Logger receives the gateway's logs; nil discards them.
@@ -63,16 +72,19 @@ type Options struct {
 
 // Gateway is a running chat-gateway.
 type Gateway struct {
-	opts    Options
-	log     *slog.Logger
-	node    *broker.Node
-	nc      *nats.Conn
-	closed  chan struct{}
-	history *broker.History
-	hub     *hub.Hub
-	srv     *http.Server
-	ln      net.Listener
+	opts     Options
+	log      *slog.Logger
+	node     *broker.Node
+	nc       *nats.Conn
+	closed   chan struct{}
+	history  *broker.History
+	hub      *hub.Hub
+	reporter *report.Reporter
+	services []stopper
+	srv      *http.Server
+	ln       net.Listener
 
+	servicesMu  sync.Mutex
 	epoch       atomic.Uint64
 	streamReady atomic.Bool
 	recheck     chan struct{}
@@ -118,7 +130,11 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 	}
 
 	var a *api.Server
-	g.hub = hub.New(g.nc, g.history, func(m broker.Message) []byte { return a.EncodeFrame(m) }, hub.Options{Log: g.log})
+	g.hub = hub.New(g.nc, g.history, func(m broker.Message) []byte { return a.EncodeFrame(m) }, hub.Options{
+		Log:      g.log,
+		Presence: func(e broker.PresenceEvent) []byte { return a.EncodePresence(e) },
+	})
+	g.reporter = report.New(g.nc, o.NodeName, g.log)
 	mode := "external"
 	if g.node != nil {
 		mode = "embedded"
@@ -134,6 +150,8 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 		Ready:           g.Ready,
 		NATSServer:      g.nc.ConnectedServerName,
 		StoreFailed:     g.triggerRecheck,
+		Presence:        g.reporter,
+		Request:         g.nc.RequestWithContext,
 		MaxMessageBytes: o.MaxMessageBytes,
 		ClientQueue:     o.ClientQueue,
 		MaxReplay:       o.MaxReplay,
@@ -143,8 +161,12 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 	})
 	bg, stop := context.WithCancel(context.Background())
 	g.stop = stop
-	g.wg.Add(1)
+	g.wg.Add(2)
 	go g.keepHistory(bg)
+	go func() {
+		defer g.wg.Done()
+		g.reporter.Run(bg)
+	}()
 
 	g.srv = &http.Server{
 		Handler:           a,
@@ -256,11 +278,42 @@ func (g *Gateway) ensureHistory(ctx context.Context) error {
 		}
 	}
 	g.streamReady.Store(true)
+	if g.services == nil && g.inProcessServices() {
+		g.startServices(ctx)
+	}
 	if g.hub != nil {
 		// Deliver what the live feeds missed while NATS was unreachable.
 		g.hub.Resync(ctx)
 	}
 	return nil
+}
+
+// stopper is a running in-process service.
+type stopper interface{ Stop() error }
+
+func (g *Gateway) inProcessServices() bool {
+	switch g.opts.Services {
+	case "in-process":
+		return true
+	case "off":
+		return false
+	default:
+		return g.node != nil
+	}
+}
+
+// startServices starts this gateway's replicas of the chat services. They
+// need JetStream, so they start once the history stream is ready; if one
+// fails to start it is tried again at the next check.
+func (g *Gateway) startServices(ctx context.Context) {
+	p, err := presence.Start(ctx, g.nc, presence.Options{Version: g.opts.Version, Logger: g.log, WarmUp: g.opts.PresenceWarmUp})
+	if err != nil {
+		g.log.Warn("in-process presence service not started", "err", err)
+		return
+	}
+	g.servicesMu.Lock()
+	g.services = append(g.services, p)
+	g.servicesMu.Unlock()
 }
 
 // clusterSize is the number of NATS servers this gateway knows of: for a
@@ -344,6 +397,17 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	if err := <-g.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		errs = append(errs, fmt.Errorf("http serve: %w", err))
 	}
+	if g.stop != nil {
+		g.stop() // says goodbye to presence, stops checking history
+		g.wg.Wait()
+	}
+	g.servicesMu.Lock()
+	for _, s := range g.services {
+		if err := s.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("stop service: %w", err))
+		}
+	}
+	g.servicesMu.Unlock()
 	g.cleanup()
 	select {
 	case <-g.closed:

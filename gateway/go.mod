@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/chatscalable/chatscalable/broker v0.0.0
+	github.com/chatscalable/chatscalable/services v0.0.0
 	github.com/chatscalable/chatscalable/web v0.0.0
 	github.com/nats-io/nats.go v1.55.0
 )
@@ -27,5 +28,6 @@ require (
 
 replace (
 	github.com/chatscalable/chatscalable/broker => ../broker
+	github.com/chatscalable/chatscalable/services => ../services
 	github.com/chatscalable/chatscalable/web => ../web
 )

@@ -58,6 +58,7 @@ func run(args []string) int {
 		ClientQueue: cfg.ClientQueue,
 		MaxReplay:   cfg.MaxReplay,
 		Heartbeat:   cfg.Heartbeat,
+		Services:    cfg.Services,
 		Version:     version,
 		Logger:      log,
 	})

@@ -20,6 +20,7 @@ import (
 	"github.com/chatscalable/chatscalable/gateway/internal/sse"
 	"github.com/chatscalable/chatscalable/web"
 	"github.com/gorilla/mux"
+	"github.com/nats-io/nats.go"
 )
 
 // Store is what the API needs of the room history.
@@ -28,6 +29,12 @@ type Store interface {
 	Before(ctx context.Context, room string, before uint64, limit int) ([]broker.Message, error)
 	After(ctx context.Context, room string, after uint64, limit int) ([]broker.Message, uint64, error)
 	Get(ctx context.Context, room string, seq uint64) (*broker.Message, error)
+}
+
+// Presence is told of listeners joining and leaving rooms.
+type Presence interface {
+	Join(room, user string) (id string)
+	Leave(id string)
 }
 
 // Config holds the API's dependencies and limits.
@@ -44,6 +51,13 @@ type Config struct {
 	Epoch func() uint64
 	// Ready returns nil while the gateway can publish and stream.
 	Ready func() error
+	// Presence, if set, is told of every listener joining and leaving.
+	Presence Presence
+	// Request, if set, sends a request to a chat service over NATS; the
+	// directory and presence endpoints need it.
+	Request func(ctx context.Context, subject string, data []byte) (*nats.Msg, error)
+	// ServiceTimeout bounds waiting for a chat service (default 2s).
+	ServiceTimeout time.Duration
 	// StoreFailed, if set, is told when storing or reading history failed,
 	// so the gateway checks the history stream again.
 	StoreFailed func()
@@ -107,6 +121,9 @@ func New(cfg Config) *Server {
 	if cfg.StoreFailed == nil {
 		cfg.StoreFailed = func() {}
 	}
+	if cfg.ServiceTimeout <= 0 {
+		cfg.ServiceTimeout = 2 * time.Second
+	}
 	if cfg.MaxReplay <= 0 {
 		cfg.MaxReplay = 1000
 	}
@@ -125,6 +142,10 @@ func New(cfg Config) *Server {
 	r.HandleFunc("/rooms/{room}/messages", s.postMessage).Methods(http.MethodPost)
 	r.HandleFunc("/rooms/{room}/messages", s.history).Methods(http.MethodGet)
 	r.HandleFunc("/rooms/{room}/events", s.roomEvents).Methods(http.MethodGet)
+	r.HandleFunc("/rooms", s.listRooms).Methods(http.MethodGet)
+	r.HandleFunc("/rooms/{room}", s.getRoom).Methods(http.MethodGet)
+	r.HandleFunc("/rooms/{room}", s.putRoom).Methods(http.MethodPut)
+	r.HandleFunc("/rooms/{room}/members", s.members).Methods(http.MethodGet)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no such route: "+r.URL.Path)
 	})

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
@@ -58,6 +59,14 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, room string) {
 		}
 		from = &c
 	}
+	user := strings.TrimSpace(r.URL.Query().Get("user"))
+	if err := broker.ValidateUser(user); err != nil {
+		writeError(w, http.StatusBadRequest, CodeInvalidUser, err.Error())
+		return
+	}
+	if user == "" {
+		user = DefaultUser
+	}
 	if err := s.cfg.Ready(); err != nil {
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
 		return
@@ -78,6 +87,10 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, room string) {
 		return
 	}
 	defer s.cfg.Hub.Leave(c)
+	if s.cfg.Presence != nil {
+		id := s.cfg.Presence.Join(room, user)
+		defer s.cfg.Presence.Leave(id)
+	}
 
 	sse.SetHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
@@ -102,11 +115,11 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, room string) {
 				return
 			}
 			for more := true; more; {
-				if f.Seq > sent {
+				if f.Seq == 0 || f.Seq > sent { // 0: a presence event
 					if _, err := w.Write(f.Data); err != nil {
 						return
 					}
-					sent = f.Seq
+					sent = max(sent, f.Seq)
 				}
 				select {
 				case f = <-c.Frames():
@@ -134,6 +147,12 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, room string) {
 			return
 		}
 	}
+}
+
+// EncodePresence returns the SSE frame of a presence event.
+func (s *Server) EncodePresence(e broker.PresenceEvent) []byte {
+	data, _ := json.Marshal(e)
+	return sse.AppendEvent(make([]byte, 0, len(data)+32), "", "presence", data)
 }
 
 // resetNotice is the data of a reset event: the client missed messages.

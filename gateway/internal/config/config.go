@@ -33,6 +33,7 @@ type Config struct {
 	ClientQueue     int
 	Heartbeat       time.Duration
 	ShutdownTimeout time.Duration
+	Services        string
 	LogLevel        string
 }
 
@@ -66,6 +67,7 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	fs.Int(&c.ClientQueue, "client-queue", 256, "messages queued per SSE client before it is disconnected as too slow")
 	fs.Duration(&c.Heartbeat, "heartbeat", 15*time.Second, "interval of SSE heartbeat comments")
 	fs.Duration(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "grace period for a graceful stop")
+	fs.String(&c.Services, "services", "auto", "where the presence and rooms services run: in-process, off (run elsewhere), or auto (in-process with the embedded NATS node)")
 	fs.String(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "chat-gateway serves the ChatScalable HTTP API and chat page on a NATS bus.\n\nUsage: chat-gateway [flags]\n\nFlags:\n")
@@ -113,6 +115,11 @@ func (c Config) validate() error {
 	}
 	if len(c.ClusterRoutes) > 0 && c.ClusterListen == "" {
 		errs = append(errs, errors.New("--cluster-routes needs --cluster-listen"))
+	}
+	switch c.Services {
+	case "auto", "in-process", "off":
+	default:
+		errs = append(errs, fmt.Errorf("--services %q is not one of auto, in-process, off", c.Services))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -32,6 +32,7 @@ var envVars = []string{
 	"CHAT_CLIENT_QUEUE",
 	"CHAT_HEARTBEAT",
 	"CHAT_SHUTDOWN_TIMEOUT",
+	"CHAT_SERVICES",
 	"CHAT_LOG_LEVEL",
 }
 
@@ -68,6 +69,7 @@ func TestDefaults(t *testing.T) {
 		ClientQueue:     256,
 		Heartbeat:       15 * time.Second,
 		ShutdownTimeout: 10 * time.Second,
+		Services:        "auto",
 		LogLevel:        "info",
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -113,6 +115,7 @@ func TestEnvironment(t *testing.T) {
 		ClientQueue:     8,
 		Heartbeat:       5 * time.Second,
 		ShutdownTimeout: 3 * time.Second,
+		Services:        "auto",
 		LogLevel:        "debug",
 	}
 	if !reflect.DeepEqual(c, want) {

@@ -19,6 +19,7 @@ package hub
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -51,7 +52,11 @@ type Source interface {
 // Encoder turns a stored message into the bytes sent to clients.
 type Encoder func(broker.Message) []byte
 
-// Frame is one encoded message queued to a client.
+// PresenceEncoder turns a presence event into the bytes sent to clients.
+type PresenceEncoder func(broker.PresenceEvent) []byte
+
+// Frame is one encoded event queued to a client. Seq is the message's
+// history sequence, or 0 for an event outside history (presence).
 type Frame struct {
 	Seq  uint64
 	Data []byte
@@ -62,6 +67,9 @@ type Options struct {
 	// MaxBackfill bounds the messages read to fill one hole; a larger hole
 	// ends the room's clients with ErrResync (default 10000).
 	MaxBackfill int
+	// Presence, if set, encodes the room's presence events (from
+	// chat.presence.room.<room>), which are then queued to its clients.
+	Presence PresenceEncoder
 	// CatchUpTimeout bounds the wait for a lagging stream replica to hold
 	// the messages of a hole (default 2s).
 	CatchUpTimeout time.Duration
@@ -100,9 +108,10 @@ func New(nc *nats.Conn, src Source, encode Encoder, o Options) *Hub {
 }
 
 type room struct {
-	name    string
-	sub     *nats.Subscription
-	members map[*Client]struct{} // guarded by Hub.mu
+	name     string
+	sub      *nats.Subscription
+	presence *nats.Subscription
+	members  map[*Client]struct{} // guarded by Hub.mu
 
 	mu      sync.Mutex // serialises delivery; guards lastSeq and list
 	lastSeq uint64
@@ -190,15 +199,21 @@ func (h *Hub) activate(ctx context.Context, name string) (*room, error) {
 	// Unlimited pending in the client library: overflow is handled per
 	// SSE client, where it belongs, not by dropping the room's feed.
 	_ = sub.SetPendingLimits(-1, -1)
+	r.sub = sub
+	if h.opts.Presence != nil {
+		if r.presence, err = h.nc.Subscribe(broker.PresenceEventSubject(name), func(msg *nats.Msg) { h.deliverPresence(r, msg) }); err != nil {
+			r.unsubscribe()
+			return nil, fmt.Errorf("subscribe to room %s presence: %w", name, err)
+		}
+	}
 	if err := h.nc.FlushWithContext(ctx); err != nil {
-		_ = sub.Unsubscribe()
+		r.unsubscribe()
 		return nil, fmt.Errorf("subscribe to room %s: %w", name, err)
 	}
 	if r.lastSeq, err = h.src.LastSeq(ctx, name); err != nil {
-		_ = sub.Unsubscribe()
+		r.unsubscribe()
 		return nil, fmt.Errorf("room %s position: %w", name, err)
 	}
-	r.sub = sub
 	return r, nil
 }
 
@@ -225,10 +240,18 @@ func (h *Hub) Leave(c *Client) {
 	r.mu.Unlock()
 	if len(r.members) == 0 {
 		delete(h.rooms, c.room)
-		if err := r.sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		if err := r.unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 			h.log.Warn("unsubscribe room", "room", c.room, "err", err)
 		}
 	}
+}
+
+func (r *room) unsubscribe() error {
+	err := r.sub.Unsubscribe()
+	if r.presence != nil {
+		err = errors.Join(err, r.presence.Unsubscribe())
+	}
+	return err
 }
 
 // Close ends every client with ErrClosed and refuses new ones.
@@ -253,7 +276,7 @@ func (h *Hub) Reset() {
 			c.end(ErrResync)
 			h.clients.Add(-1)
 		}
-		_ = r.sub.Unsubscribe()
+		_ = r.unsubscribe()
 		delete(h.rooms, name)
 	}
 }
@@ -314,10 +337,28 @@ func (h *Hub) deliver(r *room, msg *nats.Msg) {
 	r.fanOut(m.Seq, h.encode(m))
 }
 
-// fanOut queues a frame to every client; r.mu is held.
+// deliverPresence queues a presence event to the room's clients.
+func (h *Hub) deliverPresence(r *room, msg *nats.Msg) {
+	var e broker.PresenceEvent
+	if err := json.Unmarshal(msg.Data, &e); err != nil || e.Room != r.name {
+		h.log.Warn("drop presence event", "room", r.name, "err", err)
+		return
+	}
+	data := h.opts.Presence(e)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.queue(Frame{Data: data})
+}
+
+// fanOut queues a message frame to every client; r.mu is held.
 func (r *room) fanOut(seq uint64, data []byte) {
 	r.lastSeq = seq
-	f := Frame{Seq: seq, Data: data}
+	r.queue(Frame{Seq: seq, Data: data})
+}
+
+// queue queues f to every client, ending those whose queue is full; r.mu
+// is held.
+func (r *room) queue(f Frame) {
 	for _, c := range r.list {
 		select {
 		case c.queue <- f:

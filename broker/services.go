@@ -1,0 +1,151 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+)
+
+// Subjects and message shapes of the chat services (presence and the rooms
+// directory). Requests and replies are JSON; errors come back as NATS
+// micro errors (headers Nats-Service-Error-Code and Nats-Service-Error)
+// with an HTTP-like code: 400 for bad input, 500 otherwise.
+const (
+	// PresenceReportPrefix starts the subject a gateway reports its
+	// listeners on: chat.presence.report.<gateway>.
+	PresenceReportPrefix = "chat.presence.report."
+	// PresenceEventPrefix starts the subject presence changes of a room are
+	// announced on: chat.presence.room.<room>.
+	PresenceEventPrefix = "chat.presence.room."
+	// PresenceMembersSubject answers MembersRequest with MembersReply.
+	PresenceMembersSubject = "chat.presence.members"
+	// PresenceCountsSubject answers any request with CountsReply.
+	PresenceCountsSubject = "chat.presence.counts"
+
+	// RoomsListSubject answers any request with RoomsReply.
+	RoomsListSubject = "chat.rooms.list"
+	// RoomsGetSubject answers RoomRequest with RoomInfo.
+	RoomsGetSubject = "chat.rooms.get"
+	// RoomsTopicSubject answers TopicRequest with RoomInfo.
+	RoomsTopicSubject = "chat.rooms.topic"
+
+	// MaxTopicLen is the longest room topic, in characters.
+	MaxTopicLen = 200
+)
+
+// PresenceEventSubject returns the subject of room's presence changes.
+func PresenceEventSubject(room string) string { return PresenceEventPrefix + room }
+
+// Kinds of PresenceReport.
+const (
+	ReportJoin    = "join"    // a listener connected
+	ReportLeave   = "leave"   // a listener disconnected
+	ReportState   = "state"   // every listener the gateway holds (heartbeat)
+	ReportGoodbye = "goodbye" // the gateway stops; all its listeners are gone
+)
+
+// PresenceConn is one listener connection held by a gateway.
+type PresenceConn struct {
+	ID   string `json:"id"`
+	Room string `json:"room"`
+	User string `json:"user"`
+}
+
+// PresenceReport is what a gateway publishes on
+// chat.presence.report.<gateway>: one join or leave (Conn), or its whole
+// state (Conns), which it sends every PresenceHeartbeat.
+type PresenceReport struct {
+	Type    string         `json:"type"`
+	Gateway string         `json:"gateway"`
+	Conn    *PresenceConn  `json:"conn,omitempty"`
+	Conns   []PresenceConn `json:"conns,omitempty"`
+}
+
+// Presence timing: gateways report their state every PresenceHeartbeat; a
+// gateway silent for PresenceExpiry is taken for dead and its listeners
+// leave.
+const (
+	PresenceHeartbeat = 4 * time.Second
+	PresenceExpiry    = 12 * time.Second
+)
+
+// PresenceEvent announces that a user joined (first connection) or left
+// (last connection closed) a room. Gateways deliver it to the room's
+// listeners as an SSE event named presence.
+type PresenceEvent struct {
+	Type string `json:"type"` // join or leave
+	User string `json:"user"`
+	Room string `json:"room"`
+}
+
+// MembersRequest asks for the members of a room.
+type MembersRequest struct {
+	Room string `json:"room"`
+}
+
+// Member is a user in a room with how many connections they have open.
+type Member struct {
+	User        string `json:"user"`
+	Connections int    `json:"connections"`
+}
+
+// MembersReply lists a room's members, sorted by user name.
+type MembersReply struct {
+	Room    string   `json:"room"`
+	Members []Member `json:"members"`
+}
+
+// CountsReply gives the member count of every room with members.
+type CountsReply struct {
+	Rooms map[string]int `json:"rooms"`
+}
+
+// RoomRequest names a room.
+type RoomRequest struct {
+	Room string `json:"room"`
+}
+
+// TopicRequest sets a room's topic; an empty topic clears it.
+type TopicRequest struct {
+	Room  string `json:"room"`
+	Topic string `json:"topic"`
+}
+
+// RoomInfo describes a room in the directory.
+type RoomInfo struct {
+	Room string `json:"room"`
+	// Messages is how many messages the room's history holds.
+	Messages uint64 `json:"messages"`
+	// LastActivity is when its newest message was stored.
+	LastActivity *time.Time `json:"last_activity,omitempty"`
+	// Members is how many users are in the room now; omitted when the
+	// presence service did not answer.
+	Members *int   `json:"members,omitempty"`
+	Topic   string `json:"topic,omitempty"`
+}
+
+// RoomsReply lists the rooms, most recently active first.
+type RoomsReply struct {
+	Rooms []RoomInfo `json:"rooms"`
+}
+
+// ErrInvalidTopic is returned for a topic ValidateTopic rejects.
+var ErrInvalidTopic = errors.New("invalid topic")
+
+// ValidateTopic checks a room topic: valid UTF-8, at most MaxTopicLen
+// characters, one line without control characters.
+func ValidateTopic(topic string) error {
+	if !utf8.ValidString(topic) {
+		return fmt.Errorf("%w: the topic is not valid UTF-8", ErrInvalidTopic)
+	}
+	if n := utf8.RuneCountInString(topic); n > MaxTopicLen {
+		return fmt.Errorf("%w: the topic is %d characters; the limit is %d", ErrInvalidTopic, n, MaxTopicLen)
+	}
+	for _, r := range topic {
+		if isControl(r) {
+			return fmt.Errorf("%w: U+%04X is not allowed", ErrInvalidTopic, r)
+		}
+	}
+	return nil
+}

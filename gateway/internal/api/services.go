@@ -1,0 +1,106 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/chatscalable/chatscalable/broker"
+	"github.com/gorilla/mux"
+	"github.com/nats-io/nats.go"
+)
+
+// CodeServiceError is the code of an error a chat service reported.
+const CodeServiceError = "service_error"
+
+// listRooms is GET /rooms: the rooms directory.
+func (s *Server) listRooms(w http.ResponseWriter, r *http.Request) {
+	s.ask(w, r, "the rooms directory", broker.RoomsListSubject, struct{}{})
+}
+
+// getRoom is GET /rooms/{room}: one room of the directory.
+func (s *Server) getRoom(w http.ResponseWriter, r *http.Request) {
+	room := mux.Vars(r)["room"]
+	if err := broker.ValidateRoom(room); err != nil {
+		writeError(w, http.StatusBadRequest, CodeInvalidRoom, err.Error())
+		return
+	}
+	s.ask(w, r, "the rooms directory", broker.RoomsGetSubject, broker.RoomRequest{Room: room})
+}
+
+// putRoom is PUT /rooms/{room} with {"topic":"…"}: sets the room's topic.
+func (s *Server) putRoom(w http.ResponseWriter, r *http.Request) {
+	room := mux.Vars(r)["room"]
+	if err := broker.ValidateRoom(room); err != nil {
+		writeError(w, http.StatusBadRequest, CodeInvalidRoom, err.Error())
+		return
+	}
+	if mt := mediaType(r); mt != "application/json" {
+		writeError(w, http.StatusUnsupportedMediaType, CodeUnsupportedType, fmt.Sprintf("Content-Type must be application/json, not %q", mt))
+		return
+	}
+	body, aerr := s.readBody(w, r, 4*broker.MaxTopicLen*jsonBodyFactor+1024)
+	if aerr != nil {
+		aerr.write(w)
+		return
+	}
+	var in struct {
+		Topic *string `json:"topic"`
+	}
+	if err := json.Unmarshal(body, &in); err != nil || in.Topic == nil {
+		writeError(w, http.StatusBadRequest, CodeInvalidJSON, "the body must be a JSON object of the form {\"topic\":\"…\"}")
+		return
+	}
+	if err := broker.ValidateTopic(*in.Topic); err != nil {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error())
+		return
+	}
+	s.ask(w, r, "the rooms directory", broker.RoomsTopicSubject, broker.TopicRequest{Room: room, Topic: *in.Topic})
+}
+
+// members is GET /rooms/{room}/members: who is in the room now.
+func (s *Server) members(w http.ResponseWriter, r *http.Request) {
+	room := mux.Vars(r)["room"]
+	if err := broker.ValidateRoom(room); err != nil {
+		writeError(w, http.StatusBadRequest, CodeInvalidRoom, err.Error())
+		return
+	}
+	s.ask(w, r, "the presence service", broker.PresenceMembersSubject, broker.MembersRequest{Room: room})
+}
+
+// ask sends req to a chat service and writes its JSON reply. A service
+// that is not running, or does not answer within ServiceTimeout, gets a
+// 503; an error it reports keeps its status.
+func (s *Server) ask(w http.ResponseWriter, r *http.Request, service, subject string, req any) {
+	if s.cfg.Request == nil {
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, service+" is not available")
+		return
+	}
+	data, _ := json.Marshal(req)
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ServiceTimeout)
+	defer cancel()
+	msg, err := s.cfg.Request(ctx, subject, data)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, service+" is not running; chatting still works")
+		return
+	case err != nil:
+		s.cfg.Log.Warn("service request", "subject", subject, "err", err)
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, service+" did not answer; try again")
+		return
+	}
+	if code := msg.Header.Get("Nats-Service-Error-Code"); code != "" {
+		status := http.StatusBadGateway
+		if code == "400" {
+			status = http.StatusBadRequest
+		}
+		writeError(w, status, CodeServiceError, msg.Header.Get("Nats-Service-Error"))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(msg.Data)
+}

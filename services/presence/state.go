@@ -1,0 +1,151 @@
+package presence
+
+import (
+	"sort"
+	"time"
+
+	"github.com/chatscalable/chatscalable/broker"
+)
+
+// State is who is online in which room, built from gateway reports. It is
+// not safe for concurrent use; Service guards it.
+type State struct {
+	gateways map[string]*gatewayState
+	rooms    map[string]map[string]int // room → user → open connections
+}
+
+type gatewayState struct {
+	conns    map[string]broker.PresenceConn // by connection id
+	lastSeen time.Time
+}
+
+// NewState returns an empty State.
+func NewState() *State {
+	return &State{gateways: map[string]*gatewayState{}, rooms: map[string]map[string]int{}}
+}
+
+// Apply takes a gateway's report, seen at now, and returns the presence
+// changes it causes: a user joins a room with their first connection to it
+// and leaves with their last, whichever gateways those are on.
+func (s *State) Apply(r broker.PresenceReport, now time.Time) []broker.PresenceEvent {
+	if r.Gateway == "" {
+		return nil
+	}
+	g := s.gateways[r.Gateway]
+	if g == nil {
+		g = &gatewayState{conns: map[string]broker.PresenceConn{}}
+		s.gateways[r.Gateway] = g
+	}
+	g.lastSeen = now
+	var events []broker.PresenceEvent
+	switch r.Type {
+	case broker.ReportJoin:
+		if r.Conn != nil {
+			events = s.add(g, *r.Conn, events)
+		}
+	case broker.ReportLeave:
+		if r.Conn != nil {
+			events = s.remove(g, r.Conn.ID, events)
+		}
+	case broker.ReportState:
+		// The gateway's full state replaces what we knew of it.
+		want := make(map[string]broker.PresenceConn, len(r.Conns))
+		for _, c := range r.Conns {
+			want[c.ID] = c
+		}
+		for id, c := range g.conns {
+			if w, ok := want[id]; !ok || w != c {
+				events = s.remove(g, id, events)
+			}
+		}
+		for _, c := range r.Conns {
+			events = s.add(g, c, events)
+		}
+	case broker.ReportGoodbye:
+		events = s.drop(r.Gateway, events)
+	}
+	return events
+}
+
+// Expire drops the gateways not heard from since before now-ttl (they died
+// without a goodbye) and returns the leaves that causes.
+func (s *State) Expire(now time.Time, ttl time.Duration) []broker.PresenceEvent {
+	var events []broker.PresenceEvent
+	for name, g := range s.gateways {
+		if now.Sub(g.lastSeen) > ttl {
+			events = s.drop(name, events)
+		}
+	}
+	return events
+}
+
+func (s *State) drop(gateway string, events []broker.PresenceEvent) []broker.PresenceEvent {
+	g := s.gateways[gateway]
+	if g == nil {
+		return events
+	}
+	for id := range g.conns {
+		events = s.remove(g, id, events)
+	}
+	delete(s.gateways, gateway)
+	return events
+}
+
+func (s *State) add(g *gatewayState, c broker.PresenceConn, events []broker.PresenceEvent) []broker.PresenceEvent {
+	if c.ID == "" || broker.ValidateRoom(c.Room) != nil || c.User == "" || broker.ValidateUser(c.User) != nil {
+		return events
+	}
+	if _, ok := g.conns[c.ID]; ok {
+		return events
+	}
+	g.conns[c.ID] = c
+	users := s.rooms[c.Room]
+	if users == nil {
+		users = map[string]int{}
+		s.rooms[c.Room] = users
+	}
+	users[c.User]++
+	if users[c.User] == 1 {
+		events = append(events, broker.PresenceEvent{Type: "join", User: c.User, Room: c.Room})
+	}
+	return events
+}
+
+func (s *State) remove(g *gatewayState, id string, events []broker.PresenceEvent) []broker.PresenceEvent {
+	c, ok := g.conns[id]
+	if !ok {
+		return events
+	}
+	delete(g.conns, id)
+	users := s.rooms[c.Room]
+	users[c.User]--
+	if users[c.User] <= 0 {
+		delete(users, c.User)
+		if len(users) == 0 {
+			delete(s.rooms, c.Room)
+		}
+		events = append(events, broker.PresenceEvent{Type: "leave", User: c.User, Room: c.Room})
+	}
+	return events
+}
+
+// Members returns the users in room with their connection counts, sorted
+// by user name.
+func (s *State) Members(room string) []broker.Member {
+	users := s.rooms[room]
+	out := make([]broker.Member, 0, len(users))
+	for u, n := range users {
+		out = append(out, broker.Member{User: u, Connections: n})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].User < out[j].User })
+	return out
+}
+
+// Counts returns the number of users in every room that has any.
+func (s *State) Counts() map[string]int {
+	out := make(map[string]int, len(s.rooms))
+	for room, users := range s.rooms {
+		out[room] = len(users)
+	}
+	return out
+}
