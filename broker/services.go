@@ -67,7 +67,7 @@ type PresenceReport struct {
 // leave.
 const (
 	PresenceHeartbeat = 4 * time.Second
-	PresenceExpiry    = 12 * time.Second
+	PresenceExpiry    = 10 * time.Second
 )
 
 // PresenceEvent announces that a user joined (first connection) or left

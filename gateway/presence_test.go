@@ -1,109 +1,41 @@
 package gateway_test
 
 import (
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/chatscalable/chatscalable/broker"
 	"github.com/chatscalable/chatscalable/broker/brokertest"
 	"github.com/chatscalable/chatscalable/gateway"
+	"github.com/chatscalable/chatscalable/gateway/internal/clustertest"
 	"github.com/chatscalable/chatscalable/gateway/internal/ssetest"
 )
 
 func fastPresence(o *gateway.Options) { o.PresenceWarmUp = 100 * time.Millisecond }
 
-// nextPresence returns the next presence event on s that is not about a
-// probe user, skipping other events.
-func nextPresence(t *testing.T, s *ssetest.Stream) broker.PresenceEvent {
+func nextPresence(t *testing.T, s *ssetest.Stream) ssetest.PresenceEvent {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for {
-		ev, err := s.Next(time.Until(deadline))
-		if err != nil {
-			t.Fatalf("waiting for a presence event: %v", err)
-		}
-		if ev.Event != "presence" {
-			continue
-		}
-		var e broker.PresenceEvent
-		if err := json.Unmarshal([]byte(ev.Data), &e); err != nil {
-			t.Fatalf("presence data %q: %v", ev.Data, err)
-		}
-		if !strings.HasPrefix(e.User, "probe") {
-			return e
-		}
-	}
-}
-
-// waitForAnnouncements waits until presence events reach watcher (a
-// listener of room): a presence replica leads only after a warm-up.
-func waitForAnnouncements(t *testing.T, base, room string, watcher *ssetest.Stream) {
-	t.Helper()
-	brokertest.CheckFor(t, 30*time.Second, 10*time.Millisecond, func() error {
-		p, err := ssetest.Dial(base+"/rooms/"+room+"/events?user=probe", nil)
-		if err != nil {
-			return err
-		}
-		p.Close()
-		for {
-			ev, err := watcher.Next(300 * time.Millisecond)
-			if err != nil {
-				return fmt.Errorf("no presence event yet")
-			}
-			if ev.Event == "presence" && strings.Contains(ev.Data, `"user":"probe"`) {
-				// Drain the probe's leave too, so it is not mistaken later.
-				for ev.Event != "presence" || !strings.Contains(ev.Data, `"leave"`) {
-					if ev, err = watcher.Next(wait); err != nil {
-						return err
-					}
-				}
-				return nil
-			}
-		}
-	})
-}
-
-func membersOf(t *testing.T, base, room string) map[string]int {
-	t.Helper()
-	r := do(t, http.MethodGet, base+"/rooms/"+room+"/members", "", nil, nil)
-	if r.status != http.StatusOK {
-		t.Fatalf("members: %d %s", r.status, r.body)
-	}
-	var reply broker.MembersReply
-	if err := json.Unmarshal(r.body, &reply); err != nil {
+	e, err := s.NextPresence(wait)
+	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]int{}
-	for _, m := range reply.Members {
-		out[m.User] = m.Connections
-	}
-	return out
+	return e
 }
 
 func waitMembers(t *testing.T, base, room string, want map[string]int) {
 	t.Helper()
-	brokertest.CheckFor(t, wait, 20*time.Millisecond, func() error {
-		got := membersOf(t, base, room)
-		delete(got, "probe")
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			return fmt.Errorf("members %v, want %v", got, want)
-		}
-		return nil
-	})
+	clustertest.WaitMembers(t, base, room, want, wait)
 }
 
 func TestPresenceInTheQuickstart(t *testing.T) {
 	g := startGateway(t, "gw-p", "", fastPresence)
 	bo := ssetest.Open(t, g.URL()+"/rooms/lobby/events?user=bo", nil)
-	waitForAnnouncements(t, g.URL(), "lobby", bo)
+	ssetest.WaitForPresence(t, g.URL()+"/rooms/lobby/events", bo, 30*time.Second)
 	waitMembers(t, g.URL(), "lobby", map[string]int{"bo": 1})
 
 	tab1 := ssetest.Open(t, g.URL()+"/rooms/lobby/events?user=ana", nil)
-	if e := nextPresence(t, bo); e != (broker.PresenceEvent{Type: "join", User: "ana", Room: "lobby"}) {
+	if e := nextPresence(t, bo); e != (ssetest.PresenceEvent{Type: "join", User: "ana", Room: "lobby"}) {
 		t.Fatalf("got %+v, want ana joining", e)
 	}
 	tab2 := ssetest.Open(t, g.URL()+"/listen?room=lobby&user=ana", nil)
@@ -113,7 +45,7 @@ func TestPresenceInTheQuickstart(t *testing.T) {
 	tab2.Close()
 	// The first presence event after ana's join is her leave: her second
 	// tab and its closing announced nothing.
-	if e := nextPresence(t, bo); e != (broker.PresenceEvent{Type: "leave", User: "ana", Room: "lobby"}) {
+	if e := nextPresence(t, bo); e != (ssetest.PresenceEvent{Type: "leave", User: "ana", Room: "lobby"}) {
 		t.Fatalf("got %+v, want ana leaving", e)
 	}
 	waitMembers(t, g.URL(), "lobby", map[string]int{"bo": 1})

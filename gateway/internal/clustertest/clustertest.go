@@ -5,6 +5,7 @@
 package clustertest
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -17,14 +18,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatscalable/chatscalable/broker"
 	"github.com/chatscalable/chatscalable/broker/brokertest"
 	"github.com/chatscalable/chatscalable/broker/proctest"
 )
 
 // Packages of the commands, built with proctest.Build.
 const (
-	GatewayPkg = "github.com/chatscalable/chatscalable/gateway/cmd/chat-gateway"
-	BrokerPkg  = "github.com/chatscalable/chatscalable/broker/cmd/chat-broker"
+	GatewayPkg  = "github.com/chatscalable/chatscalable/gateway/cmd/chat-gateway"
+	BrokerPkg   = "github.com/chatscalable/chatscalable/broker/cmd/chat-broker"
+	PresencePkg = "github.com/chatscalable/chatscalable/services/cmd/chat-presence"
+	RoomsPkg    = "github.com/chatscalable/chatscalable/services/cmd/chat-rooms"
 )
 
 // StartTimeout bounds how long a process may take to print its address.
@@ -252,4 +256,56 @@ func (b *Broker) Start(t testing.TB) {
 	}
 	b.Proc = proctest.Start(t, b.Name, b.bin, b.args...)
 	b.Proc.WaitLog(t, brokerUp, StartTimeout)
+}
+
+// StartService starts a service command (PresencePkg or RoomsPkg) on the
+// NATS servers urls and waits until it has started.
+func StartService(t testing.TB, pkg, name, urls string) *proctest.Proc {
+	t.Helper()
+	p := proctest.Start(t, name, Binary(t, pkg), "--nats-url", urls)
+	p.WaitLog(t, serviceUp, StartTimeout)
+	return p
+}
+
+var serviceUp = regexp.MustCompile(`msg="(presence|rooms) service started"`)
+
+// Members returns the members of room (user → open connections) as the
+// gateway at base reports them.
+func Members(base, room string) (map[string]int, error) {
+	client := http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get(base + "/rooms/" + room + "/members")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("members of %s: status %d", room, resp.StatusCode)
+	}
+	var reply broker.MembersReply
+	if err := json.NewDecoder(resp.Body).Decode(&reply); err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for _, m := range reply.Members {
+		if !strings.HasPrefix(m.User, "probe") {
+			out[m.User] = m.Connections
+		}
+	}
+	return out, nil
+}
+
+// WaitMembers waits until the gateway at base lists exactly want as the
+// members of room (probe users aside).
+func WaitMembers(t testing.TB, base, room string, want map[string]int, timeout time.Duration) {
+	t.Helper()
+	brokertest.CheckFor(t, timeout, 20*time.Millisecond, func() error {
+		got, err := Members(base, room)
+		if err != nil {
+			return err
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			return fmt.Errorf("members of %s on %s: %v, want %v", room, base, got, want)
+		}
+		return nil
+	})
 }

@@ -242,3 +242,67 @@ func (s *Stream) Close() {
 	s.Resp.Body.Close()
 	s.client.CloseIdleConnections()
 }
+
+// PresenceEvent is the data of a presence event.
+type PresenceEvent struct {
+	Type string `json:"type"`
+	User string `json:"user"`
+	Room string `json:"room"`
+}
+
+// NextPresence returns the next presence event whose user does not start
+// with "probe", skipping other events, waiting at most timeout in all.
+func (s *Stream) NextPresence(timeout time.Duration) (PresenceEvent, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		ev, err := s.Next(time.Until(deadline))
+		if err != nil {
+			return PresenceEvent{}, fmt.Errorf("waiting for a presence event: %w", err)
+		}
+		if ev.Event != "presence" {
+			continue
+		}
+		var e PresenceEvent
+		if err := json.Unmarshal([]byte(ev.Data), &e); err != nil {
+			return PresenceEvent{}, fmt.Errorf("presence data %q: %w", ev.Data, err)
+		}
+		if !strings.HasPrefix(e.User, "probe") {
+			return e, nil
+		}
+	}
+}
+
+// WaitForPresence waits until presence events reach watcher: it connects
+// and disconnects a listener named probe at eventsURL (a room's events
+// URL, on any gateway) until watcher, a listener of the same room, sees
+// the probe join and leave. Presence is announced by one replica of the
+// presence service, which leads only after a warm-up.
+func WaitForPresence(t testing.TB, eventsURL string, watcher *Stream, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if time.Now().After(deadline) {
+			t.Fatalf("no presence events within %s", timeout)
+		}
+		p, err := Dial(eventsURL+"?user=probe", nil)
+		if err != nil {
+			t.Fatalf("probe listener: %v", err)
+		}
+		p.Close()
+		joined := false
+		for {
+			ev, err := watcher.Next(500 * time.Millisecond)
+			if err != nil {
+				break // not announced (yet); probe again
+			}
+			if ev.Event != "presence" || !strings.Contains(ev.Data, `"user":"probe"`) {
+				continue
+			}
+			if strings.Contains(ev.Data, `"join"`) {
+				joined = true
+			} else if joined {
+				return
+			}
+		}
+	}
+}
