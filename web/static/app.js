@@ -67,11 +67,67 @@ async function loadHistory() {
   }
 }
 
+const membersEl = document.getElementById("members");
+const roomsEl = document.getElementById("rooms");
+
+// fill replaces a list's items with one per entry, built as text.
+function fill(listEl, entries, build) {
+  listEl.replaceChildren(...entries.map(build));
+}
+
+// loadMembers shows who is in the room; the presence service may be down,
+// in which case the list says so.
+async function loadMembers() {
+  try {
+    const resp = await fetch(base + "/members", { headers: { Accept: "application/json" } });
+    if (!resp.ok) throw new Error(String(resp.status));
+    const body = await resp.json();
+    const members = Array.isArray(body.members) ? body.members : [];
+    fill(membersEl, members, (m) => {
+      const li = document.createElement("li");
+      li.textContent = m.user + (m.connections > 1 ? " (" + m.connections + " tabs)" : "");
+      return li;
+    });
+  } catch {
+    fill(membersEl, ["(presence unavailable)"], (t) => span("muted", t));
+  }
+}
+
+// loadRooms shows the rooms directory with message and member counts.
+async function loadRooms() {
+  try {
+    const resp = await fetch("/rooms", { headers: { Accept: "application/json" } });
+    if (!resp.ok) throw new Error(String(resp.status));
+    const body = await resp.json();
+    const rooms = Array.isArray(body.rooms) ? body.rooms : [];
+    fill(roomsEl, rooms, (r) => {
+      const li = document.createElement("li");
+      const a = document.createElement("a");
+      a.href = "/?room=" + encodeURIComponent(r.room);
+      a.textContent = r.room;
+      if (r.room === room) a.setAttribute("aria-current", "page");
+      li.appendChild(a);
+      const people = typeof r.members === "number" ? ", " + r.members + " here" : "";
+      li.appendChild(span("muted", " " + r.messages + " messages" + people));
+      if (r.topic) li.appendChild(span("topic", r.topic));
+      return li;
+    });
+  } catch {
+    fill(roomsEl, ["(directory unavailable)"], (t) => span("muted", t));
+  }
+}
+
 function connect(cursor) {
   setStatus("connecting…");
-  const url = base + "/events" + (cursor ? "?last_event_id=" + encodeURIComponent(cursor) : "");
+  const params = new URLSearchParams({ user: userInput.value.trim() || "anonymous" });
+  if (cursor) params.set("last_event_id", cursor);
+  const url = base + "/events?" + params.toString();
   const events = new EventSource(url);
-  events.addEventListener("open", () => setStatus("connected"));
+  events.addEventListener("open", () => {
+    setStatus("connected");
+    loadMembers();
+  });
+  events.addEventListener("presence", () => loadMembers());
   events.addEventListener("error", () => {
     if (events.readyState === EventSource.CONNECTING) setStatus("reconnecting…");
     else if (events.readyState === EventSource.CLOSED) setStatus("offline");
@@ -158,3 +214,5 @@ try {
 }
 
 loadHistory().then(connect);
+loadRooms();
+setInterval(loadRooms, 15000);
