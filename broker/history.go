@@ -431,33 +431,57 @@ func (h *History) Rooms(ctx context.Context) (map[string]RoomStats, error) {
 			out[room] = RoomStats{Messages: n}
 		}
 	}
-	if len(out) == 0 {
-		return out, nil
+	// The newest message of every room, with multi-subject batch gets of
+	// at most 1024 subjects each (the server's limit).
+	subjects := make([]string, 0, len(out))
+	for room := range out {
+		subjects = append(subjects, RoomSubject(room))
 	}
-	// The newest message of every room, in one multi-subject batch get.
-	req, _ := json.Marshal(map[string]any{"multi_last": []string{RoomSubjectPrefix + "*"}, "batch": len(out) + 16})
+	for len(subjects) > 0 {
+		n := min(len(subjects), 1024)
+		if err := h.lastOf(ctx, subjects[:n], out); err != nil {
+			return nil, err
+		}
+		subjects = subjects[n:]
+	}
+	return out, nil
+}
+
+// lastOf fills in the newest message of each subject's room in out.
+func (h *History) lastOf(ctx context.Context, subjects []string, out map[string]RoomStats) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+	}
+	req, _ := json.Marshal(map[string]any{"multi_last": subjects, "batch": len(subjects)})
 	inbox := h.nc.NewRespInbox()
 	sub, err := h.nc.SubscribeSync(inbox)
 	if err != nil {
-		return nil, fmt.Errorf("room stats: %w", err)
+		return fmt.Errorf("room stats: %w", err)
 	}
 	defer sub.Unsubscribe()
 	if err := h.nc.PublishRequest("$JS.API.DIRECT.GET."+StreamName, inbox, req); err != nil {
-		return nil, fmt.Errorf("room stats: %w", err)
+		return fmt.Errorf("room stats: %w", err)
 	}
 	for {
 		msg, err := sub.NextMsgWithContext(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("room stats: %w", err)
+			return fmt.Errorf("room stats: %w", err)
 		}
 		if len(msg.Header.Values(headerSequence)) == 0 {
-			return out, nil // end of batch (204) or nothing found (404)
+			switch status := msg.Header.Get("Status"); status {
+			case "204", "404":
+				return nil // end of batch, or nothing found
+			default:
+				return fmt.Errorf("room stats: status %s %s", status, msg.Header.Get("Description"))
+			}
 		}
 		room, ok := RoomFromSubject(lastValue(msg.Header, headerSubject))
-		if !ok {
-			continue
+		st, known := out[room]
+		if !ok || !known {
+			continue // a room first stored after the counts were read
 		}
-		st := out[room]
 		st.LastSeq, _ = strconv.ParseUint(lastValue(msg.Header, headerSequence), 10, 64)
 		st.LastTime, _ = time.Parse(time.RFC3339Nano, lastValue(msg.Header, headerTimeStamp))
 		out[room] = st

@@ -504,3 +504,30 @@ func TestHistoryReadsPastPublisherStatusHeader(t *testing.T) {
 		})
 	}
 }
+
+// TestHistoryRoomsBeyondOneBatch checks Rooms with more rooms than one
+// multi-subject get may ask for (1024).
+func TestHistoryRoomsBeyondOneBatch(t *testing.T) {
+	e := newHistoryEnv(t, broker.HistoryConfig{})
+	const n = 1100
+	for i := range n {
+		if err := e.nc.Publish(broker.RoomSubject(fmt.Sprintf("r%d", i)), []byte("hi")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	brokertest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		rooms, err := e.h.Rooms(testContext(t))
+		if err != nil {
+			return err
+		}
+		if len(rooms) != n {
+			return fmt.Errorf("%d rooms", len(rooms))
+		}
+		for room, st := range rooms {
+			if st.Messages != 1 || st.LastSeq == 0 || st.LastTime.IsZero() {
+				return fmt.Errorf("room %s: %+v", room, st)
+			}
+		}
+		return nil
+	})
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/chatscalable/chatscalable/gateway/internal/hub"
 	"github.com/chatscalable/chatscalable/gateway/internal/report"
 	"github.com/chatscalable/chatscalable/services/presence"
+	"github.com/chatscalable/chatscalable/services/rooms"
 	"github.com/nats-io/nats.go"
 )
 
@@ -311,8 +312,14 @@ func (g *Gateway) startServices(ctx context.Context) {
 		g.log.Warn("in-process presence service not started", "err", err)
 		return
 	}
+	r, err := rooms.Start(ctx, g.nc, rooms.Options{Version: g.opts.Version, Logger: g.log})
+	if err != nil {
+		g.log.Warn("in-process rooms service not started", "err", err)
+		_ = p.Stop()
+		return
+	}
 	g.servicesMu.Lock()
-	g.services = append(g.services, p)
+	g.services = append(g.services, p, r)
 	g.servicesMu.Unlock()
 }
 

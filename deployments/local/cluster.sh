@@ -2,8 +2,10 @@
 # Runs a local ChatScalable cluster in the foreground; Ctrl-C stops every
 # process it started.
 #
-#   cluster.sh mesh     3 chat-gateway nodes, each embedding a NATS node, joined as a peer mesh
-#   cluster.sh brokers  3 chat-broker nodes and 2 stateless chat-gateway nodes
+#   cluster.sh mesh     3 chat-gateway nodes, each embedding a NATS node, joined as a peer
+#                       mesh, each running a replica of the presence and rooms services
+#   cluster.sh brokers  3 chat-broker nodes, 2 stateless chat-gateway nodes, 2 chat-presence
+#                       replicas and 1 chat-rooms
 #
 # Environment: BIN (binaries, default bin), DATA (data folder, default
 # data/cluster), HTTP_BASE (first HTTP port, default 8081), NATS_BASE (first
@@ -85,6 +87,10 @@ brokers)
 			--http-addr "127.0.0.1:$((HTTP_BASE + i))" \
 			--nats-url "$urls"
 	done
+	# Two presence replicas (one announces, both answer) and one directory.
+	start presence-1 "$DATA/presence-1.log" "$BIN/chat-presence" --nats-url "$urls"
+	start presence-2 "$DATA/presence-2.log" "$BIN/chat-presence" --nats-url "$urls"
+	start rooms "$DATA/rooms.log" "$BIN/chat-rooms" --nats-url "$urls"
 	echo
 	echo "ChatScalable: 3 brokers and 2 stateless gateways:"
 	for i in 0 1 2; do
@@ -93,6 +99,7 @@ brokers)
 	for i in 0 1; do
 		echo "  gw-$((i + 1))      http://localhost:$((HTTP_BASE + i))"
 	done
+	echo "  chat-presence ×2, chat-rooms ×1 (nats micro ls)"
 	;;
 *)
 	echo "usage: $0 mesh|brokers" >&2

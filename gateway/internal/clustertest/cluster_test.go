@@ -488,6 +488,40 @@ func TestNATSCLIInterop(t *testing.T) {
 	for i, l := range listeners {
 		expectTexts(t, "listener on "+gws[i].Name, l, "from http on gw-1", "hi from cli")
 	}
+
+	// The chat services are NATS micro services: listed, described and
+	// callable with the CLI. Every mesh node runs a replica of each.
+	brokertest.CheckFor(t, wait, 200*time.Millisecond, func() error {
+		out, err := exec.Command(cli, "micro", "ls", "-s", gws[0].NATSURL).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("nats micro ls: %v: %s", err, out)
+		}
+		for _, name := range []string{"chat-presence", "chat-rooms"} {
+			if !strings.Contains(string(out), name) {
+				return fmt.Errorf("nats micro ls does not list %s:\n%s", name, out)
+			}
+		}
+		return nil
+	})
+	out, err = exec.Command(cli, "micro", "info", "chat-rooms", "-s", gws[1].NATSURL).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "chat.rooms.list") {
+		t.Errorf("nats micro info chat-rooms: %v\n%s", err, out)
+	}
+	out, err = exec.Command(cli, "micro", "info", "chat-presence", "-s", gws[1].NATSURL).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "chat.presence.members") {
+		t.Errorf("nats micro info chat-presence: %v\n%s", err, out)
+	}
+	brokertest.CheckFor(t, wait, 200*time.Millisecond, func() error {
+		out, err := exec.Command(cli, "req", "chat.presence.members", `{"room":"lobby"}`, "--raw", "-s", gws[2].NATSURL).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), `"room":"lobby"`) || !strings.Contains(string(out), `"user":"anonymous"`) {
+			return fmt.Errorf("nats req chat.presence.members: %v: %s", err, out)
+		}
+		return nil
+	})
+	out, err = exec.Command(cli, "req", "chat.rooms.list", "{}", "--raw", "-s", gws[2].NATSURL).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `"room":"lobby"`) {
+		t.Errorf("nats req chat.rooms.list: %v\n%s", err, out)
+	}
 }
 
 // lockedBuffer is a bytes.Buffer safe to write from a command's output

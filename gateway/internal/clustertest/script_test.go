@@ -60,7 +60,9 @@ var startedLine = regexp.MustCompile(`started \S+ \(pid (\d+)\)`)
 func TestClusterScript(t *testing.T) {
 	root := repoRoot(t)
 	gw := clustertest.Binary(t, clustertest.GatewayPkg)
-	clustertest.Binary(t, clustertest.BrokerPkg) // the same folder
+	for _, pkg := range []string{clustertest.BrokerPkg, clustertest.PresencePkg, clustertest.RoomsPkg} {
+		clustertest.Binary(t, pkg) // into the same folder
+	}
 	for _, mode := range []string{"mesh", "brokers"} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
@@ -93,7 +95,7 @@ func TestClusterScript(t *testing.T) {
 				pid, _ := strconv.Atoi(m[1])
 				pids = append(pids, pid)
 			}
-			if want := map[string]int{"mesh": 3, "brokers": 5}[mode]; len(pids) != want {
+			if want := map[string]int{"mesh": 3, "brokers": 8}[mode]; len(pids) != want {
 				t.Fatalf("script started %d processes, want %d:\n%s", len(pids), want, p.Log())
 			}
 			// Ctrl-C: SIGINT to the whole foreground process group.

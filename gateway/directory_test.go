@@ -1,0 +1,83 @@
+package gateway_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chatscalable/chatscalable/broker/brokertest"
+	"github.com/chatscalable/chatscalable/gateway/internal/ssetest"
+)
+
+type roomInfo struct {
+	Room         string
+	Messages     uint64
+	LastActivity *time.Time `json:"last_activity"`
+	Members      *int
+	Topic        string
+}
+
+func TestRoomsDirectory(t *testing.T) {
+	g := startGateway(t, "gw-dir", "", fastPresence)
+	postJSON(t, g.URL(), "beta", "bo", "b1")
+	for i := range 3 {
+		postJSON(t, g.URL(), "alpha", "ana", fmt.Sprintf("a%d", i))
+	}
+	ssetest.Open(t, g.URL()+"/rooms/alpha/events?user=ana", nil)
+
+	var rooms []roomInfo
+	brokertest.CheckFor(t, wait, 50*time.Millisecond, func() error {
+		r := do(t, http.MethodGet, g.URL()+"/rooms", "", nil, nil)
+		var reply struct{ Rooms []roomInfo }
+		if err := json.Unmarshal(r.body, &reply); r.status != http.StatusOK || err != nil {
+			return fmt.Errorf("GET /rooms: %d %s", r.status, r.body)
+		}
+		rooms = reply.Rooms
+		if len(rooms) != 2 || rooms[0].Members == nil || *rooms[0].Members != 1 {
+			return fmt.Errorf("rooms %s", r.body)
+		}
+		return nil
+	})
+	if rooms[0].Room != "alpha" || rooms[0].Messages != 3 || rooms[0].LastActivity == nil ||
+		rooms[1].Room != "beta" || rooms[1].Messages != 1 {
+		t.Fatalf("directory %+v; want alpha (3 messages, 1 member) before beta (1 message)", rooms)
+	}
+
+	put := func(room, ctype, body string) response {
+		return do(t, http.MethodPut, g.URL()+"/rooms/"+room, ctype, strings.NewReader(body), nil)
+	}
+	if r := put("alpha", "application/json", `{"topic":"All about A"}`); r.status != http.StatusOK || !strings.Contains(string(r.body), `"topic":"All about A"`) {
+		t.Fatalf("set topic: %d %s", r.status, r.body)
+	}
+	if r := put("gamma", "application/json", `{"topic":"Not used yet"}`); r.status != http.StatusOK {
+		t.Fatalf("topic of a new room: %d %s", r.status, r.body)
+	}
+	r := do(t, http.MethodGet, g.URL()+"/rooms", "", nil, nil)
+	if !strings.Contains(string(r.body), `"topic":"All about A"`) || !strings.Contains(string(r.body), `"room":"gamma"`) {
+		t.Errorf("directory after topics: %s", r.body)
+	}
+	if r := do(t, http.MethodGet, g.URL()+"/rooms/alpha", "", nil, nil); r.status != http.StatusOK || !strings.Contains(string(r.body), `"messages":3`) {
+		t.Errorf("GET /rooms/alpha: %d %s", r.status, r.body)
+	}
+	for _, c := range []struct {
+		name, room, ctype, body string
+		status                  int
+	}{
+		{"topic over 200 characters", "alpha", "application/json", `{"topic":"` + strings.Repeat("t", 201) + `"}`, 400},
+		{"topic with a newline", "alpha", "application/json", `{"topic":"two\nlines"}`, 400},
+		{"topic with a control character", "alpha", "application/json", `{"topic":"bell\u0007"}`, 400},
+		{"no topic field", "alpha", "application/json", `{}`, 400},
+		{"invalid room", "a.b", "application/json", `{"topic":"x"}`, 400},
+		{"wrong content type", "alpha", "text/plain", `x`, 415},
+	} {
+		if r := put(c.room, c.ctype, c.body); r.status != c.status || r.errorCode() == "" {
+			t.Errorf("%s: %d %s", c.name, r.status, r.body)
+		}
+	}
+	if r := do(t, http.MethodGet, g.URL()+"/rooms/alpha", "", nil, nil); !strings.Contains(string(r.body), `"topic":"All about A"`) {
+		t.Errorf("a rejected topic changed the room: %s", r.body)
+	}
+}

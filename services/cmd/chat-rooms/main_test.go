@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chatscalable/chatscalable/broker"
+	"github.com/chatscalable/chatscalable/broker/brokertest"
+	"github.com/chatscalable/chatscalable/broker/proctest"
+)
+
+func noEnv(string) string { return "" }
+
+func TestHelp(t *testing.T) {
+	var out bytes.Buffer
+	if code := run([]string{"--help"}, noEnv, &out); code != 0 {
+		t.Errorf("--help: exit %d", code)
+	}
+	for _, want := range []string{"--nats-url", "CHAT_NATS_URL", "--log-level", "CHAT_LOG_LEVEL"} {
+		if !strings.Contains(out.String(), strings.TrimLeft(want, "-")) {
+			t.Errorf("usage does not mention %s:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestBadArguments(t *testing.T) {
+	for _, args := range [][]string{{"--log-level", "loud"}, {"extra"}, {"--no-such-flag"}, {"--nats-url", ""}} {
+		var out bytes.Buffer
+		if code := run(args, noEnv, &out); code != 2 {
+			t.Errorf("%q: exit %d, want 2\n%s", args, code, out.String())
+		}
+	}
+}
+
+// TestRun runs the command before NATS is up (configured from the
+// environment), then starts a node on its URL: it starts the service,
+// answers, and exits 0 on SIGTERM.
+func TestRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the command")
+	}
+	bin := proctest.Build(t, ".")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+
+	p := proctest.StartEnv(t, "chat-rooms", []string{"CHAT_NATS_URL=nats://" + addr, "CHAT_LOG_LEVEL=debug"}, bin)
+	p.WaitLog(t, regexp.MustCompile(`not started yet`), 20*time.Second)
+
+	node, err := broker.StartNode(broker.NodeOptions{Name: "rooms-cmd-test", DataDir: t.TempDir(), ClientListen: addr})
+	if err != nil {
+		t.Fatalf("start node: %v", err)
+	}
+	t.Cleanup(node.Shutdown)
+	p.WaitLog(t, regexp.MustCompile(`msg="rooms service started"`), 20*time.Second)
+
+	nc := brokertest.Connect(t, node.ClientURL())
+	msg, err := nc.Request(broker.RoomsGetSubject, []byte(`{"room":"lobby"}`), 5*time.Second)
+	if err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	var info broker.RoomInfo
+	if err := json.Unmarshal(msg.Data, &info); err != nil || info.Room != "lobby" {
+		t.Fatalf("get reply %q: %v", msg.Data, err)
+	}
+
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	exited, err := p.Wait(15 * time.Second)
+	if !exited {
+		t.Fatal("still running 15s after SIGTERM")
+	}
+	if err != nil {
+		t.Fatalf("exit: %v\n%s", err, p.Log())
+	}
+	if !strings.Contains(p.Log(), `msg="rooms service stopped"`) {
+		t.Errorf("no stop line in log:\n%s", p.Log())
+	}
+	brokertest.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+		if _, err := nc.Request(broker.RoomsGetSubject, []byte(`{"room":"lobby"}`), time.Second); err == nil {
+			return fmt.Errorf("the service still answers after exiting")
+		}
+		return nil
+	})
+}
