@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/chatscalable/chatscalable/broker"
 	"github.com/chatscalable/chatscalable/broker/envflag"
+	"github.com/chatscalable/chatscalable/broker/health"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -129,16 +129,8 @@ func healthcheck(args []string, getenv func(string) string, stderr io.Writer) in
 		fmt.Fprintf(stderr, "chat-broker healthcheck: %v\n", err)
 		return 2
 	}
-	client := &http.Client{Timeout: timeout}
-	resp, err := client.Get(strings.TrimRight(monitor, "/") + "/healthz")
-	if err != nil {
+	if err := health.CheckURL(strings.TrimRight(monitor, "/")+"/healthz", timeout); err != nil {
 		fmt.Fprintf(stderr, "unhealthy: %v\n", err)
-		return 1
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(stderr, "unhealthy: %d %s\n", resp.StatusCode, strings.TrimSpace(string(body)))
 		return 1
 	}
 	return 0

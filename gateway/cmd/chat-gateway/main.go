@@ -6,13 +6,17 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
+	"github.com/chatscalable/chatscalable/broker/envflag"
+	"github.com/chatscalable/chatscalable/broker/health"
 	"github.com/chatscalable/chatscalable/gateway"
 	"github.com/chatscalable/chatscalable/gateway/internal/config"
 )
@@ -21,7 +25,32 @@ import (
 var version = "dev"
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
+		os.Exit(healthcheck(os.Args[2:]))
+	}
 	os.Exit(run(os.Args[1:]))
+}
+
+// healthcheck exits 0 when the gateway answers /readyz with 200, so a
+// container HEALTHCHECK needs no shell or curl.
+func healthcheck(args []string) int {
+	fs := envflag.New("chat-gateway healthcheck", os.Getenv, os.Stderr)
+	var url string
+	var timeout time.Duration
+	fs.String(&url, "healthcheck-url", "http://127.0.0.1:8080/readyz", "URL to check")
+	fs.Duration(&timeout, "healthcheck-timeout", 3*time.Second, "how long to wait for an answer")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(os.Stderr, "chat-gateway healthcheck: %v\n", err)
+		return 2
+	}
+	if err := health.CheckURL(url, timeout); err != nil {
+		fmt.Fprintf(os.Stderr, "unhealthy: %v\n", err)
+		return 1
+	}
+	return 0
 }
 
 func run(args []string) int {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -54,7 +55,13 @@ func TestRun(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close()
 
-	p := proctest.StartEnv(t, "chat-rooms", []string{"CHAT_NATS_URL=nats://" + addr, "CHAT_LOG_LEVEL=debug"}, bin)
+	healthFile := filepath.Join(t.TempDir(), "healthy")
+	healthy := func() bool {
+		h := proctest.StartEnv(t, "healthcheck", []string{"CHAT_HEALTH_FILE=" + healthFile}, bin, "healthcheck")
+		exited, err := h.Wait(10 * time.Second)
+		return exited && err == nil
+	}
+	p := proctest.StartEnv(t, "chat-rooms", []string{"CHAT_NATS_URL=nats://" + addr, "CHAT_LOG_LEVEL=debug", "CHAT_HEALTH_FILE=" + healthFile}, bin)
 	p.WaitLog(t, regexp.MustCompile(`not started yet`), 20*time.Second)
 
 	node, err := broker.StartNode(broker.NodeOptions{Name: "rooms-cmd-test", DataDir: t.TempDir(), ClientListen: addr})
@@ -63,6 +70,12 @@ func TestRun(t *testing.T) {
 	}
 	t.Cleanup(node.Shutdown)
 	p.WaitLog(t, regexp.MustCompile(`msg="rooms service started"`), 20*time.Second)
+	brokertest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		if !healthy() {
+			return fmt.Errorf("healthcheck fails while the service runs")
+		}
+		return nil
+	})
 
 	nc := brokertest.Connect(t, node.ClientURL())
 	msg, err := nc.Request(broker.RoomsGetSubject, []byte(`{"room":"lobby"}`), 5*time.Second)
@@ -84,8 +97,11 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatalf("exit: %v\n%s", err, p.Log())
 	}
-	if !strings.Contains(p.Log(), `msg="rooms service stopped"`) {
+	if !strings.Contains(p.Log(), `msg=stopped`) {
 		t.Errorf("no stop line in log:\n%s", p.Log())
+	}
+	if healthy() {
+		t.Errorf("healthcheck passes after the service stopped")
 	}
 	brokertest.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
 		if _, err := nc.Request(broker.RoomsGetSubject, []byte(`{"room":"lobby"}`), time.Second); err == nil {
