@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
+	"github.com/chatscalable/chatscalable/services"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
@@ -116,11 +117,13 @@ func Start(ctx context.Context, nc *nats.Conn, o Options) (*Service, error) {
 		return nil, fmt.Errorf("presence: subscribe to reports: %w", err)
 	}
 	_ = s.sub.SetPendingLimits(-1, -1)
+	version, metadata := services.MicroVersion(o.Version)
+	metadata["instance"] = s.id
 	s.svc, err = micro.AddService(nc, micro.Config{
 		Name:        "chat-presence",
-		Version:     versionOr(o.Version),
+		Version:     version,
 		Description: "ChatScalable presence: who is in which room",
-		Metadata:    map[string]string{"instance": s.id},
+		Metadata:    metadata,
 	})
 	if err != nil {
 		_ = s.sub.Unsubscribe()
@@ -145,13 +148,6 @@ func Start(ctx context.Context, nc *nats.Conn, o Options) (*Service, error) {
 	go s.campaign(bg)
 	s.log.Info("presence service started", "instance", s.id)
 	return s, nil
-}
-
-func versionOr(v string) string {
-	if v == "" || v == "dev" {
-		return "0.0.0-dev"
-	}
-	return v
 }
 
 // Leader reports whether this replica announces presence events now.

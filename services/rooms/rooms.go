@@ -29,7 +29,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -37,6 +36,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/chatscalable/chatscalable/broker"
+	"github.com/chatscalable/chatscalable/services"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
@@ -99,8 +99,6 @@ type Service struct {
 	presenceTimeout time.Duration
 }
 
-var semVer = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$`)
-
 // Start creates (or updates) the topics bucket and starts the micro
 // service on nc, with the endpoints list, get and topic on
 // broker.RoomsListSubject, broker.RoomsGetSubject and
@@ -149,19 +147,15 @@ func Start(ctx context.Context, nc *nats.Conn, o Options) (*Service, error) {
 	}
 	s := &Service{nc: nc, hist: hist, js: js, kv: kv, log: o.Logger, presenceTimeout: o.PresenceTimeout}
 
+	version, metadata := services.MicroVersion(o.Version)
 	cfg := micro.Config{
 		Name:        ServiceName,
-		Version:     o.Version,
+		Version:     version,
+		Metadata:    metadata,
 		Description: ServiceDescription,
 		ErrorHandler: func(_ micro.Service, e *micro.NATSError) {
 			s.log.Error("rooms service error", "subject", e.Subject, "err", e.Description)
 		},
-	}
-	if !semVer.MatchString(cfg.Version) {
-		cfg.Version = "0.0.0-dev"
-		if o.Version != "" {
-			cfg.Metadata = map[string]string{"version": o.Version}
-		}
 	}
 	svc, err := micro.AddService(nc, cfg)
 	if err != nil {
