@@ -38,6 +38,8 @@ type NodeOptions struct {
 	// LameDuckDuration is how long Shutdown spends in lame-duck mode,
 	// moving clients to other nodes before stopping (0: stop at once).
 	LameDuckDuration time.Duration
+	// Username and Password, when set, are required of every client.
+	Username, Password string
 	// ElectionTimeout, when set, makes the cluster's Raft groups elect a new
 	// leader after between ElectionTimeout and twice that without hearing
 	// from the old one (nats-server's default is 4–9 s). It is process-wide
@@ -109,6 +111,9 @@ func StartNode(o NodeOptions) (*Node, error) {
 	}
 	if o.ElectionTimeout > 0 {
 		setElectionTimeout(o.ElectionTimeout)
+	}
+	if o.Username != "" {
+		opts.Username, opts.Password = o.Username, o.Password
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {

@@ -33,6 +33,8 @@ type Options struct {
 	// NATSURL lists external NATS servers, comma-separated; empty starts an
 	// embedded node.
 	NATSURL string
+	// NATSUser and NATSPassword authenticate to an external NATS.
+	NATSUser, NATSPassword string
 	// DataDir holds the embedded node's JetStream data.
 	DataDir string
 	// NATSListen is the embedded node's client listener; "" or "off"
@@ -86,6 +88,7 @@ type Gateway struct {
 	ln       net.Listener
 
 	servicesMu  sync.Mutex
+	lastConnErr atomicString
 	epoch       atomic.Uint64
 	streamReady atomic.Bool
 	recheck     chan struct{}
@@ -222,6 +225,13 @@ func (g *Gateway) connect() error {
 			g.log.Warn("nats error", "subject", subject, "err", err)
 		}),
 		nats.DiscoveredServersHandler(func(*nats.Conn) { g.triggerRecheck() }),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			// Say why a connection attempt failed (refused, bad
+			// credentials) once per reason, not every 250 ms.
+			if msg := err.Error(); msg != g.lastConnErr.Swap(msg) {
+				g.log.Warn("cannot connect to nats; retrying", "err", err)
+			}
+		}),
 		nats.ClosedHandler(func(*nats.Conn) { close(g.closed) }),
 	}
 	var err error
@@ -248,6 +258,9 @@ func (g *Gateway) connect() error {
 		}
 		g.nc, err = g.node.Connect(natsOpts...)
 	} else {
+		if o.NATSUser != "" {
+			natsOpts = append(natsOpts, nats.UserInfo(o.NATSUser, o.NATSPassword))
+		}
 		g.nc, err = nats.Connect(strings.ReplaceAll(o.NATSURL, " ", ""), natsOpts...)
 	}
 	if err != nil {
@@ -287,6 +300,15 @@ func (g *Gateway) ensureHistory(ctx context.Context) error {
 		g.hub.Resync(ctx)
 	}
 	return nil
+}
+
+// atomicString is a string read and swapped atomically.
+type atomicString struct{ v atomic.Value }
+
+// Swap stores s and returns the previous value ("" at first).
+func (a *atomicString) Swap(s string) string {
+	old, _ := a.v.Swap(s).(string)
+	return old
 }
 
 // stopper is a running in-process service.

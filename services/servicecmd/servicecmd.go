@@ -48,8 +48,10 @@ func Run(c Command, args []string, getenv func(string) string, stderr io.Writer)
 		return healthcheck(c, args[1:], getenv, stderr)
 	}
 	fs := envflag.New(c.Name, getenv, stderr)
-	var natsURL, logLevel, healthFile string
+	var natsURL, natsUser, passwordFile, logLevel, healthFile string
 	fs.String(&natsURL, "nats-url", nats.DefaultURL, "NATS server URL(s), comma-separated")
+	fs.String(&natsUser, "nats-user", "", "NATS user name")
+	fs.String(&passwordFile, "nats-password-file", "", "file holding the NATS password, e.g. a Docker secret")
 	fs.String(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.String(&healthFile, "health-file", "", "file kept fresh while the service is connected, for `"+c.Name+" healthcheck` (empty: none)")
 	fs.Usage = func() {
@@ -73,6 +75,15 @@ func Run(c Command, args []string, getenv func(string) string, stderr io.Writer)
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	password, err := envflag.ReadSecret(passwordFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", c.Name, err)
+		return 2
+	}
+	auth := func(*nats.Options) error { return nil }
+	if natsUser != "" {
+		auth = nats.UserInfo(natsUser, password)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -90,6 +101,7 @@ func Run(c Command, args []string, getenv func(string) string, stderr io.Writer)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
 		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
+		auth,
 	)
 	if err != nil {
 		log.Error("connect to nats", "err", err)

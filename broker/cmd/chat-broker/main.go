@@ -38,6 +38,7 @@ func main() {
 type config struct {
 	name, clientListen, clusterName, clusterListen, routes, dataDir, monitorListen, logLevel string
 	lameDuck, electionTimeout                                                                time.Duration
+	authUser, authPasswordFile                                                               string
 }
 
 func parse(args []string, getenv func(string) string, out io.Writer) (config, error) {
@@ -53,6 +54,8 @@ func parse(args []string, getenv func(string) string, out io.Writer) (config, er
 	fs.String(&c.monitorListen, "monitor-listen", "0.0.0.0:8222", "NATS HTTP monitoring listener (/healthz, /varz, /jsz); 'off' disables it")
 	fs.Duration(&c.electionTimeout, "election-timeout", time.Second, "Raft election timeout: a new leader is elected between this and twice this after a node is lost (nats-server's own default is 4s)")
 	fs.Duration(&c.lameDuck, "lame-duck", 5*time.Second, "on SIGTERM, time spent moving clients to other brokers before stopping")
+	fs.String(&c.authUser, "auth-user", "", "user name every NATS client must present (empty: no authentication)")
+	fs.String(&c.authPasswordFile, "auth-password-file", "", "file holding that user's password, e.g. a Docker secret")
 	fs.String(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "chat-broker runs one node of the ChatScalable NATS cluster.\n\nUsage:\n  chat-broker [flags]\n  chat-broker healthcheck [--monitor-url URL]\n\nFlags:\n")
@@ -82,7 +85,14 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	password, err := envflag.ReadSecret(c.authPasswordFile)
+	if err != nil || (c.authUser != "") != (password != "") {
+		fmt.Fprintf(stderr, "chat-broker: --auth-user and --auth-password-file go together (%v)\n", err)
+		return 2
+	}
 	opts := broker.NodeOptions{
+		Username:         c.authUser,
+		Password:         password,
 		Name:             c.name,
 		DataDir:          c.dataDir,
 		ClientListen:     c.clientListen,

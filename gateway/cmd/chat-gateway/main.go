@@ -72,6 +72,8 @@ func run(args []string) int {
 		HTTPAddr:        cfg.HTTPAddr,
 		NodeName:        cfg.NodeName,
 		NATSURL:         cfg.NATSURL,
+		NATSUser:        cfg.NATSUser,
+		NATSPassword:    cfg.NATSPassword,
 		DataDir:         cfg.DataDir,
 		NATSListen:      cfg.NATSListen,
 		ClusterName:     cfg.ClusterName,

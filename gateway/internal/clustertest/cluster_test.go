@@ -693,3 +693,28 @@ func TestListenerOnAFailedOverGatewayMissesNothing(t *testing.T) {
 	}
 	t.Logf("listener on gw-a got all %d messages in order across the failover", len(got))
 }
+
+func TestBrokerRequiresCredentials(t *testing.T) {
+	t.Parallel()
+	secret := filepath.Join(t.TempDir(), "nats_password")
+	if err := os.WriteFile(secret, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	port := clustertest.FreePorts(t, 1)[0]
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	b := proctest.Start(t, "broker", clustertest.Binary(t, clustertest.BrokerPkg), "--node-name", "auth",
+		"--cluster-listen", "off", "--monitor-listen", "off", "--client-listen", fmt.Sprintf("127.0.0.1:%d", port),
+		"--auth-user", "chat", "--auth-password-file", secret, "--data-dir", t.TempDir())
+	b.WaitLog(t, regexp.MustCompile(`broker started`), wait)
+
+	anon := clustertest.StartGateway(t, "gw-anon", "--nats-url", url)
+	good := clustertest.StartGateway(t, "gw-auth", "--nats-url", url, "--nats-user", "chat", "--nats-password-file", secret)
+	good.WaitReady(t, wait)
+	checkOneChat(t, "auth", []*clustertest.Gateway{good})
+	if err := anon.Ready(); err == nil {
+		t.Fatal("a gateway without credentials is ready")
+	}
+	if !strings.Contains(anon.Proc.Log(), "Authorization") && !strings.Contains(anon.Proc.Log(), "authorization") {
+		t.Errorf("the gateway without credentials does not say why:\n%s", anon.Proc.Log())
+	}
+}

@@ -19,6 +19,8 @@ type Config struct {
 	HTTPAddr        string
 	NodeName        string
 	NATSURL         string
+	NATSUser        string
+	NATSPassword    string
 	DataDir         string
 	NATSListen      string
 	ClusterName     string
@@ -53,6 +55,9 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	fs.String(&c.HTTPAddr, "http-addr", ":8080", "HTTP listen address")
 	fs.String(&c.NodeName, "node-name", host, "name of this gateway node, shown to users and in X-Chat-Node; unique in a cluster")
 	fs.String(&c.NATSURL, "nats-url", "", "comma-separated NATS URLs of an external NATS cluster; empty starts an embedded NATS node")
+	fs.String(&c.NATSUser, "nats-user", "", "user name for the external NATS cluster")
+	var passwordFile string
+	fs.String(&passwordFile, "nats-password-file", "", "file holding the NATS password, e.g. a Docker secret")
 	fs.String(&c.DataDir, "data-dir", "./data", "folder for the embedded node's JetStream data")
 	fs.String(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "NATS client listener of the embedded node ('off' disables it)")
 	fs.String(&c.ClusterName, "cluster-name", "chat", "NATS cluster name of the embedded node's peer mesh")
@@ -77,6 +82,10 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 		return c, err
 	}
 	c.HistoryMaxMsgs = int64(maxMsgs)
+	var err error
+	if c.NATSPassword, err = envflag.ReadSecret(passwordFile); err != nil {
+		return c, err
+	}
 	c.ClusterRoutes = envflag.SplitList(routes)
 	return c, c.validate()
 }
