@@ -20,7 +20,10 @@ COMMANDS := chat-gateway chat-broker chat-presence chat-rooms chat-lb
 IMAGE_CONTEXT := build/image-context
 IMAGE_TAG ?= $(VERSION)
 
-.PHONY: all build run cluster cluster-brokers tools test unit fuzz lint fmt clean images
+COMPOSE := docker-compose -f deployments/compose/compose.yaml -p chatscalable
+STACK   := chatscalable
+
+.PHONY: all build run cluster cluster-brokers tools test unit fuzz lint fmt clean images compose-up compose-down stack-deploy stack-rm
 
 all: build
 
@@ -50,6 +53,23 @@ images:
 		docker build -q --build-arg BIN=$$c --build-arg VERSION=$(VERSION) \
 			-t chatscalable/$$c:$(IMAGE_TAG) -t chatscalable/$$c:latest $(IMAGE_CONTEXT) >/dev/null || exit 1; \
 	done
+
+## compose-up: the compose project (3 brokers, 3 gateways behind :8080, services); needs `make images`
+compose-up:
+	$(COMPOSE) up -d --scale gateway=3 --scale presence=2
+	@echo "ChatScalable on http://localhost:$${CHAT_PORT:-8080} (make compose-down stops it)"
+
+## compose-down: stop the compose project and remove its containers, network and volumes
+compose-down:
+	$(COMPOSE) down -v --remove-orphans
+
+## stack-deploy: deploy the swarm stack (needs `make images`, a swarm, and the nats_password secret)
+stack-deploy:
+	docker stack deploy -c deployments/swarm/stack.yaml $(STACK)
+
+## stack-rm: remove the swarm stack
+stack-rm:
+	docker stack rm $(STACK)
 
 ## cluster: 3 gateway nodes as a peer mesh on :8081-:8083 (NATS on 4221-4223); Ctrl-C stops them
 cluster: build
