@@ -124,8 +124,8 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	return 0
 }
 
-// healthcheck asks the node's monitoring endpoint whether it is healthy
-// (JetStream included), so a container HEALTHCHECK needs no shell or curl.
+// healthcheck asks the node's monitoring endpoint whether it runs with
+// JetStream enabled, so a container HEALTHCHECK needs no shell or curl.
 func healthcheck(args []string, getenv func(string) string, stderr io.Writer) int {
 	fs := envflag.New("chat-broker healthcheck", getenv, stderr)
 	var monitor string
@@ -139,7 +139,10 @@ func healthcheck(args []string, getenv func(string) string, stderr io.Writer) in
 		fmt.Fprintf(stderr, "chat-broker healthcheck: %v\n", err)
 		return 2
 	}
-	if err := health.CheckURL(strings.TrimRight(monitor, "/")+"/healthz", timeout); err != nil {
+	// Only "is JetStream on": a node must count as healthy before its
+	// cluster forms, since swarm hides unhealthy tasks from the DNS the
+	// other nodes need to find it.
+	if err := health.CheckURL(strings.TrimRight(monitor, "/")+"/healthz?js-enabled-only=true", timeout); err != nil {
 		fmt.Fprintf(stderr, "unhealthy: %v\n", err)
 		return 1
 	}
