@@ -19,6 +19,7 @@ NATSCLI_VERSION := v0.5.0
 COMMANDS := chat-gateway chat-broker chat-presence chat-rooms chat-lb
 IMAGE_CONTEXT := build/image-context
 IMAGE_TAG ?= $(VERSION)
+IMAGE_LATEST ?= 1
 
 COMPOSE := docker-compose -f deployments/compose/compose.yaml -p chatscalable
 STACK   := chatscalable
@@ -42,6 +43,7 @@ run: build
 ## images: static linux binaries and one FROM-scratch image per command (chatscalable/<command>:$(IMAGE_TAG) and :latest)
 images:
 	rm -rf $(IMAGE_CONTEXT) && mkdir -p $(IMAGE_CONTEXT)/empty
+	@command -v docker >/dev/null || { echo "make images needs docker"; exit 1; }
 	CGO_ENABLED=0 GOOS=linux go build $(GOFLAGS_BUILD) -o $(IMAGE_CONTEXT)/chat-gateway ./gateway/cmd/chat-gateway
 	CGO_ENABLED=0 GOOS=linux go build $(GOFLAGS_BUILD) -o $(IMAGE_CONTEXT)/chat-lb ./gateway/cmd/chat-lb
 	CGO_ENABLED=0 GOOS=linux go build $(GOFLAGS_BUILD) -o $(IMAGE_CONTEXT)/chat-broker ./broker/cmd/chat-broker
@@ -50,8 +52,9 @@ images:
 	cp deployments/docker/Dockerfile $(IMAGE_CONTEXT)/
 	@for c in $(COMMANDS); do \
 		echo "image chatscalable/$$c:$(IMAGE_TAG)"; \
+		latest=""; [ "$(IMAGE_LATEST)" = 1 ] && latest="-t chatscalable/$$c:latest"; \
 		docker build -q --build-arg BIN=$$c --build-arg VERSION=$(VERSION) \
-			-t chatscalable/$$c:$(IMAGE_TAG) -t chatscalable/$$c:latest $(IMAGE_CONTEXT) >/dev/null || exit 1; \
+			-t chatscalable/$$c:$(IMAGE_TAG) $$latest $(IMAGE_CONTEXT) >/dev/null || exit 1; \
 	done
 
 ## compose-up: the compose project (3 brokers, 3 gateways behind :8080, services); needs `make images`

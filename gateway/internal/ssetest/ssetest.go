@@ -195,11 +195,8 @@ func (s *Stream) NextMessage(timeout time.Duration) (Message, Event, error) {
 		if ev.Event != "message" {
 			continue
 		}
-		var m Message
-		if err := json.Unmarshal([]byte(ev.Data), &m); err != nil {
-			return Message{}, ev, fmt.Errorf("message data %q: %w", ev.Data, err)
-		}
-		return m, ev, nil
+		m, err := decodeMessage(ev.Data)
+		return m, ev, err
 	}
 }
 
@@ -233,6 +230,14 @@ func (s *Stream) Drain(timeout time.Duration) error {
 			return fmt.Errorf("stream still open after %s", timeout)
 		}
 	}
+}
+
+func decodeMessage(data string) (Message, error) {
+	var m Message
+	if err := json.Unmarshal([]byte(data), &m); err != nil {
+		return Message{}, fmt.Errorf("message data %q: %w", data, err)
+	}
+	return m, nil
 }
 
 // Close ends the stream and releases its connection.
