@@ -68,6 +68,9 @@ compose-down:
 
 ## stack-deploy: deploy the swarm stack (needs `make images`, a swarm, and the nats_password secret)
 stack-deploy:
+	@docker secret inspect nats_password >/dev/null 2>&1 || { \
+		head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' | docker secret create nats_password - >/dev/null && \
+		echo "created the nats_password secret"; }
 	docker stack deploy -c deployments/swarm/stack.yaml $(STACK)
 
 ## stack-rm: remove the swarm stack
