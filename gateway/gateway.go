@@ -18,6 +18,7 @@ import (
 	"github.com/chatscalable/chatscalable/broker"
 	"github.com/chatscalable/chatscalable/gateway/internal/api"
 	"github.com/chatscalable/chatscalable/gateway/internal/hub"
+	"github.com/chatscalable/chatscalable/gateway/internal/metrics"
 	"github.com/chatscalable/chatscalable/gateway/internal/report"
 	"github.com/chatscalable/chatscalable/services/presence"
 	"github.com/chatscalable/chatscalable/services/rooms"
@@ -82,6 +83,7 @@ type Gateway struct {
 	closed   chan struct{}
 	history  *broker.History
 	hub      *hub.Hub
+	metrics  *metrics.Metrics
 	reporter *report.Reporter
 	services []stopper
 	srv      *http.Server
@@ -115,6 +117,16 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
+	g.metrics = metrics.New(metrics.Sources{
+		Rooms: func() float64 { return float64(g.hub.Rooms()) },
+		NATSConnected: func() float64 {
+			if g.nc.IsConnected() {
+				return 1
+			}
+			return 0
+		},
+		Backfills: func() float64 { return float64(g.hub.Backfills()) },
+	})
 	if err := g.connect(); err != nil {
 		g.abort()
 		return nil, err
@@ -136,6 +148,7 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 	var a *api.Server
 	g.hub = hub.New(g.nc, g.history, func(m broker.Message) []byte { return a.EncodeFrame(m) }, hub.Options{
 		Log:      g.log,
+		Latency:  g.metrics.DeliverySeconds.Observe,
 		Presence: func(e broker.PresenceEvent) []byte { return a.EncodePresence(e) },
 	})
 	g.reporter = report.New(g.nc, o.NodeName, g.log)
@@ -154,6 +167,7 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 		Ready:           g.Ready,
 		NATSServer:      g.nc.ConnectedServerName,
 		StoreFailed:     g.triggerRecheck,
+		Metrics:         g.metrics,
 		Presence:        g.reporter,
 		Request:         g.nc.RequestWithContext,
 		MaxMessageBytes: o.MaxMessageBytes,
@@ -210,6 +224,7 @@ func (g *Gateway) connect() error {
 			g.log.Warn("nats disconnected", "err", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
+			g.metrics.NATSReconnects.Inc()
 			g.log.Info("nats reconnected", "server", nc.ConnectedUrlRedacted())
 			g.triggerRecheck()
 		}),

@@ -11,16 +11,19 @@ import (
 	"net/http"
 	"path"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
 	"github.com/chatscalable/chatscalable/gateway/internal/cursor"
 	"github.com/chatscalable/chatscalable/gateway/internal/hub"
+	"github.com/chatscalable/chatscalable/gateway/internal/metrics"
 	"github.com/chatscalable/chatscalable/gateway/internal/sse"
 	"github.com/chatscalable/chatscalable/web"
 	"github.com/gorilla/mux"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Store is what the API needs of the room history.
@@ -58,6 +61,8 @@ type Config struct {
 	Request func(ctx context.Context, subject string, data []byte) (*nats.Msg, error)
 	// ServiceTimeout bounds waiting for a chat service (default 2s).
 	ServiceTimeout time.Duration
+	// Metrics receives the API's measurements; nil keeps a private set.
+	Metrics *metrics.Metrics
 	// StoreFailed, if set, is told when storing or reading history failed,
 	// so the gateway checks the history stream again.
 	StoreFailed func()
@@ -118,6 +123,10 @@ func New(cfg Config) *Server {
 	if cfg.PublishTimeout <= 0 {
 		cfg.PublishTimeout = 5 * time.Second
 	}
+	if cfg.Metrics == nil {
+		zero := func() float64 { return 0 }
+		cfg.Metrics = metrics.New(metrics.Sources{Rooms: zero, NATSConnected: zero, Backfills: zero})
+	}
 	if cfg.StoreFailed == nil {
 		cfg.StoreFailed = func() {}
 	}
@@ -137,6 +146,7 @@ func New(cfg Config) *Server {
 	r.HandleFunc("/node", s.node).Methods(http.MethodGet)
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet)
+	r.Handle("/metrics", promhttp.HandlerFor(cfg.Metrics.Registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
 	r.HandleFunc("/publish", s.publishForm).Methods(http.MethodPost)
 	r.HandleFunc("/listen", s.listen).Methods(http.MethodGet)
 	r.HandleFunc("/rooms/{room}/messages", s.postMessage).Methods(http.MethodPost)
@@ -146,6 +156,7 @@ func New(cfg Config) *Server {
 	r.HandleFunc("/rooms/{room}", s.getRoom).Methods(http.MethodGet)
 	r.HandleFunc("/rooms/{room}", s.putRoom).Methods(http.MethodPut)
 	r.HandleFunc("/rooms/{room}/members", s.members).Methods(http.MethodGet)
+	r.Use(nameRoute)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no such route: "+r.URL.Path)
 	})
@@ -155,9 +166,26 @@ func New(cfg Config) *Server {
 	return s
 }
 
-// ServeHTTP sets the headers every response carries, recovers from panics
-// and routes the request.
+// ServeHTTP sets the headers every response carries, recovers from panics,
+// routes the request, and counts and logs it (one line, never a body).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	route := &routeName{name: "unmatched"}
+	r = r.WithContext(context.WithValue(r.Context(), routeKey{}, route))
+	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+	defer func() {
+		d := time.Since(start)
+		code := strconv.Itoa(rec.status)
+		s.cfg.Metrics.HTTPRequests.WithLabelValues(route.name, r.Method, code).Inc()
+		s.cfg.Metrics.HTTPSeconds.WithLabelValues(route.name).Observe(d.Seconds())
+		level := slog.LevelInfo
+		if route.name == "/metrics" || route.name == "/healthz" || route.name == "/readyz" || strings.HasPrefix(route.name, "/static/") {
+			level = slog.LevelDebug
+		}
+		s.cfg.Log.Log(r.Context(), level, "http", "method", r.Method, "route", route.name, "path", r.URL.Path,
+			"status", rec.status, "bytes", rec.bytes, "duration", d.Round(time.Microsecond), "remote", r.RemoteAddr)
+	}()
+	w = rec
 	h := w.Header()
 	h.Set("X-Chat-Node", s.cfg.Node)
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -173,6 +201,49 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	s.router.ServeHTTP(w, r)
 }
+
+// routeKey carries a *routeName through a request's context.
+type routeKey struct{}
+
+// routeName is the matched route's path template, for metrics and logs.
+type routeName struct{ name string }
+
+// nameRoute records the matched route's template.
+func nameRoute(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rn, ok := r.Context().Value(routeKey{}).(*routeName); ok {
+			if tpl, err := mux.CurrentRoute(r).GetPathTemplate(); err == nil {
+				rn.name = tpl
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// recorder remembers a response's status and size. Unwrap lets
+// http.ResponseController reach the connection (flushes, deadlines).
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+	wrote  bool
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.status, r.wrote = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 	room := r.URL.Query().Get("room")

@@ -108,6 +108,7 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, room, user, tex
 	}
 	m, aerr := s.newMessage(room, user, text)
 	if aerr != nil {
+		s.cfg.Metrics.Published.WithLabelValues("rejected").Inc()
 		aerr.write(w)
 		return m, 0, false
 	}
@@ -118,15 +119,20 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, room, user, tex
 	if key != "" {
 		dedupe = "key:" + room + ":" + key
 	}
+	start := time.Now()
 	m, dup, aerr := s.store(r.Context(), m, dedupe)
 	if aerr != nil {
+		s.cfg.Metrics.Published.WithLabelValues("failed").Inc()
 		aerr.write(w)
 		return m, 0, false
 	}
+	s.cfg.Metrics.PublishSeconds.Observe(time.Since(start).Seconds())
 	if dup {
+		s.cfg.Metrics.Published.WithLabelValues("duplicate").Inc()
 		w.Header().Set("Idempotent-Replayed", "true")
 		return m, http.StatusOK, true
 	}
+	s.cfg.Metrics.Published.WithLabelValues("stored").Inc()
 	return m, http.StatusCreated, true
 }
 

@@ -75,6 +75,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, room string) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PublishTimeout)
 	c, joinedAt, err := s.cfg.Hub.Join(ctx, room, s.cfg.ClientQueue, func(err error) {
 		if errors.Is(err, hub.ErrSlowClient) {
+			s.cfg.Metrics.SlowDisconnects.Inc()
 			// Interrupt a write blocked on the stalled connection now,
 			// rather than when its write deadline passes.
 			_ = rc.SetWriteDeadline(time.Now())
@@ -87,6 +88,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, room string) {
 		return
 	}
 	defer s.cfg.Hub.Leave(c)
+	s.cfg.Metrics.SSEConnections.Inc()
+	defer s.cfg.Metrics.SSEConnections.Dec()
 	if s.cfg.Presence != nil {
 		id := s.cfg.Presence.Join(room, user)
 		defer s.cfg.Presence.Leave(id)
@@ -100,6 +103,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, room string) {
 	}
 	var sent uint64 // the last sequence sent; live frames up to it are skipped
 	if from != nil {
+		s.cfg.Metrics.Replays.Inc()
 		var ok bool
 		if sent, ok = s.replay(w, r, rc, room, *from, joinedAt); !ok {
 			return
@@ -114,10 +118,14 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, room string) {
 			if !s.setDeadline(rc, c) {
 				return
 			}
+			delivered := 0
 			for more := true; more; {
 				if f.Seq == 0 || f.Seq > sent { // 0: a presence event
 					if _, err := w.Write(f.Data); err != nil {
 						return
+					}
+					if f.Seq > 0 {
+						delivered++
 					}
 					sent = max(sent, f.Seq)
 				}
@@ -130,6 +138,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, room string) {
 			if !s.write(w, rc, nil) {
 				return
 			}
+			s.cfg.Metrics.Delivered.Add(float64(delivered))
 			heartbeat.Reset(s.cfg.Heartbeat)
 		case <-heartbeat.C:
 			if !s.write(w, rc, sse.AppendComment(buf[:0], "heartbeat")) {
@@ -225,15 +234,19 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request, rc *http.Respons
 	deadline := time.Now().Add(2 * time.Second)
 	for {
 		var buf []byte
+		n := 0
 		for _, m := range msgs {
 			if m.Seq > sent {
 				buf = append(buf, s.EncodeFrame(m)...)
 				sent = m.Seq
+				n++
 			}
 		}
 		if len(buf) > 0 && !s.write(w, rc, buf) {
 			return 0, false
 		}
+		s.cfg.Metrics.Replayed.Add(float64(n))
+		s.cfg.Metrics.Delivered.Add(float64(n))
 		if sent >= upTo {
 			return sent, true
 		}

@@ -37,6 +37,8 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	Services        string
 	LogLevel        string
+	LogFormat       string
+	PprofListen     string
 }
 
 // ErrHelp is returned by Parse when --help was asked for; usage has been
@@ -74,6 +76,8 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	fs.Duration(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "grace period for a graceful stop")
 	fs.String(&c.Services, "services", "auto", "where the presence and rooms services run: in-process, off (run elsewhere), or auto (in-process with the embedded NATS node)")
 	fs.String(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.String(&c.LogFormat, "log-format", "text", "log format: text or json")
+	fs.String(&c.PprofListen, "pprof-listen", "", "address of a pprof listener for profiling, e.g. 127.0.0.1:6060 (empty: off)")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "chat-gateway serves the ChatScalable HTTP API and chat page on a NATS bus.\n\nUsage: chat-gateway [flags]\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -129,6 +133,9 @@ func (c Config) validate() error {
 	case "auto", "in-process", "off":
 	default:
 		errs = append(errs, fmt.Errorf("--services %q is not one of auto, in-process, off", c.Services))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("--log-format %q is not text or json", c.LogFormat))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

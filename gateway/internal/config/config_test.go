@@ -36,6 +36,8 @@ var envVars = []string{
 	"CHAT_SHUTDOWN_TIMEOUT",
 	"CHAT_SERVICES",
 	"CHAT_LOG_LEVEL",
+	"CHAT_LOG_FORMAT",
+	"CHAT_PPROF_LISTEN",
 }
 
 // env returns a getenv reading m, never the process environment.
@@ -73,6 +75,7 @@ func TestDefaults(t *testing.T) {
 		ShutdownTimeout: 10 * time.Second,
 		Services:        "auto",
 		LogLevel:        "info",
+		LogFormat:       "text",
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults =\n  %+v\nwant\n  %+v", c, want)
@@ -119,6 +122,7 @@ func TestEnvironment(t *testing.T) {
 		ShutdownTimeout: 3 * time.Second,
 		Services:        "auto",
 		LogLevel:        "debug",
+		LogFormat:       "text",
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("config from environment =\n  %+v\nwant\n  %+v", c, want)

@@ -67,6 +67,9 @@ type Options struct {
 	// MaxBackfill bounds the messages read to fill one hole; a larger hole
 	// ends the room's clients with ErrResync (default 10000).
 	MaxBackfill int
+	// Latency, if set, observes how old each live message is (from its
+	// envelope timestamp) when the hub queues it to the room's clients.
+	Latency func(seconds float64)
 	// Presence, if set, encodes the room's presence events (from
 	// chat.presence.room.<room>), which are then queued to its clients.
 	Presence PresenceEncoder
@@ -335,6 +338,9 @@ func (h *Hub) deliver(r *room, msg *nats.Msg) {
 		h.backfill(context.Background(), r, prev)
 	}
 	r.fanOut(m.Seq, h.encode(m))
+	if h.opts.Latency != nil && !m.TS.IsZero() {
+		h.opts.Latency(time.Since(m.TS).Seconds())
+	}
 }
 
 // deliverPresence queues a presence event to the room's clients.
