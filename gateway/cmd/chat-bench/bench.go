@@ -1,0 +1,402 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+var transport = &http.Transport{
+	MaxIdleConnsPerHost: 1024,
+	DisableCompression:  true,
+	ReadBufferSize:      32 << 10,
+}
+
+var eventMarker = []byte("event: message\n")
+
+// subscriber counts the message events of one SSE stream; a probe also
+// measures each message's latency from its envelope timestamp.
+type subscriber struct {
+	count atomic.Int64
+	mu    sync.Mutex
+	lat   []float64 // milliseconds, probes only
+}
+
+// subscribe opens an SSE stream and reads it until ctx ends; ready is
+// called once the stream is open (the gateway has registered it).
+func (s *subscriber) subscribe(ctx context.Context, url string, probe bool, ready func(error)) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := transport.RoundTrip(req)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		err = fmt.Errorf("status %d", resp.StatusCode)
+	}
+	if err != nil {
+		ready(err)
+		return
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReaderSize(resp.Body, 32<<10)
+	if _, err := r.ReadString('\n'); err != nil { // "retry: …"
+		ready(err)
+		return
+	}
+	ready(nil)
+	if probe {
+		s.probe(r)
+		return
+	}
+	// Count markers in raw blocks, carrying the tail over so a marker
+	// split between two reads is still found.
+	buf := make([]byte, 64<<10)
+	carry := 0
+	for {
+		n, err := r.Read(buf[carry:])
+		if n > 0 {
+			block := buf[:carry+n]
+			s.count.Add(int64(bytes.Count(block, eventMarker)))
+			keep := min(len(eventMarker)-1, len(block))
+			// Drop whole markers from the carried tail so none is counted twice.
+			tail := block[len(block)-keep:]
+			if i := bytes.LastIndexByte(tail, '\n'); i >= 0 {
+				tail = tail[i+1:]
+			}
+			carry = copy(buf, tail)
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (s *subscriber) probe(r *bufio.Reader) {
+	for {
+		line, err := r.ReadSlice('\n')
+		if err != nil {
+			return
+		}
+		if bytes.Equal(line, eventMarker) {
+			s.count.Add(1)
+			continue
+		}
+		if !bytes.HasPrefix(line, []byte("data: ")) {
+			continue
+		}
+		i := bytes.Index(line, []byte(`"ts":"`))
+		if i < 0 {
+			continue
+		}
+		rest := line[i+6:]
+		j := bytes.IndexByte(rest, '"')
+		if j < 0 {
+			continue
+		}
+		ts, err := time.Parse(time.RFC3339Nano, string(rest[:j]))
+		if err != nil {
+			continue
+		}
+		ms := float64(time.Since(ts).Microseconds()) / 1000
+		s.mu.Lock()
+		s.lat = append(s.lat, ms)
+		s.mu.Unlock()
+	}
+}
+
+func eventsURL(base, room string) string {
+	return strings.TrimRight(base, "/") + "/rooms/" + room + "/events"
+}
+
+// openSubscribers opens n subscribers spread over urls; the first of each
+// URL is a probe. It returns once all are open.
+func openSubscribers(ctx context.Context, urls []string, room string, n int) ([]*subscriber, error) {
+	subs := make([]*subscriber, n)
+	errs := make(chan error, n)
+	for i := range subs {
+		subs[i] = &subscriber{}
+		url := eventsURL(urls[i%len(urls)], room)
+		go subs[i].subscribe(ctx, url, i < len(urls), func(err error) { errs <- err })
+		if i%100 == 99 {
+			time.Sleep(5 * time.Millisecond) // pace connection setup a little
+		}
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			return nil, fmt.Errorf("subscribe: %w", err)
+		}
+	}
+	return subs, nil
+}
+
+// publisher sends messages through the URLs round robin.
+type publisher struct {
+	urls     []string
+	room     string
+	text     string
+	stored   atomic.Int64
+	failures atomic.Int64
+	mu       sync.Mutex
+	lat      []float64
+}
+
+func (p *publisher) publishOne(ctx context.Context, i int64) {
+	body := fmt.Sprintf(`{"user":"bench","text":%q}`, p.text)
+	url := strings.TrimRight(p.urls[int(i)%len(p.urls)], "/") + "/rooms/" + p.room + "/messages"
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	start := time.Now()
+	resp, err := transport.RoundTrip(req)
+	if err != nil {
+		p.failures.Add(1)
+		return
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		p.failures.Add(1)
+		return
+	}
+	p.stored.Add(1)
+	ms := float64(time.Since(start).Microseconds()) / 1000
+	p.mu.Lock()
+	p.lat = append(p.lat, ms)
+	p.mu.Unlock()
+}
+
+// paced publishes rate messages per second for d with a pool of senders.
+func (p *publisher) paced(ctx context.Context, rate int, d time.Duration) {
+	jobs := make(chan int64, rate)
+	var wg sync.WaitGroup
+	for range min(256, max(8, rate/50)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				p.publishOne(ctx, i)
+			}
+		}()
+	}
+	start := time.Now()
+	total := int64(float64(rate) * d.Seconds())
+	for i := int64(0); i < total && ctx.Err() == nil; i++ {
+		// Send message i at its due time.
+		if wait := time.Until(start.Add(time.Duration(float64(i) / float64(rate) * float64(time.Second)))); wait > 0 {
+			time.Sleep(wait)
+		}
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+}
+
+func percentiles(ms []float64, r *Result) {
+	if len(ms) == 0 {
+		return
+	}
+	sort.Float64s(ms)
+	at := func(q float64) float64 { return ms[min(len(ms)-1, int(q*float64(len(ms))))] }
+	r.P50ms, r.P99ms, r.P999ms, r.Maxms = at(0.50), at(0.99), at(0.999), ms[len(ms)-1]
+}
+
+func fanout(ctx context.Context, mode string, o options) (Result, error) {
+	res := Result{Mode: mode, URLs: len(o.urls), Subscribers: o.subs}
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	subs, err := openSubscribers(sctx, o.urls, o.room, o.subs)
+	if err != nil {
+		return res, err
+	}
+	p := &publisher{urls: o.urls, room: o.room, text: strings.Repeat("x", o.size)}
+	start := time.Now()
+	p.paced(ctx, o.rate, o.duration)
+	res.Published = p.stored.Load()
+	res.Expected = res.Published * int64(o.subs)
+	deadline := time.Now().Add(o.drain)
+	for {
+		var got int64
+		for _, s := range subs {
+			got += s.count.Load()
+		}
+		res.Delivered = got
+		if got >= res.Expected || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	res.Seconds = time.Since(start).Seconds()
+	res.Lost = res.Expected - res.Delivered
+	res.DeliveriesSec = float64(res.Delivered) / res.Seconds
+	res.Errors = p.failures.Load()
+	var lat []float64
+	for _, s := range subs[:min(len(subs), len(o.urls))] {
+		s.mu.Lock()
+		lat = append(lat, s.lat...)
+		s.mu.Unlock()
+	}
+	percentiles(lat, &res)
+	return res, nil
+}
+
+func publishOnly(ctx context.Context, o options) (Result, error) {
+	res := Result{Mode: "publish", URLs: len(o.urls)}
+	p := &publisher{urls: o.urls, room: o.room, text: strings.Repeat("x", o.size)}
+	pctx, cancel := context.WithTimeout(ctx, o.duration)
+	defer cancel()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range o.concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for pctx.Err() == nil {
+				p.publishOne(pctx, next.Add(1))
+			}
+		}()
+	}
+	wg.Wait()
+	res.Seconds = time.Since(start).Seconds()
+	res.Published = p.stored.Load()
+	res.PublishesSec = float64(res.Published) / res.Seconds
+	res.Errors = p.failures.Load() - int64(o.concurrency) // the calls cut by the deadline
+	res.Errors = max(res.Errors, 0)
+	percentiles(p.lat, &res)
+	return res, nil
+}
+
+// rssKB reads a process's resident memory from /proc/<pid>/status.
+func rssKB(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			f := strings.Fields(line)
+			if len(f) >= 2 {
+				return strconv.ParseInt(f[1], 10, 64)
+			}
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+}
+
+func totalRSS(pids []int) (int64, error) {
+	var sum int64
+	for _, p := range pids {
+		kb, err := rssKB(p)
+		if err != nil {
+			return 0, err
+		}
+		sum += kb
+	}
+	return sum, nil
+}
+
+// workerResult is what a worker process reports.
+type workerResult struct {
+	Opened int   `json:"opened"`
+	Errors int64 `json:"errors"`
+}
+
+func idle(ctx context.Context, o options) (Result, error) {
+	res := Result{Mode: "idle", URLs: len(o.urls), Conns: o.conns}
+	var err error
+	if len(o.pids) > 0 {
+		if res.RSSBeforeKB, err = totalRSS(o.pids); err != nil {
+			return res, err
+		}
+	}
+	per := (o.conns + o.workers - 1) / o.workers
+	self, err := os.Executable()
+	if err != nil {
+		return res, err
+	}
+	var stdins []io.Closer
+	var cmds []*exec.Cmd
+	defer func() {
+		for _, in := range stdins {
+			in.Close()
+		}
+		for _, c := range cmds {
+			_ = c.Wait()
+		}
+	}()
+	opened := 0
+	for w := range o.workers {
+		n := min(per, o.conns-w*per)
+		if n <= 0 {
+			break
+		}
+		cmd := exec.CommandContext(ctx, self, "worker", "--urls", strings.Join(o.urls, ","), "--room", o.room, "--conns", strconv.Itoa(n))
+		cmd.Stderr = os.Stderr
+		in, _ := cmd.StdinPipe()
+		out, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			return res, err
+		}
+		stdins, cmds = append(stdins, in), append(cmds, cmd)
+		var wr workerResult
+		if err := json.NewDecoder(out).Decode(&wr); err != nil {
+			return res, fmt.Errorf("worker %d: %w", w, err)
+		}
+		opened += wr.Opened
+		res.Errors += wr.Errors
+	}
+	res.Conns = opened
+	time.Sleep(o.settle) // let the gateway settle before reading its memory
+	if len(o.pids) > 0 {
+		if res.RSSAfterKB, err = totalRSS(o.pids); err != nil {
+			return res, err
+		}
+		if opened > 0 {
+			res.KBPerConn = float64(res.RSSAfterKB-res.RSSBeforeKB) / float64(opened)
+		}
+	}
+	return res, nil
+}
+
+// worker holds --conns idle SSE connections, reports how many it opened
+// as JSON, and keeps them until its standard input closes.
+func worker(args []string, stdout, stderr io.Writer) int {
+	o, err := parse("worker", args, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "chat-bench worker: %v\n", err)
+		return 2
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var opened atomic.Int64
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	for i := range o.conns {
+		wg.Add(1)
+		s := &subscriber{}
+		go s.subscribe(ctx, eventsURL(o.urls[i%len(o.urls)], o.room), false, func(err error) {
+			if err != nil {
+				failed.Add(1)
+			} else {
+				opened.Add(1)
+			}
+			wg.Done()
+		})
+		if i%200 == 199 {
+			time.Sleep(10 * time.Millisecond) // pace connection setup
+		}
+	}
+	wg.Wait()
+	json.NewEncoder(stdout).Encode(workerResult{Opened: int(opened.Load()), Errors: failed.Load()})
+	io.Copy(io.Discard, os.Stdin) // hold until the parent closes our stdin
+	return 0
+}

@@ -1,0 +1,206 @@
+// Command chat-bench measures a ChatScalable deployment by URL:
+//
+//	chat-bench fanout  --urls URL[,URL…] --subs 1000 --rate 1000 --duration 10s
+//	chat-bench latency --urls URL[,URL…] --rate 200 --duration 10s
+//	chat-bench idle    --urls URL --conns 19000 --pid <gateway pid> [--workers 2]
+//	chat-bench publish --urls URL --concurrency 50 --duration 10s
+//
+// fanout opens SSE subscribers in one room, spread over the URLs, publishes
+// at a fixed rate and reports deliveries per second, loss, and latency from
+// each message's envelope timestamp (measured on one subscriber per URL).
+// latency is fanout with one subscriber per URL. idle holds connections
+// open and reads the gateway's memory from /proc/<pid>/status. publish
+// counts stored messages per second. Every run is bounded in time and
+// count. It prints a table and then one JSON line. With --workers it
+// spreads its connections over child processes, so it can hold more than
+// one process's file limit.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/chatscalable/chatscalable/broker/envflag"
+)
+
+// Limits that keep every run bounded.
+const (
+	maxDuration = 10 * time.Minute
+	maxConns    = 200000
+	maxRate     = 1000000
+)
+
+// Result is what a run reports, printed as the JSON line.
+type Result struct {
+	Mode          string  `json:"mode"`
+	URLs          int     `json:"urls"`
+	Subscribers   int     `json:"subscribers,omitempty"`
+	Published     int64   `json:"published,omitempty"`
+	Delivered     int64   `json:"delivered,omitempty"`
+	Expected      int64   `json:"expected,omitempty"`
+	Lost          int64   `json:"lost"`
+	Seconds       float64 `json:"seconds"`
+	DeliveriesSec float64 `json:"deliveries_per_sec,omitempty"`
+	PublishesSec  float64 `json:"publishes_per_sec,omitempty"`
+	P50ms         float64 `json:"p50_ms,omitempty"`
+	P99ms         float64 `json:"p99_ms,omitempty"`
+	P999ms        float64 `json:"p999_ms,omitempty"`
+	Maxms         float64 `json:"max_ms,omitempty"`
+	Conns         int     `json:"conns,omitempty"`
+	RSSBeforeKB   int64   `json:"rss_before_kb,omitempty"`
+	RSSAfterKB    int64   `json:"rss_after_kb,omitempty"`
+	KBPerConn     float64 `json:"kb_per_conn,omitempty"`
+	Errors        int64   `json:"errors"`
+}
+
+type options struct {
+	urls        []string
+	room        string
+	subs        int
+	rate        int
+	duration    time.Duration
+	size        int
+	concurrency int
+	conns       int
+	pids        []int
+	workers     int
+	settle      time.Duration
+	drain       time.Duration
+}
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprintln(stderr, "usage: chat-bench fanout|latency|idle|publish [flags]  (chat-bench MODE --help)")
+		return 2
+	}
+	mode := args[0]
+	if mode == "worker" { // a child process of --workers
+		return worker(args[1:], stdout, stderr)
+	}
+	o, err := parse(mode, args[1:], stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "chat-bench: %v\n", err)
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.duration+o.settle+o.drain+2*time.Minute)
+	defer cancel()
+	var res Result
+	switch mode {
+	case "fanout", "latency":
+		res, err = fanout(ctx, mode, o)
+	case "idle":
+		res, err = idle(ctx, o)
+	case "publish":
+		res, err = publishOnly(ctx, o)
+	default:
+		fmt.Fprintf(stderr, "chat-bench: unknown mode %q\n", mode)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "chat-bench %s: %v\n", mode, err)
+		return 1
+	}
+	printTable(stdout, res)
+	line, _ := json.Marshal(res)
+	fmt.Fprintln(stdout, string(line))
+	return 0
+}
+
+func parse(mode string, args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := envflag.New("chat-bench "+mode, func(string) string { return "" }, stderr)
+	var urls, pids string
+	fs.String(&urls, "urls", "http://127.0.0.1:8080", "comma-separated gateway base URLs")
+	fs.String(&o.room, "room", "", "room to use (default: a new one per run)")
+	fs.Int(&o.subs, "subs", 1000, "fanout: SSE subscribers, spread over the URLs")
+	fs.Int(&o.rate, "rate", 1000, "fanout/latency: messages published per second")
+	fs.Duration(&o.duration, "duration", 10*time.Second, "how long to publish (at most 10m)")
+	fs.Int(&o.size, "size", 100, "bytes of text per message")
+	fs.Int(&o.concurrency, "concurrency", 50, "publish: concurrent publishers")
+	fs.Int(&o.conns, "conns", 1000, "idle: connections to hold")
+	fs.String(&pids, "pid", "", "idle: comma-separated gateway pids whose RSS to read")
+	fs.Int(&o.workers, "workers", 1, "child processes to spread the connections over")
+	fs.Duration(&o.settle, "settle", 3*time.Second, "idle: wait after connecting before reading memory")
+	fs.Duration(&o.drain, "drain", 10*time.Second, "fanout: longest wait for the last deliveries")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	o.urls = envflag.SplitList(urls)
+	for _, p := range envflag.SplitList(pids) {
+		var pid int
+		if _, err := fmt.Sscanf(p, "%d", &pid); err != nil {
+			return o, fmt.Errorf("--pid %q", p)
+		}
+		o.pids = append(o.pids, pid)
+	}
+	switch {
+	case len(o.urls) == 0:
+		return o, errors.New("--urls is empty")
+	case o.duration <= 0 || o.duration > maxDuration:
+		return o, fmt.Errorf("--duration must be in (0, %s]", maxDuration)
+	case o.subs < 0 || o.subs > maxConns || o.conns < 0 || o.conns > maxConns:
+		return o, fmt.Errorf("--subs and --conns must be at most %d", maxConns)
+	case o.rate <= 0 || o.rate > maxRate:
+		return o, fmt.Errorf("--rate must be in (0, %d]", maxRate)
+	case o.size < 1 || o.size > 4096:
+		return o, errors.New("--size must be from 1 to 4096")
+	case o.concurrency < 1 || o.concurrency > 1000:
+		return o, errors.New("--concurrency must be from 1 to 1000")
+	case o.workers < 1 || o.workers > 64:
+		return o, errors.New("--workers must be from 1 to 64")
+	}
+	if mode == "latency" {
+		o.subs = len(o.urls)
+		if !flagSet(args, "rate") {
+			o.rate = 200
+		}
+	}
+	if o.room == "" {
+		o.room = fmt.Sprintf("bench-%d", time.Now().UnixNano())
+	}
+	return o, nil
+}
+
+func flagSet(args []string, name string) bool {
+	for _, a := range args {
+		if a == "-"+name || a == "--"+name || strings.HasPrefix(a, "-"+name+"=") || strings.HasPrefix(a, "--"+name+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+func printTable(w io.Writer, r Result) {
+	fmt.Fprintf(w, "%-22s %s\n", "mode", r.Mode)
+	row := func(name string, v any) { fmt.Fprintf(w, "%-22s %v\n", name, v) }
+	switch r.Mode {
+	case "fanout", "latency":
+		row("subscribers", r.Subscribers)
+		row("published", r.Published)
+		row("delivered", fmt.Sprintf("%d of %d (lost %d)", r.Delivered, r.Expected, r.Lost))
+		row("deliveries/s", fmt.Sprintf("%.0f", r.DeliveriesSec))
+		row("latency p50/p99/p999", fmt.Sprintf("%.2f / %.2f / %.2f ms (max %.2f)", r.P50ms, r.P99ms, r.P999ms, r.Maxms))
+	case "idle":
+		row("connections", r.Conns)
+		row("gateway RSS", fmt.Sprintf("%d KB -> %d KB", r.RSSBeforeKB, r.RSSAfterKB))
+		row("per connection", fmt.Sprintf("%.1f KB", r.KBPerConn))
+	case "publish":
+		row("stored", r.Published)
+		row("publishes/s", fmt.Sprintf("%.0f", r.PublishesSec))
+		row("p50/p99", fmt.Sprintf("%.2f / %.2f ms", r.P50ms, r.P99ms))
+	}
+	row("errors", r.Errors)
+	row("seconds", fmt.Sprintf("%.1f", r.Seconds))
+}
