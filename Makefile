@@ -24,7 +24,7 @@ IMAGE_LATEST ?= 1
 COMPOSE := docker-compose -f deployments/compose/compose.yaml -p chatscalable
 STACK   := chatscalable
 
-.PHONY: all build run cluster cluster-brokers tools test unit fuzz lint fmt clean images compose-up compose-down stack-deploy stack-rm
+.PHONY: bench all build run cluster cluster-brokers tools test unit fuzz lint fmt clean images compose-up compose-down stack-deploy stack-rm
 
 all: build
 
@@ -35,6 +35,8 @@ build:
 	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o $(BIN)/chat-broker ./broker/cmd/chat-broker
 	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o $(BIN)/chat-presence ./services/cmd/chat-presence
 	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o $(BIN)/chat-rooms ./services/cmd/chat-rooms
+	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o $(BIN)/chat-bench ./gateway/cmd/chat-bench
+	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o $(BIN)/chat-lb ./gateway/cmd/chat-lb
 
 ## run: build and start the quickstart (one gateway, embedded NATS) on :8080
 run: build
@@ -84,6 +86,10 @@ cluster: build
 ## cluster-brokers: 3 chat-broker nodes (NATS on 4221-4223) and 2 gateways on :8081-:8082
 cluster-brokers: build
 	BIN=$(BIN) DATA=data/brokers deployments/local/cluster.sh brokers
+
+## bench: the standard benchmarks on a local 3-node mesh; writes docs/BENCHMARKS.md (RUNS=3, SHORT=1)
+bench: build
+	BIN=$(BIN) deployments/local/bench.sh
 
 ## tools: install natscli $(NATSCLI_VERSION) into tools/bin (used by the tests; try tools/bin/nats)
 tools: $(NATSCLI)

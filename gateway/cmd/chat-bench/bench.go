@@ -213,11 +213,19 @@ func fanout(ctx context.Context, mode string, o options) (Result, error) {
 	res := Result{Mode: mode, URLs: len(o.urls), Subscribers: o.subs}
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
-	subs, err := openSubscribers(sctx, o.urls, o.room, o.subs)
+	subURLs := o.urls
+	if o.publishFirst && len(o.urls) > 1 {
+		subURLs = o.urls[1:] // listeners on other nodes than the publisher's
+	}
+	subs, err := openSubscribers(sctx, subURLs, o.room, o.subs)
 	if err != nil {
 		return res, err
 	}
-	p := &publisher{urls: o.urls, room: o.room, text: strings.Repeat("x", o.size)}
+	pubURLs := o.urls
+	if o.publishFirst {
+		pubURLs = o.urls[:1]
+	}
+	p := &publisher{urls: pubURLs, room: o.room, text: strings.Repeat("x", o.size)}
 	start := time.Now()
 	p.paced(ctx, o.rate, o.duration)
 	res.Published = p.stored.Load()
@@ -239,7 +247,7 @@ func fanout(ctx context.Context, mode string, o options) (Result, error) {
 	res.DeliveriesSec = float64(res.Delivered) / res.Seconds
 	res.Errors = p.failures.Load()
 	var lat []float64
-	for _, s := range subs[:min(len(subs), len(o.urls))] {
+	for _, s := range subs[:min(len(subs), len(subURLs))] {
 		s.mu.Lock()
 		lat = append(lat, s.lat...)
 		s.mu.Unlock()

@@ -4,6 +4,7 @@
 //	chat-bench latency --urls URL[,URL…] --rate 200 --duration 10s
 //	chat-bench idle    --urls URL --conns 19000 --pid <gateway pid> [--workers 2]
 //	chat-bench publish --urls URL --concurrency 50 --duration 10s
+//	chat-bench suite   --cluster URL,URL,URL --single URL --idle-pid PID --runs 3
 //
 // fanout opens SSE subscribers in one room, spread over the URLs, publishes
 // at a fixed rate and reports deliveries per second, loss, and latency from
@@ -73,6 +74,9 @@ type options struct {
 	workers     int
 	settle      time.Duration
 	drain       time.Duration
+	// publishFirst publishes on the first URL only and listens on the
+	// others, so latency crosses nodes.
+	publishFirst bool
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -83,8 +87,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	mode := args[0]
-	if mode == "worker" { // a child process of --workers
+	switch mode {
+	case "worker": // a child process of --workers
 		return worker(args[1:], stdout, stderr)
+	case "suite":
+		return suite(args[1:], stdout, stderr)
 	}
 	o, err := parse(mode, args[1:], stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -162,7 +169,8 @@ func parse(mode string, args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("--workers must be from 1 to 64")
 	}
 	if mode == "latency" {
-		o.subs = len(o.urls)
+		o.publishFirst = true
+		o.subs = max(1, len(o.urls)-1)
 		if !flagSet(args, "rate") {
 			o.rate = 200
 		}

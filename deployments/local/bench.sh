@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs the standard benchmarks (`make bench`): a local 3-node peer mesh on
+# :8091-:8093 and a single-node gateway on :8094, then
+# `chat-bench suite`, which writes the medians into docs/BENCHMARKS.md.
+# The load generator runs on the same machine as the servers.
+#
+# Environment: BIN (default bin), RUNS (default 3), SHORT=1 for a quick,
+# small run (not comparable with the targets).
+set -euo pipefail
+BIN=${BIN:-bin}
+RUNS=${RUNS:-3}
+DATA=$(mktemp -d)
+pids=()
+stop() {
+	trap - INT TERM EXIT
+	kill -TERM "${pids[@]}" 2>/dev/null || true
+	wait "${pids[@]}" 2>/dev/null || true
+	rm -rf "$DATA"
+}
+trap stop INT TERM EXIT
+
+ulimit -n "$(ulimit -Hn)"
+BIN=$BIN DATA=$DATA/mesh HTTP_BASE=8091 NATS_BASE=4291 ROUTE_BASE=6291 \
+	deployments/local/cluster.sh mesh >"$DATA/cluster.out" 2>&1 &
+pids+=($!)
+"$BIN/chat-gateway" --node-name single --http-addr 127.0.0.1:8094 --nats-listen off \
+	--data-dir "$DATA/single" --services off --log-level warn >"$DATA/single.log" 2>&1 &
+pids+=($!)
+
+ready() { for u in "$@"; do curl -sf "$u/readyz" >/dev/null || return 1; done; }
+for _ in $(seq 1 120); do
+	ready http://127.0.0.1:8091 http://127.0.0.1:8092 http://127.0.0.1:8093 http://127.0.0.1:8094 && break
+	sleep 0.5
+done
+ready http://127.0.0.1:8091 http://127.0.0.1:8092 http://127.0.0.1:8093 http://127.0.0.1:8094 || {
+	echo "the benchmark cluster did not become ready"; cat "$DATA/cluster.out"; exit 1
+}
+gw1=$(sed -n 's/^started gw-1 (pid \([0-9]*\)).*/\1/p' "$DATA/cluster.out")
+short=()
+[ "${SHORT:-0}" = 1 ] && short=(--short)
+"$BIN/chat-bench" suite --cluster http://127.0.0.1:8091,http://127.0.0.1:8092,http://127.0.0.1:8093 \
+	--single http://127.0.0.1:8094 --idle-pid "$gw1" --runs "$RUNS" --out docs/BENCHMARKS.md "${short[@]}"

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/chatscalable/chatscalable/broker/envflag"
+)
+
+// scenario is one standard benchmark with its target.
+type scenario struct {
+	name, target string
+	run          func(ctx context.Context) (Result, error)
+	figure       func(Result) float64
+	unit         string
+	format       func(Result) string
+}
+
+// suite runs the standard scenarios against a local cluster several times
+// and writes the medians as Markdown.
+func suite(args []string, stdout, stderr io.Writer) int {
+	fs := envflag.New("chat-bench suite", func(string) string { return "" }, stderr)
+	var cluster, single, pid, out string
+	var runs int
+	var short bool
+	fs.String(&cluster, "cluster", "", "comma-separated base URLs of the 3 gateway nodes")
+	fs.String(&single, "single", "", "base URL of a single-node gateway (publish ingest)")
+	fs.String(&pid, "idle-pid", "", "pid of the gateway the idle scenario connects to (the cluster's first)")
+	fs.Int(&runs, "runs", 3, "runs of each scenario; the report gives medians")
+	fs.String(&out, "out", "docs/BENCHMARKS.md", "Markdown file to write")
+	fs.BoolVar(&short, "short", false, "small, quick versions of the scenarios")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "chat-bench suite: %v\n", err)
+		return 2
+	}
+	urls := envflag.SplitList(cluster)
+	if len(urls) < 2 || single == "" || runs < 1 || runs > 10 {
+		fmt.Fprintln(stderr, "chat-bench suite: needs --cluster (2+ URLs), --single, and --runs 1..10")
+		return 2
+	}
+	base := options{urls: urls, size: 100, duration: 10 * time.Second, drain: 15 * time.Second, concurrency: 50, workers: 2, settle: 3 * time.Second}
+	subs, idleConns := 1000, 19000
+	if short {
+		base.duration, subs, idleConns = 2*time.Second, 100, 500
+	}
+	fanoutOpts := func(rate int) options {
+		o := base
+		o.subs, o.rate, o.room = subs, rate, fmt.Sprintf("bench-%d", time.Now().UnixNano())
+		return o
+	}
+	scenarios := []scenario{
+		{
+			name: fmt.Sprintf("Fan-out: %d subscribers over %d nodes, 1,000 msg/s, 100-byte texts", subs, len(urls)), target: "≥ 1,000,000 deliveries/s, zero loss",
+			run:    func(ctx context.Context) (Result, error) { return fanout(ctx, "fanout", fanoutOpts(1000)) },
+			figure: func(r Result) float64 { return r.DeliveriesSec }, unit: "deliveries/s",
+			format: func(r Result) string {
+				return fmt.Sprintf("%.0f deliveries/s, lost %d of %d, p99 %.1f ms", r.DeliveriesSec, r.Lost, r.Expected, r.P99ms)
+			},
+		},
+		{
+			name: "Latency across nodes at 200 msg/s", target: "p50 ≤ 1 ms, p99 ≤ 5 ms",
+			run: func(ctx context.Context) (Result, error) {
+				o := base
+				o.rate, o.publishFirst, o.subs = 200, true, len(urls)-1
+				o.room = fmt.Sprintf("bench-%d", time.Now().UnixNano())
+				return fanout(ctx, "latency", o)
+			},
+			figure: func(r Result) float64 { return r.P99ms }, unit: "ms p99",
+			format: func(r Result) string {
+				return fmt.Sprintf("p50 %.2f ms, p99 %.2f ms, p999 %.2f ms, lost %d", r.P50ms, r.P99ms, r.P999ms, r.Lost)
+			},
+		},
+		{
+			name: fmt.Sprintf("Latency at 100 msg/s to %d subscribers", subs), target: "p99 ≤ 50 ms",
+			run:    func(ctx context.Context) (Result, error) { return fanout(ctx, "fanout", fanoutOpts(100)) },
+			figure: func(r Result) float64 { return r.P99ms }, unit: "ms p99",
+			format: func(r Result) string {
+				return fmt.Sprintf("p50 %.2f ms, p99 %.2f ms, %.0f deliveries/s, lost %d", r.P50ms, r.P99ms, r.DeliveriesSec, r.Lost)
+			},
+		},
+		{
+			name: fmt.Sprintf("Idle memory: %d SSE connections on one gateway", idleConns), target: "≤ 12 KB RSS per connection",
+			run: func(ctx context.Context) (Result, error) {
+				o := base
+				o.urls, o.conns, o.room = urls[:1], idleConns, fmt.Sprintf("idle-%d", time.Now().UnixNano())
+				if pid != "" {
+					var p int
+					fmt.Sscanf(pid, "%d", &p)
+					o.pids = []int{p}
+				}
+				return idle(ctx, o)
+			},
+			figure: func(r Result) float64 { return r.KBPerConn }, unit: "KB/connection",
+			format: func(r Result) string {
+				return fmt.Sprintf("%.1f KB per connection (%d connections, RSS %d → %d KB)", r.KBPerConn, r.Conns, r.RSSBeforeKB, r.RSSAfterKB)
+			},
+		},
+		{
+			name: "Publish ingest, single node, concurrency 50", target: "≥ 20,000 persisted messages/s",
+			run: func(ctx context.Context) (Result, error) {
+				o := base
+				o.urls, o.room = []string{single}, fmt.Sprintf("ingest-%d", time.Now().UnixNano())
+				return publishOnly(ctx, o)
+			},
+			figure: func(r Result) float64 { return r.PublishesSec }, unit: "messages/s",
+			format: func(r Result) string {
+				return fmt.Sprintf("%.0f messages/s (p50 %.1f ms, p99 %.1f ms)", r.PublishesSec, r.P50ms, r.P99ms)
+			},
+		},
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "| scenario | target | median of %d runs | all runs |\n|---|---|---|---|\n", runs)
+	for _, sc := range scenarios {
+		var results []Result
+		for i := range runs {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			r, err := sc.run(ctx)
+			cancel()
+			if err != nil {
+				fmt.Fprintf(stderr, "%s, run %d: %v\n", sc.name, i+1, err)
+				return 1
+			}
+			fmt.Fprintf(stdout, "%s, run %d: %s\n", sc.name, i+1, sc.format(r))
+			results = append(results, r)
+			time.Sleep(2 * time.Second) // let the cluster settle between runs
+		}
+		sort.Slice(results, func(i, j int) bool { return sc.figure(results[i]) < sc.figure(results[j]) })
+		var all []string
+		for _, r := range results {
+			all = append(all, fmt.Sprintf("%.1f", sc.figure(r)))
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s %s |\n", sc.name, sc.target, sc.format(results[len(results)/2]), strings.Join(all, ", "), sc.unit)
+	}
+	if err := writeReport(out, b.String(), runs, short); err != nil {
+		fmt.Fprintf(stderr, "chat-bench suite: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "wrote %s\n", out)
+	return 0
+}
+
+// writeReport replaces the generated table between the markers of the
+// report at path, keeping the hand-written analysis around it.
+func writeReport(path, table string, runs int, short bool) error {
+	const begin, end = "<!-- results: begin -->", "<!-- results: end -->"
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				cpu = strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
+				break
+			}
+		}
+	}
+	kind := "the standard scenarios"
+	if short {
+		kind = "the SHORT scenarios (not comparable with the targets)"
+	}
+	gen := fmt.Sprintf("%s\nMeasured %s with `make bench` (%s, %d runs each): %d cores (%s), %s, Go %s.\n\n%s%s",
+		begin, time.Now().UTC().Format("2006-01-02 15:04 UTC"), kind, runs, runtime.NumCPU(), cpu, runtime.GOOS+"/"+runtime.GOARCH, runtime.Version(), table, end)
+	old, err := os.ReadFile(path)
+	if err != nil || !strings.Contains(string(old), begin) || !strings.Contains(string(old), end) {
+		return os.WriteFile(path, []byte("# Benchmarks\n\n"+gen+"\n"), 0o644)
+	}
+	s := string(old)
+	i, j := strings.Index(s, begin), strings.Index(s, end)+len(end)
+	return os.WriteFile(path, []byte(s[:i]+gen+s[j:]), 0o644)
+}
