@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the standard benchmarks (`make bench`): a local 3-node peer mesh on
-# :8091-:8093 and a single-node gateway on :8094, then
+# :8091-:8093, a single-node gateway on :8094 (publish ingest) and a fresh
+# one on :8095 (idle memory), then
 # `chat-bench suite`, which writes the medians into docs/BENCHMARKS.md.
 # The load generator runs on the same machine as the servers.
 #
@@ -26,17 +27,21 @@ pids+=($!)
 "$BIN/chat-gateway" --node-name single --http-addr 127.0.0.1:8094 --nats-listen off \
 	--data-dir "$DATA/single" --services off --log-level warn >"$DATA/single.log" 2>&1 &
 pids+=($!)
+# A fresh gateway for the idle-memory scenario alone.
+"$BIN/chat-gateway" --node-name idle --http-addr 127.0.0.1:8095 --nats-listen off \
+	--data-dir "$DATA/idle" --services off --log-level warn >"$DATA/idle.log" 2>&1 &
+idle_pid=$!
+pids+=($idle_pid)
 
 ready() { for u in "$@"; do curl -sf "$u/readyz" >/dev/null || return 1; done; }
 for _ in $(seq 1 120); do
-	ready http://127.0.0.1:8091 http://127.0.0.1:8092 http://127.0.0.1:8093 http://127.0.0.1:8094 && break
+	ready http://127.0.0.1:8091 http://127.0.0.1:8092 http://127.0.0.1:8093 http://127.0.0.1:8094 http://127.0.0.1:8095 && break
 	sleep 0.5
 done
-ready http://127.0.0.1:8091 http://127.0.0.1:8092 http://127.0.0.1:8093 http://127.0.0.1:8094 || {
+ready http://127.0.0.1:8091 http://127.0.0.1:8092 http://127.0.0.1:8093 http://127.0.0.1:8094 http://127.0.0.1:8095 || {
 	echo "the benchmark cluster did not become ready"; cat "$DATA/cluster.out"; exit 1
 }
-gw1=$(sed -n 's/^started gw-1 (pid \([0-9]*\)).*/\1/p' "$DATA/cluster.out")
 short=()
 [ "${SHORT:-0}" = 1 ] && short=(--short)
 "$BIN/chat-bench" suite --cluster http://127.0.0.1:8091,http://127.0.0.1:8092,http://127.0.0.1:8093 \
-	--single http://127.0.0.1:8094 --idle-pid "$gw1" --runs "$RUNS" --out docs/BENCHMARKS.md "${short[@]}"
+	--single http://127.0.0.1:8094 --idle-url http://127.0.0.1:8095 --idle-pid "$idle_pid" --runs "$RUNS" --out docs/BENCHMARKS.md "${short[@]}"

@@ -111,15 +111,17 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, room string) {
 	}
 	heartbeat := time.NewTimer(s.cfg.Heartbeat)
 	defer heartbeat.Stop()
+	var frames []hub.Frame
 	for {
 		select {
-		case f := <-c.Frames():
-			// Coalesce: queue everything already waiting, then flush once.
+		case <-c.Ready():
+			// Coalesce: write everything waiting, then flush once.
 			if !s.setDeadline(rc, c) {
 				return
 			}
+			frames = c.Take(frames)
 			delivered := 0
-			for more := true; more; {
+			for _, f := range frames {
 				if f.Seq == 0 || f.Seq > sent { // 0: a presence event
 					if _, err := w.Write(f.Data); err != nil {
 						return
@@ -129,12 +131,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, room string) {
 					}
 					sent = max(sent, f.Seq)
 				}
-				select {
-				case f = <-c.Frames():
-				default:
-					more = false
-				}
 			}
+			clear(frames) // drop the references to the frames' bytes
 			if !s.write(w, rc, nil) {
 				return
 			}

@@ -123,16 +123,51 @@ type room struct {
 
 // Client is one listener of a room.
 type Client struct {
-	room  string
-	queue chan Frame
-	done  chan struct{}
-	once  sync.Once
-	err   error
-	onEnd func(error)
+	room string
+	// pending holds the frames not yet taken, at most max; it grows only
+	// while a client is behind, so an idle client costs a few bytes.
+	mu      sync.Mutex
+	pending []Frame
+	max     int
+	ready   chan struct{} // signalled when pending becomes non-empty
+	done    chan struct{}
+	once    sync.Once
+	err     error
+	onEnd   func(error)
 }
 
-// Frames returns the channel of frames queued to the client.
-func (c *Client) Frames() <-chan Frame { return c.queue }
+// Ready is signalled when frames are waiting; Take them.
+func (c *Client) Ready() <-chan struct{} { return c.ready }
+
+// Take returns every waiting frame, oldest first. It reuses buf (the slice
+// of the previous Take, once the caller is done with it) for the next
+// frames, so a steady stream allocates nothing.
+func (c *Client) Take(buf []Frame) []Frame {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.pending
+	if cap(buf) > 1024 {
+		buf = nil // let a burst's memory go
+	}
+	c.pending = buf[:0]
+	return out
+}
+
+// push queues f, or reports false when the queue is full.
+func (c *Client) push(f Frame) bool {
+	c.mu.Lock()
+	if len(c.pending) >= c.max {
+		c.mu.Unlock()
+		return false
+	}
+	c.pending = append(c.pending, f)
+	c.mu.Unlock()
+	select {
+	case c.ready <- struct{}{}:
+	default:
+	}
+	return true
+}
 
 // Done is closed when the hub ends the client.
 func (c *Client) Done() <-chan struct{} { return c.done }
@@ -167,7 +202,7 @@ func (h *Hub) Join(ctx context.Context, roomName string, queueLen int, onEnd fun
 	if queueLen < 1 {
 		queueLen = 1
 	}
-	c := &Client{room: roomName, queue: make(chan Frame, queueLen), done: make(chan struct{}), onEnd: onEnd}
+	c := &Client{room: roomName, max: queueLen, ready: make(chan struct{}, 1), done: make(chan struct{}), onEnd: onEnd}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -366,9 +401,7 @@ func (r *room) fanOut(seq uint64, data []byte) {
 // is held.
 func (r *room) queue(f Frame) {
 	for _, c := range r.list {
-		select {
-		case c.queue <- f:
-		default:
+		if !c.push(f) {
 			c.end(ErrSlowClient)
 		}
 	}
