@@ -133,7 +133,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, room string) {
 				}
 			}
 			clear(frames) // drop the references to the frames' bytes
-			if !s.write(w, rc, nil) {
+			if rc.Flush() != nil { // under the deadline set above
 				return
 			}
 			s.cfg.Metrics.Delivered.Add(float64(delivered))
