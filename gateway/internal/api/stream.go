@@ -132,7 +132,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, room string) {
 					sent = max(sent, f.Seq)
 				}
 			}
-			clear(frames) // drop the references to the frames' bytes
+			clear(frames)          // drop the references to the frames' bytes
 			if rc.Flush() != nil { // under the deadline set above
 				return
 			}
