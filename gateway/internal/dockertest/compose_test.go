@@ -45,6 +45,34 @@ type publisher struct {
 	n    int
 }
 
+// keepPublishing publishes in the background until the returned func is
+// called; that func fails the test if a message could not be stored.
+func (p *publisher) keepPublishing(t *testing.T) func() {
+	quit := make(chan struct{})
+	published := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-quit:
+				published <- nil
+				return
+			default:
+			}
+			if err := p.try(5); err != nil {
+				published <- err
+				return
+			}
+		}
+	}()
+	return func() {
+		t.Helper()
+		close(quit)
+		if err := <-published; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // count returns how many messages have been stored.
 func (p *publisher) count() int {
 	p.mu.Lock()
@@ -241,22 +269,7 @@ func TestComposeDeployment(t *testing.T) {
 	})
 
 	t.Run("rolling restart of the gateways", func(t *testing.T) {
-		stop := make(chan struct{})
-		published := make(chan error, 1)
-		go func() {
-			for {
-				select {
-				case <-stop:
-					published <- nil
-					return
-				default:
-				}
-				if err := pub.try(5); err != nil {
-					published <- err
-					return
-				}
-			}
-		}()
+		stop := pub.keepPublishing(t)
 		for _, id := range p.containers("gateway") {
 			dockertest.Run(t, nil, "docker", "restart", "-t", "10", id)
 			brokertest.CheckFor(t, 60*time.Second, 250*time.Millisecond, func() error {
@@ -267,10 +280,7 @@ func TestComposeDeployment(t *testing.T) {
 				return nil
 			})
 		}
-		close(stop)
-		if err := <-published; err != nil {
-			t.Fatal(err)
-		}
+		stop()
 		expectAll(t, followers, pub.count())
 		reconnects := 0
 		for _, f := range followers {

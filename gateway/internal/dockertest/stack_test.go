@@ -113,27 +113,9 @@ func TestSwarmStack(t *testing.T) {
 
 	// A rolling update of the gateways, as the stack's update_config
 	// describes it: one at a time, the new one first.
-	published := make(chan error, 1)
-	stop := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-stop:
-				published <- nil
-				return
-			default:
-			}
-			if err := pub.try(5); err != nil {
-				published <- err
-				return
-			}
-		}
-	}()
+	stop := pub.keepPublishing(t)
 	dockertest.Run(t, nil, "docker", "service", "update", "--force", "--detach=false", name+"_gateway")
-	close(stop)
-	if err := <-published; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	expectAll(t, followers, pub.count())
 	t.Logf("swarm stack: %d messages across a rolling update, each once and in order on every listener", pub.count())
 }
