@@ -156,12 +156,32 @@ func (h *History) Publish(ctx context.Context, m Message, dedupeID string) (stor
 	}
 	msg := &nats.Msg{Subject: RoomSubject(m.Room), Data: data, Header: nats.Header{}}
 	msg.Header.Set(HeaderUser, m.User)
-	ack, err := h.js.PublishMsg(ctx, msg, jetstream.WithMsgID(dedupeID), jetstream.WithExpectStream(StreamName))
+	// A publish in flight when the stream's leader dies gets no answer.
+	// Rather than wait out the whole deadline, try again after a short
+	// one: the new leader answers within a second or two, and the
+	// de-duplication id makes the retry safe.
+	var ack *jetstream.PubAck
+	attempt := 0
+	for {
+		attempt++
+		actx, cancel := context.WithTimeout(ctx, publishAttemptTimeout)
+		ack, err = h.js.PublishMsg(actx, msg, jetstream.WithMsgID(dedupeID), jetstream.WithExpectStream(StreamName))
+		cancel()
+		if err == nil || ctx.Err() != nil || !retryable(err) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 	if err != nil {
 		return m, false, fmt.Errorf("publish to %s: %w", msg.Subject, err)
 	}
 	m.Seq = ack.Sequence
-	if !ack.Duplicate {
+	// A duplicate on a retry of ours is our own first attempt, stored
+	// although its answer was lost: that is this message, not a repeat.
+	if !ack.Duplicate || attempt > 1 {
 		return m, false, nil
 	}
 	// A stream replica may not hold the first publish yet; wait briefly.
@@ -179,6 +199,16 @@ func (h *History) Publish(ctx context.Context, m Message, dedupeID string) (stor
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// publishAttemptTimeout bounds one attempt of Publish.
+const publishAttemptTimeout = time.Second
+
+// retryable reports whether a failed publish attempt may be tried again:
+// it timed out or found no responder (no stream leader at that moment).
+func retryable(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
 }
 
 // ErrNoLeader is returned by Ensure while the clustered stream has no
