@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -103,21 +104,43 @@ func (h *History) JetStream() jetstream.JetStream { return h.js }
 // Ensure creates the history stream, or updates its limits, and returns
 // the stream's epoch.
 func (h *History) Ensure(ctx context.Context, cfg HistoryConfig) (uint64, error) {
-	if cfg.Replicas <= 0 {
-		cfg.Replicas = cfg.autoReplicas()
-		if s, err := h.js.Stream(ctx, StreamName); err == nil {
-			cfg.Replicas = max(cfg.Replicas, s.CachedInfo().Config.Replicas)
+	// Gateways call this after every reconnect and every 30 s; reading the
+	// stream is enough when it already has the wanted configuration, so
+	// only a real change goes through the cluster's metadata leader.
+	existing, err := h.js.Stream(ctx, StreamName)
+	var info *jetstream.StreamInfo
+	if err == nil {
+		info = existing.CachedInfo()
+		if cfg.Replicas <= 0 {
+			cfg.Replicas = max(cfg.autoReplicas(), info.Config.Replicas)
 		}
 	}
-	s, err := h.js.CreateOrUpdateStream(ctx, cfg.streamConfig())
-	if err != nil {
-		return 0, fmt.Errorf("create or update stream %s: %w", StreamName, err)
+	want := cfg.streamConfig()
+	if info == nil || !sameLimits(info.Config, want) {
+		s, err := h.js.CreateOrUpdateStream(ctx, want)
+		if err != nil {
+			return 0, fmt.Errorf("create or update stream %s: %w", StreamName, err)
+		}
+		info = s.CachedInfo()
 	}
-	info := s.CachedInfo()
 	if info.Cluster != nil && info.Cluster.Leader == "" {
 		return 0, fmt.Errorf("stream %s: %w", StreamName, ErrNoLeader)
 	}
 	return epochOf(info), nil
+}
+
+// sameLimits reports whether a stream's configuration already has every
+// setting Ensure manages.
+func sameLimits(have, want jetstream.StreamConfig) bool {
+	return slices.Equal(have.Subjects, want.Subjects) &&
+		have.MaxMsgsPerSubject == want.MaxMsgsPerSubject &&
+		have.MaxAge == want.MaxAge &&
+		have.Replicas == want.Replicas &&
+		have.Duplicates == want.Duplicates &&
+		have.AllowDirect == want.AllowDirect &&
+		have.Discard == want.Discard &&
+		have.Storage == want.Storage &&
+		have.RePublish != nil && *have.RePublish == *want.RePublish
 }
 
 // Epoch returns the history stream's epoch: its creation time in Unix
