@@ -81,15 +81,21 @@ func ValidateText(text string, maxBytes int) error {
 // characters, no control characters. The empty name is valid; callers
 // substitute their default.
 func ValidateUser(user string) error {
-	if !utf8.ValidString(user) {
-		return fmt.Errorf("%w: the name is not valid UTF-8", ErrInvalidUser)
+	return validateLine(user, MaxUserLen, ErrInvalidUser, "name")
+}
+
+// validateLine checks a one-line field: valid UTF-8, at most max
+// characters, no control characters; errors wrap base and name the field.
+func validateLine(v string, max int, base error, field string) error {
+	if !utf8.ValidString(v) {
+		return fmt.Errorf("%w: the %s is not valid UTF-8", base, field)
 	}
-	if n := utf8.RuneCountInString(user); n > MaxUserLen {
-		return fmt.Errorf("%w: the name is %d characters; the limit is %d", ErrInvalidUser, n, MaxUserLen)
+	if n := utf8.RuneCountInString(v); n > max {
+		return fmt.Errorf("%w: the %s is %d characters; the limit is %d", base, field, n, max)
 	}
-	for _, r := range user {
+	for _, r := range v {
 		if isControl(r) {
-			return fmt.Errorf("%w: U+%04X is not allowed", ErrInvalidUser, r)
+			return fmt.Errorf("%w: U+%04X is not allowed", base, r)
 		}
 	}
 	return nil

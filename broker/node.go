@@ -173,9 +173,6 @@ func (n *Node) Connect(opts ...nats.Option) (*nats.Conn, error) {
 	return nats.Connect("", opts...)
 }
 
-// Server returns the underlying nats-server, for monitoring and tests.
-func (n *Node) Server() *server.Server { return n.srv }
-
 // Shutdown stops the node and waits until it has stopped. A node with a
 // lame-duck duration first moves its clients to other nodes over that time.
 func (n *Node) Shutdown() {

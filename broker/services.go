@@ -2,9 +2,7 @@ package broker
 
 import (
 	"errors"
-	"fmt"
 	"time"
-	"unicode/utf8"
 )
 
 // Subjects and message shapes of the chat services (presence and the rooms
@@ -136,16 +134,5 @@ var ErrInvalidTopic = errors.New("invalid topic")
 // ValidateTopic checks a room topic: valid UTF-8, at most MaxTopicLen
 // characters, one line without control characters.
 func ValidateTopic(topic string) error {
-	if !utf8.ValidString(topic) {
-		return fmt.Errorf("%w: the topic is not valid UTF-8", ErrInvalidTopic)
-	}
-	if n := utf8.RuneCountInString(topic); n > MaxTopicLen {
-		return fmt.Errorf("%w: the topic is %d characters; the limit is %d", ErrInvalidTopic, n, MaxTopicLen)
-	}
-	for _, r := range topic {
-		if isControl(r) {
-			return fmt.Errorf("%w: U+%04X is not allowed", ErrInvalidTopic, r)
-		}
-	}
-	return nil
+	return validateLine(topic, MaxTopicLen, ErrInvalidTopic, "topic")
 }

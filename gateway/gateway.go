@@ -441,10 +441,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	if err := <-g.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		errs = append(errs, fmt.Errorf("http serve: %w", err))
 	}
-	if g.stop != nil {
-		g.stop() // says goodbye to presence, stops checking history
-		g.wg.Wait()
-	}
+	g.stopBackground() // says goodbye to presence, stops checking history
 	g.servicesMu.Lock()
 	for _, s := range g.services {
 		if err := s.Stop(); err != nil {
@@ -452,42 +449,45 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		}
 	}
 	g.servicesMu.Unlock()
-	g.cleanup()
-	select {
-	case <-g.closed:
-	case <-ctx.Done():
-		errs = append(errs, fmt.Errorf("nats drain: %w", ctx.Err()))
-	}
-	if g.node != nil {
-		g.node.Shutdown()
+	if err := g.closeBus(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	g.log.Info("gateway stopped", "node", g.opts.NodeName)
 	return errors.Join(errs...)
 }
 
-// cleanup stops background work and drains the NATS connection.
-func (g *Gateway) cleanup() {
+// stopBackground stops the gateway's own goroutines.
+func (g *Gateway) stopBackground() {
 	if g.stop != nil {
 		g.stop()
 		g.wg.Wait()
 	}
-	if g.nc != nil {
-		if err := g.nc.Drain(); err != nil {
-			g.nc.Close()
-		}
-	}
 }
 
-// abort undoes a Start that failed half way.
-func (g *Gateway) abort() {
-	g.cleanup()
+// closeBus drains the NATS connection, waiting for it until ctx ends, and
+// shuts the embedded node down.
+func (g *Gateway) closeBus(ctx context.Context) error {
+	var err error
 	if g.nc != nil {
+		if g.nc.Drain() != nil {
+			g.nc.Close()
+		}
 		select {
 		case <-g.closed:
-		case <-time.After(5 * time.Second):
+		case <-ctx.Done():
+			err = fmt.Errorf("nats drain: %w", ctx.Err())
 		}
 	}
 	if g.node != nil {
 		g.node.Shutdown()
 	}
+	return err
+}
+
+// abort undoes a Start that failed half way.
+func (g *Gateway) abort() {
+	g.stopBackground()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = g.closeBus(ctx)
 }

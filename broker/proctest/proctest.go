@@ -171,9 +171,6 @@ func (p *Proc) Wait(timeout time.Duration) (bool, error) {
 	}
 }
 
-// Exited is closed when the process has exited.
-func (p *Proc) Exited() <-chan struct{} { return p.exited }
-
 // Kill kills the process and its process group (SIGKILL) if it still runs
 // and waits for it.
 func (p *Proc) Kill() {
@@ -184,4 +181,26 @@ func (p *Proc) Kill() {
 	}
 	_ = syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL)
 	<-p.exited
+}
+
+// WorkspaceRoot returns the folder holding go.work above the current
+// folder (tests run in their package's folder), or "" when there is none.
+func WorkspaceRoot() string {
+	dir, _ := os.Getwd()
+	for ; dir != filepath.Dir(dir); dir = filepath.Dir(dir) {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return dir
+		}
+	}
+	return ""
+}
+
+// Root is WorkspaceRoot for a test: it fails the test when there is none.
+func Root(t testing.TB) string {
+	t.Helper()
+	root := WorkspaceRoot()
+	if root == "" {
+		t.Fatal("no go.work above the test's folder")
+	}
+	return root
 }

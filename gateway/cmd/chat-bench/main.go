@@ -171,7 +171,9 @@ func parse(mode string, args []string, stderr io.Writer) (options, error) {
 	if mode == "latency" {
 		o.publishFirst = true
 		o.subs = max(1, len(o.urls)-1)
-		if !flagSet(args, "rate") {
+		rateSet := false
+		fs.Visit(func(f *flag.Flag) { rateSet = rateSet || f.Name == "rate" })
+		if !rateSet {
 			o.rate = 200
 		}
 	}
@@ -179,15 +181,6 @@ func parse(mode string, args []string, stderr io.Writer) (options, error) {
 		o.room = fmt.Sprintf("bench-%d", time.Now().UnixNano())
 	}
 	return o, nil
-}
-
-func flagSet(args []string, name string) bool {
-	for _, a := range args {
-		if a == "-"+name || a == "--"+name || strings.HasPrefix(a, "-"+name+"=") || strings.HasPrefix(a, "--"+name+"=") {
-			return true
-		}
-	}
-	return false
 }
 
 func printTable(w io.Writer, r Result) {

@@ -84,7 +84,7 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 		user = *in.User
 	}
 	if in.ID != nil {
-		if id = *in.ID; !validID(id, 64) {
+		if id = *in.ID; !validID(id) {
 			writeError(w, http.StatusBadRequest, CodeInvalidID, "id must be 1 to 64 letters, digits, '_' or '-'")
 			return
 		}
@@ -136,18 +136,9 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, room, user, tex
 	return m, http.StatusCreated, true
 }
 
-// validID reports whether id is 1 to n characters of [A-Za-z0-9_-].
-func validID(id string, n int) bool {
-	if len(id) == 0 || len(id) > n {
-		return false
-	}
-	for _, c := range []byte(id) {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+// validID reports whether a client's message id is valid: ids follow the
+// room-name rule, 1 to 64 of [A-Za-z0-9_-].
+func validID(id string) bool { return broker.ValidateRoom(id) == nil }
 
 // validKey reports whether an Idempotency-Key is 1 to 128 printable ASCII
 // characters.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatscalable/chatscalable/broker/proctest"
 	"github.com/chromedp/chromedp"
 )
 
@@ -83,11 +84,8 @@ func ArtifactsDir() string {
 	if d := os.Getenv("CHAT_ARTIFACTS"); d != "" {
 		return d
 	}
-	dir, _ := os.Getwd()
-	for ; dir != filepath.Dir(dir); dir = filepath.Dir(dir) {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return filepath.Join(dir, "artifacts")
-		}
+	if root := proctest.WorkspaceRoot(); root != "" {
+		return filepath.Join(root, "artifacts")
 	}
 	return os.TempDir()
 }

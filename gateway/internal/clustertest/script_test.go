@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -16,19 +15,6 @@ import (
 	"github.com/chatscalable/chatscalable/gateway/internal/clustertest"
 	"github.com/chatscalable/chatscalable/gateway/internal/ssetest"
 )
-
-// repoRoot returns the workspace root (the folder holding go.work).
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, _ := os.Getwd()
-	for ; dir != filepath.Dir(dir); dir = filepath.Dir(dir) {
-		if fileExists(filepath.Join(dir, "go.work")) {
-			return dir
-		}
-	}
-	t.Fatal("no go.work above the test's folder")
-	return ""
-}
 
 // freeRun finds n consecutive free ports on 127.0.0.1.
 func freeRun(t *testing.T, n int) int {
@@ -58,7 +44,7 @@ var startedLine = regexp.MustCompile(`started \S+ \(pid (\d+)\)`)
 // run, checks the nodes are one chat, then stops the script as Ctrl-C
 // would and checks no process is left behind.
 func TestClusterScript(t *testing.T) {
-	root := repoRoot(t)
+	root := proctest.Root(t)
 	gw := clustertest.Binary(t, clustertest.GatewayPkg)
 	for _, pkg := range []string{clustertest.BrokerPkg, clustertest.PresencePkg, clustertest.RoomsPkg} {
 		clustertest.Binary(t, pkg) // into the same folder

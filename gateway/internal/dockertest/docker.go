@@ -12,11 +12,12 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chatscalable/chatscalable/broker/proctest"
 )
 
 // RequireDocker ends the test unless a Docker engine answers.
@@ -36,14 +37,7 @@ func RequireDocker(t testing.TB) {
 // Root returns the workspace root (the folder holding go.work).
 func Root(t testing.TB) string {
 	t.Helper()
-	dir, _ := os.Getwd()
-	for ; dir != filepath.Dir(dir); dir = filepath.Dir(dir) {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir
-		}
-	}
-	t.Fatal("no go.work above the test's folder")
-	return ""
+	return proctest.Root(t)
 }
 
 // Run runs a command with extra environment and returns its combined

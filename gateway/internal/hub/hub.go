@@ -178,9 +178,6 @@ func (c *Client) Err() error {
 	return c.err
 }
 
-// Room returns the room the client listens to.
-func (c *Client) Room() string { return c.room }
-
 func (c *Client) end(err error) {
 	c.once.Do(func() {
 		c.err = err

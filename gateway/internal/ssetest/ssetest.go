@@ -41,7 +41,6 @@ type Message struct {
 type Stream struct {
 	Resp   *http.Response
 	events chan Event
-	done   chan error
 	cancel context.CancelFunc
 	client *http.Client
 	mu     sync.Mutex
@@ -112,7 +111,7 @@ func Dial(url string, header http.Header, opts ...Option) (*Stream, error) {
 		cancel()
 		return nil, fmt.Errorf("status %d", resp.StatusCode)
 	}
-	s := &Stream{Resp: resp, events: make(chan Event, 1<<16), done: make(chan error, 1), cancel: cancel, client: client}
+	s := &Stream{Resp: resp, events: make(chan Event, 1<<16), cancel: cancel, client: client}
 	s.cond = sync.NewCond(&s.mu)
 	go s.read()
 	select {
@@ -141,7 +140,6 @@ func (s *Stream) read() {
 		s.mu.Unlock()
 		line, err := r.ReadString('\n')
 		if err != nil {
-			s.done <- err
 			return
 		}
 		line = strings.TrimRight(line, "\n")

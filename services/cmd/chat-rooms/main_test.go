@@ -44,9 +44,6 @@ func TestBadArguments(t *testing.T) {
 // environment), then starts a node on its URL: it starts the service,
 // answers, and exits 0 on SIGTERM.
 func TestRun(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the command")
-	}
 	bin := proctest.Build(t, ".")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
