@@ -291,12 +291,16 @@ func (g *Gateway) triggerRecheck() {
 	}
 }
 
-func (g *Gateway) ensureHistory(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
+func (g *Gateway) ensureHistory(parent context.Context) error {
+	// Each step gets its own time budget: while a cluster forms, the
+	// stream check can take most of one, and the steps after it must not
+	// fail (and send listeners away) for lack of time.
+	step := func() (context.Context, context.CancelFunc) { return context.WithTimeout(parent, 5*time.Second) }
 	cfg := g.opts.History
 	cfg.ClusterSize = g.clusterSize()
+	ctx, cancel := step()
 	epoch, err := g.history.Ensure(ctx, cfg)
+	cancel()
 	if err != nil {
 		return err
 	}
@@ -307,14 +311,26 @@ func (g *Gateway) ensureHistory(ctx context.Context) error {
 		}
 	}
 	g.streamReady.Store(true)
-	if g.services == nil && g.inProcessServices() {
+	if g.servicesPending() {
+		ctx, cancel := step()
 		g.startServices(ctx)
+		cancel()
 	}
 	if g.hub != nil {
 		// Deliver what the live feeds missed while NATS was unreachable.
+		ctx, cancel := step()
 		g.hub.Resync(ctx)
+		cancel()
 	}
 	return nil
+}
+
+// servicesPending reports whether in-process services should run here
+// but have not started yet.
+func (g *Gateway) servicesPending() bool {
+	g.servicesMu.Lock()
+	defer g.servicesMu.Unlock()
+	return g.services == nil && g.inProcessServices()
 }
 
 // atomicString is a string read and swapped atomically.
@@ -394,6 +410,8 @@ func (g *Gateway) keepHistory(ctx context.Context) {
 			g.streamReady.Store(false)
 			g.log.Warn("history stream not ready; retrying", "err", err)
 			wait = time.Second
+		} else if g.servicesPending() {
+			wait = time.Second // try the in-process services again soon
 		}
 	}
 }
