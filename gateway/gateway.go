@@ -319,11 +319,18 @@ func (g *Gateway) ensureHistory(parent context.Context) error {
 	if g.hub != nil {
 		// Deliver what the live feeds missed while NATS was unreachable.
 		ctx, cancel := step()
-		g.hub.Resync(ctx)
+		err := g.hub.Resync(ctx)
 		cancel()
+		if err != nil {
+			return fmt.Errorf("%w: %w", errResyncPending, err)
+		}
 	}
 	return nil
 }
+
+// errResyncPending means the history stream is usable but some rooms could
+// not yet be checked for messages their live feed missed.
+var errResyncPending = errors.New("rooms not yet checked for missed messages")
 
 // servicesPending reports whether in-process services should run here
 // but have not started yet.
@@ -406,7 +413,10 @@ func (g *Gateway) keepHistory(ctx context.Context) {
 		if !g.nc.IsConnected() {
 			continue // the reconnect handler asks again
 		}
-		if err := g.ensureHistory(ctx); err != nil {
+		if err := g.ensureHistory(ctx); errors.Is(err, errResyncPending) {
+			g.log.Warn("history resync incomplete; retrying", "err", err)
+			wait = time.Second
+		} else if err != nil {
 			g.streamReady.Store(false)
 			g.log.Warn("history stream not ready; retrying", "err", err)
 			wait = time.Second

@@ -270,25 +270,76 @@ func TestMeshSurvivesTheLossOfTheStreamLeader(t *testing.T) {
 	if victim == nil {
 		t.Fatalf("stream leader %q is not a mesh node", leader)
 	}
-	l1 := ssetest.Open(t, rest[0].URL+"/rooms/fail/events", nil)
-	l2 := ssetest.Open(t, rest[1].URL+"/rooms/fail/events", nil)
+	// Listeners follow the room as browsers do: should a gateway end a
+	// stream it cannot keep whole, they resume from their cursor.
+	f1 := ssetest.Follow(rest[0].URL + "/rooms/fail/events")
+	defer f1.Stop()
+	f2 := ssetest.Follow(rest[1].URL + "/rooms/fail/events")
+	defer f2.Stop()
 	p := startPublisher(rest[0], "fail", 20*time.Millisecond, 3000)
 	defer p.Stop()
-	receivesAfter(t, rest[0].Name, l1, "", wait)
+	followsPast(t, rest[0].Name, f1, "", wait)
 
 	victim.Proc.Kill() // kill -9
 	mark := p.lastAccepted()
 	t.Logf("killed %s, the stream leader; %s delivers again after %s", victim.Name, rest[0].Name,
-		receivesAfter(t, rest[0].Name, l1, mark, 5*time.Second))
-	t.Logf("%s delivers again after %s", rest[1].Name, receivesAfter(t, rest[1].Name, l2, mark, 5*time.Second))
+		followsPast(t, rest[0].Name, f1, mark, 10*time.Second))
+	t.Logf("%s delivers again after %s", rest[1].Name, followsPast(t, rest[1].Name, f2, mark, 10*time.Second))
 
 	victim.Restart(t)
 	victim.WaitReady(t, 60*time.Second)
 	l3 := ssetest.Open(t, victim.URL+"/rooms/fail/events", nil)
 	receivesAfter(t, "restarted "+victim.Name, l3, p.lastAccepted(), wait)
 	accepted := p.Stop()
-	t.Logf("%d publishes accepted, %d refused with an error during the failover", len(accepted), p.failed.Load())
+	t.Logf("%d publishes accepted, %d refused with an error during the failover; listeners reconnected %d and %d times",
+		len(accepted), p.failed.Load(), f1.Reconnects(), f2.Reconnects())
 	checkHistoryHolds(t, victim, "fail", accepted)
+	for _, f := range []*ssetest.Follower{f1, f2} {
+		followedWhole(t, f, accepted)
+	}
+}
+
+// followsPast waits until f has received a message published after mark
+// and returns how long that took.
+func followsPast(t *testing.T, who string, f *ssetest.Follower, mark string, timeout time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	brokertest.CheckFor(t, timeout, 20*time.Millisecond, func() error {
+		msgs := f.Messages()
+		if len(msgs) > 0 && msgs[len(msgs)-1].Text > mark {
+			return nil
+		}
+		return fmt.Errorf("%s: no message after %q yet", who, mark)
+	})
+	return time.Since(start)
+}
+
+// followedWhole checks that f received every accepted message, in order,
+// with no duplicate. (A publish refused with an error may still have been
+// stored, so f may hold texts that are not in accepted.)
+func followedWhole(t *testing.T, f *ssetest.Follower, accepted []string) {
+	t.Helper()
+	last := accepted[len(accepted)-1]
+	brokertest.CheckFor(t, wait, 50*time.Millisecond, func() error {
+		if msgs := f.Messages(); len(msgs) == 0 || msgs[len(msgs)-1].Text < last {
+			return fmt.Errorf("listener has not reached %s", last)
+		}
+		return nil
+	})
+	got := map[string]bool{}
+	prev := ""
+	for _, m := range f.Messages() {
+		if m.Text <= prev {
+			t.Fatalf("listener got %s after %s: out of order or duplicated", m.Text, prev)
+		}
+		prev = m.Text
+		got[m.Text] = true
+	}
+	for _, a := range accepted {
+		if !got[a] {
+			t.Fatalf("listener never received accepted message %s", a)
+		}
+	}
 }
 
 func TestGatewaysSurviveTheLossOfABroker(t *testing.T) {
@@ -328,11 +379,13 @@ func TestGatewaysSurviveTheLossOfABroker(t *testing.T) {
 	b := clustertest.StartGateway(t, "gw-b", "--nats-url", strings.Join(others, ","))
 	a.WaitReady(t, 60*time.Second)
 	b.WaitReady(t, 60*time.Second)
-	la := ssetest.Open(t, a.URL+"/rooms/fail/events", nil)
-	lb := ssetest.Open(t, b.URL+"/rooms/fail/events", nil)
+	fa := ssetest.Follow(a.URL + "/rooms/fail/events")
+	defer fa.Stop()
+	fb := ssetest.Follow(b.URL + "/rooms/fail/events")
+	defer fb.Stop()
 	p := startPublisher(b, "fail", 20*time.Millisecond, 3000)
 	defer p.Stop()
-	receivesAfter(t, "gw-a", la, "", wait)
+	followsPast(t, "gw-a", fa, "", wait)
 
 	if s := natsServerOf(t, a); s != victim.Name {
 		t.Fatalf("gw-a is on %s, want %s", s, victim.Name)
@@ -340,8 +393,8 @@ func TestGatewaysSurviveTheLossOfABroker(t *testing.T) {
 	victim.Proc.Kill() // kill -9
 	mark := p.lastAccepted()
 	t.Logf("killed %s, the stream leader and gw-a's server", victim.Name)
-	t.Logf("gw-b delivers again after %s", receivesAfter(t, "gw-b", lb, mark, 5*time.Second))
-	t.Logf("gw-a delivers again after %s", receivesAfter(t, "gw-a", la, mark, 5*time.Second))
+	t.Logf("gw-b delivers again after %s", followsPast(t, "gw-b", fb, mark, 10*time.Second))
+	t.Logf("gw-a delivers again after %s", followsPast(t, "gw-a", fa, mark, 10*time.Second))
 	brokertest.CheckFor(t, 5*time.Second, 50*time.Millisecond, a.Ready)
 	if s := natsServerOf(t, a); s == victim.Name {
 		t.Fatalf("gw-a still reports the killed broker %s", s)
@@ -357,8 +410,12 @@ func TestGatewaysSurviveTheLossOfABroker(t *testing.T) {
 	lc := ssetest.Open(t, c.URL+"/rooms/fail/events", nil)
 	receivesAfter(t, "gw-c on the restarted broker", lc, p.lastAccepted(), wait)
 	accepted := p.Stop()
-	t.Logf("%d publishes accepted, %d refused with an error during the failover", len(accepted), p.failed.Load())
+	t.Logf("%d publishes accepted, %d refused with an error during the failover; listeners reconnected %d and %d times",
+		len(accepted), p.failed.Load(), fa.Reconnects(), fb.Reconnects())
 	checkHistoryHolds(t, c, "fail", accepted)
+	for _, f := range []*ssetest.Follower{fa, fb} {
+		followedWhole(t, f, accepted)
+	}
 }
 
 func natsServerOf(t *testing.T, g *clustertest.Gateway) string {

@@ -73,8 +73,9 @@ type Options struct {
 	// Presence, if set, encodes the room's presence events (from
 	// chat.presence.room.<room>), which are then queued to its clients.
 	Presence PresenceEncoder
-	// CatchUpTimeout bounds the wait for a lagging stream replica to hold
-	// the messages of a hole (default 2s).
+	// CatchUpTimeout bounds the wait for the stream to hold and serve the
+	// messages of a hole: a lagging replica, or a leader election after a
+	// node died (default 5s).
 	CatchUpTimeout time.Duration
 	Log            *slog.Logger
 }
@@ -102,7 +103,7 @@ func New(nc *nats.Conn, src Source, encode Encoder, o Options) *Hub {
 		o.MaxBackfill = 10000
 	}
 	if o.CatchUpTimeout <= 0 {
-		o.CatchUpTimeout = 2 * time.Second
+		o.CatchUpTimeout = 5 * time.Second
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -317,19 +318,22 @@ func (h *Hub) Reset() {
 }
 
 // Resync checks every room for messages stored while the live feed was
-// down (after a NATS reconnect) and delivers them.
-func (h *Hub) Resync(ctx context.Context) {
+// down (after a NATS reconnect) and delivers them. A room whose history
+// cannot be read right now (a stream leader election is the usual cause)
+// keeps its clients: the error is returned so the caller tries again soon,
+// and the next live message repairs any hole by itself.
+func (h *Hub) Resync(ctx context.Context) error {
 	h.mu.Lock()
 	rooms := make([]*room, 0, len(h.rooms))
 	for _, r := range h.rooms {
 		rooms = append(rooms, r)
 	}
 	h.mu.Unlock()
+	var errs []error
 	for _, r := range rooms {
 		last, err := h.src.LastSeq(ctx, r.name)
 		if err != nil {
-			h.log.Warn("resync room", "room", r.name, "err", err)
-			h.endRoom(r, ErrResync)
+			errs = append(errs, fmt.Errorf("room %s: %w", r.name, err))
 			continue
 		}
 		r.mu.Lock()
@@ -338,6 +342,7 @@ func (h *Hub) Resync(ctx context.Context) {
 		}
 		r.mu.Unlock()
 	}
+	return errors.Join(errs...)
 }
 
 // Clients returns the number of registered clients.
@@ -406,19 +411,21 @@ func (r *room) queue(f Frame) {
 
 // backfill delivers the room's stored messages after r.lastSeq up to and
 // including upTo; r.mu is held. A stream replica may lag behind the live
-// feed for a moment, so an incomplete read is retried until
-// CatchUpTimeout; if the hole cannot be filled the room's clients are
+// feed for a moment, and no replica answers while the stream elects a new
+// leader, so an incomplete or failed read is retried until CatchUpTimeout; if the hole cannot be filled the room's clients are
 // ended with ErrResync, and they resume by cursor.
 func (h *Hub) backfill(ctx context.Context, r *room, upTo uint64) {
 	h.backfills.Add(1)
 	deadline := time.Now().Add(h.opts.CatchUpTimeout)
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
 	read, from := 0, r.lastSeq
 	defer func() {
 		h.log.Info("backfilled room feed", "room", r.name, "after", from, "up_to", upTo, "messages", read)
 	}()
 	for r.lastSeq < upTo {
 		msgs, _, err := h.src.After(ctx, r.name, r.lastSeq, 256)
-		if err != nil || time.Now().After(deadline) || read > h.opts.MaxBackfill {
+		if time.Now().After(deadline) || read > h.opts.MaxBackfill || ctx.Err() != nil {
 			h.log.Warn("cannot backfill room feed", "room", r.name, "from", r.lastSeq, "to", upTo, "err", err)
 			r.lastSeq = upTo
 			for _, c := range r.list {
@@ -426,8 +433,10 @@ func (h *Hub) backfill(ctx context.Context, r *room, upTo uint64) {
 			}
 			return
 		}
-		if len(msgs) == 0 {
-			time.Sleep(20 * time.Millisecond) // the replica has not caught up yet
+		if err != nil || len(msgs) == 0 {
+			// The replica has not caught up yet, or the stream is between
+			// leaders and no replica answers for a moment.
+			time.Sleep(20 * time.Millisecond)
 			continue
 		}
 		for _, m := range msgs {
@@ -439,14 +448,5 @@ func (h *Hub) backfill(ctx context.Context, r *room, upTo uint64) {
 			r.fanOut(m.Seq, h.encode(m))
 			read++
 		}
-	}
-}
-
-// endRoom ends the clients of r with err.
-func (h *Hub) endRoom(r *room, err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, c := range r.list {
-		c.end(err)
 	}
 }
