@@ -20,6 +20,8 @@ import (
 	"github.com/chatscalable/chatscalable/gateway/internal/hub"
 	"github.com/chatscalable/chatscalable/gateway/internal/metrics"
 	"github.com/chatscalable/chatscalable/gateway/internal/report"
+	"github.com/chatscalable/chatscalable/gateway/internal/sse"
+	"github.com/chatscalable/chatscalable/gateway/internal/stream"
 	"github.com/chatscalable/chatscalable/services/presence"
 	"github.com/chatscalable/chatscalable/services/rooms"
 	"github.com/nats-io/nats.go"
@@ -59,6 +61,10 @@ type Options struct {
 	ClientQueue int
 	// Heartbeat is the SSE heartbeat interval.
 	Heartbeat time.Duration
+	// SSEWriter is "loop" (or ""): SSE streams are written by a stream
+	// loop where the platform has one (Linux); "handler": each stream by
+	// its own net/http handler.
+	SSEWriter string
 	// BodyTimeout bounds reading a request body (default 10s).
 	BodyTimeout time.Duration
 	// Services says where the presence and rooms services run: "in-process"
@@ -87,6 +93,7 @@ type Gateway struct {
 	reporter *report.Reporter
 	services []stopper
 	srv      *http.Server
+	loop     *stream.Loop // nil: each SSE stream runs on its handler
 	ln       net.Listener
 
 	servicesMu  sync.Mutex
@@ -156,12 +163,25 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 	if g.node != nil {
 		mode = "embedded"
 	}
+	if o.SSEWriter != "handler" && stream.Supported {
+		g.loop, err = stream.New(stream.Options{
+			Heartbeat: o.Heartbeat,
+			Goodbye:   sse.AppendRetry(nil, api.DefaultShutdownRetry),
+			Delivered: func(n int) { g.metrics.Delivered.Add(float64(n)) },
+			Log:       g.log,
+		})
+		if err != nil {
+			g.abort()
+			return nil, fmt.Errorf("start the SSE stream loop: %w", err)
+		}
+	}
 	a = api.New(api.Config{
 		Node:            o.NodeName,
 		Version:         o.Version,
 		NATSMode:        mode,
 		Started:         time.Now(),
 		Hub:             g.hub,
+		Loop:            g.loop,
 		Store:           g.history,
 		Epoch:           g.epoch.Load,
 		Ready:           g.Ready,
@@ -469,6 +489,14 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	if err := <-g.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		errs = append(errs, fmt.Errorf("http serve: %w", err))
 	}
+	if g.loop != nil {
+		// The hub has ended every listener; the loop writes each its
+		// goodbye and closes the connections net/http handed over.
+		g.hub.Close()
+		if err := g.loop.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("sse streams: %w", err))
+		}
+	}
 	g.stopBackground() // says goodbye to presence, stops checking history
 	g.servicesMu.Lock()
 	for _, s := range g.services {
@@ -517,5 +545,8 @@ func (g *Gateway) abort() {
 	g.stopBackground()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	if g.loop != nil {
+		_ = g.loop.Shutdown(ctx)
+	}
 	_ = g.closeBus(ctx)
 }

@@ -120,6 +120,7 @@ func run(args []string) int {
 		ClientQueue: cfg.ClientQueue,
 		MaxReplay:   cfg.MaxReplay,
 		Heartbeat:   cfg.Heartbeat,
+		SSEWriter:   cfg.SSEWriter,
 		Services:    cfg.Services,
 		Version:     version,
 		Logger:      log,

@@ -20,6 +20,7 @@ import (
 	"github.com/chatscalable/chatscalable/gateway/internal/hub"
 	"github.com/chatscalable/chatscalable/gateway/internal/metrics"
 	"github.com/chatscalable/chatscalable/gateway/internal/sse"
+	"github.com/chatscalable/chatscalable/gateway/internal/stream"
 	"github.com/chatscalable/chatscalable/web"
 	"github.com/gorilla/mux"
 	"github.com/nats-io/nats.go"
@@ -48,7 +49,10 @@ type Config struct {
 	NATSMode string
 	Started  time.Time
 
-	Hub   *hub.Hub
+	Hub *hub.Hub
+	// Loop, if set, writes SSE streams after their replay, on connections
+	// taken over from net/http; nil keeps each stream on its handler.
+	Loop  *stream.Loop
 	Store Store
 	// Epoch returns the history stream's current epoch, for cursors.
 	Epoch func() uint64
@@ -95,12 +99,15 @@ type Server struct {
 
 // Defaults and limits of the API.
 const (
-	DefaultRoom    = "lobby"
-	DefaultUser    = "anonymous"
-	DefaultLimit   = 50
-	MaxLimit       = 500
-	writeTimeout   = 10 * time.Second
-	jsonBodyFactor = 6 // a JSON string escapes a byte in at most 6 bytes
+	DefaultRoom  = "lobby"
+	DefaultUser  = "anonymous"
+	DefaultLimit = 50
+	MaxLimit     = 500
+	writeTimeout = 10 * time.Second
+	// DefaultShutdownRetry is the reconnect delay hinted to SSE clients
+	// when the gateway stops.
+	DefaultShutdownRetry = 250 * time.Millisecond
+	jsonBodyFactor       = 6 // a JSON string escapes a byte in at most 6 bytes
 )
 
 // New returns the API server for cfg.
@@ -115,7 +122,7 @@ func New(cfg Config) *Server {
 		cfg.Retry = 2 * time.Second
 	}
 	if cfg.ShutdownRetry <= 0 {
-		cfg.ShutdownRetry = 250 * time.Millisecond
+		cfg.ShutdownRetry = DefaultShutdownRetry
 	}
 	if cfg.BodyTimeout <= 0 {
 		cfg.BodyTimeout = 10 * time.Second

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"github.com/chatscalable/chatscalable/gateway/internal/cursor"
 	"github.com/chatscalable/chatscalable/gateway/internal/hub"
 	"github.com/chatscalable/chatscalable/gateway/internal/sse"
+	"github.com/chatscalable/chatscalable/gateway/internal/stream"
 	"github.com/gorilla/mux"
 )
 
@@ -71,41 +73,71 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, room string) {
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
 		return
 	}
+	// On Linux the stream is handed to the stream loop once its headers
+	// and replay are out; elsewhere (or with the loop off) it stays on
+	// this handler goroutine.
+	var st *stream.Stream
+	if s.cfg.Loop != nil && canHijack(w) {
+		st = s.cfg.Loop.NewStream()
+	}
 	rc := http.NewResponseController(w)
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PublishTimeout)
-	c, joinedAt, err := s.cfg.Hub.Join(ctx, room, s.cfg.ClientQueue, func(err error) {
-		if errors.Is(err, hub.ErrSlowClient) {
-			s.cfg.Metrics.SlowDisconnects.Inc()
-			// Interrupt a write blocked on the stalled connection now,
-			// rather than when its write deadline passes.
-			_ = rc.SetWriteDeadline(time.Now())
+	listener := hub.Listener{Queue: s.cfg.ClientQueue}
+	if st != nil {
+		listener.Notify = st.Notify
+		listener.OnEnd = func(err error) {
+			if errors.Is(err, hub.ErrSlowClient) {
+				s.cfg.Metrics.SlowDisconnects.Inc()
+			}
+			st.Notify()
 		}
-	})
+	} else {
+		listener.OnEnd = func(err error) {
+			if errors.Is(err, hub.ErrSlowClient) {
+				s.cfg.Metrics.SlowDisconnects.Inc()
+				// Interrupt a write blocked on the stalled connection now,
+				// rather than when its write deadline passes.
+				_ = rc.SetWriteDeadline(time.Now())
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PublishTimeout)
+	c, joinedAt, err := s.cfg.Hub.Join(ctx, room, listener)
 	cancel()
 	if err != nil {
 		s.cfg.Log.Warn("join room", "room", room, "err", err)
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "cannot listen to the room now; try again")
 		return
 	}
-	defer s.cfg.Hub.Leave(c)
 	s.cfg.Metrics.SSEConnections.Inc()
-	defer s.cfg.Metrics.SSEConnections.Dec()
+	presenceID := ""
 	if s.cfg.Presence != nil {
-		id := s.cfg.Presence.Join(room, user)
-		defer s.cfg.Presence.Leave(id)
+		presenceID = s.cfg.Presence.Join(room, user)
 	}
+	leave := func() {
+		s.cfg.Hub.Leave(c)
+		s.cfg.Metrics.SSEConnections.Dec()
+		if s.cfg.Presence != nil {
+			s.cfg.Presence.Leave(presenceID)
+		}
+	}
+	if st != nil {
+		s.handOver(w, r, st, c, room, from, joinedAt, leave)
+		return
+	}
+	defer leave()
 
 	sse.SetHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
 	buf := sse.AppendRetry(make([]byte, 0, 64), s.cfg.Retry)
-	if !s.write(w, rc, buf) {
+	send := func(b []byte) bool { return s.write(w, rc, b) }
+	if !send(buf) {
 		return
 	}
 	var sent uint64 // the last sequence sent; live frames up to it are skipped
 	if from != nil {
 		s.cfg.Metrics.Replays.Inc()
 		var ok bool
-		if sent, ok = s.replay(w, r, rc, room, *from, joinedAt); !ok {
+		if sent, ok = s.replay(r.Context(), send, room, *from, joinedAt); !ok {
 			return
 		}
 	}
@@ -139,7 +171,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, room string) {
 			s.cfg.Metrics.Delivered.Add(float64(delivered))
 			heartbeat.Reset(s.cfg.Heartbeat)
 		case <-heartbeat.C:
-			if !s.write(w, rc, sse.AppendComment(buf[:0], "heartbeat")) {
+			if !send(sse.AppendComment(buf[:0], "heartbeat")) {
 				return
 			}
 			heartbeat.Reset(s.cfg.Heartbeat)
@@ -147,12 +179,84 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, room string) {
 			if errors.Is(c.Err(), hub.ErrClosed) {
 				// The gateway is stopping: ask the client to come back soon,
 				// to whichever gateway the load balancer picks.
-				s.write(w, rc, sse.AppendRetry(buf[:0], s.cfg.ShutdownRetry))
+				send(sse.AppendRetry(buf[:0], s.cfg.ShutdownRetry))
 			}
 			return
 		case <-r.Context().Done():
 			return
 		}
+	}
+}
+
+// canHijack reports whether the connection under w can be taken over
+// (HTTP/1.x; not HTTP/2).
+func canHijack(w http.ResponseWriter) bool {
+	for {
+		if _, ok := w.(http.Hijacker); ok {
+			return true
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return false
+		}
+		w = u.Unwrap()
+	}
+}
+
+// handOver takes the connection over from net/http, writes the response
+// headers and the replay itself, and attaches the connection to the stream
+// loop, which writes the live feed from then on. leave undoes the join
+// when the stream ends.
+func (s *Server) handOver(w http.ResponseWriter, r *http.Request, st *stream.Stream, c *hub.Client, room string, from *cursor.Cursor, joinedAt uint64, leave func()) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		leave()
+		s.cfg.Log.Warn("take over stream connection", "err", err)
+		writeError(w, http.StatusInternalServerError, CodeInternal, "cannot stream on this connection")
+		return
+	}
+	// The replay runs under the request's context; net/http cancels it
+	// when this handler returns, and the loop needs none.
+	fail := func() {
+		_ = conn.Close()
+		leave()
+	}
+	h := w.Header().Clone()
+	sse.SetHeaders(h)
+	h.Set("Connection", "close") // the body ends when the connection does
+	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	buf := bytes.NewBuffer(make([]byte, 0, 512))
+	buf.WriteString("HTTP/1.1 200 OK\r\n")
+	_ = h.Write(buf)
+	buf.WriteString("\r\n")
+	buf.Write(sse.AppendRetry(nil, s.cfg.Retry))
+	send := func(b []byte) bool {
+		_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		_, err := conn.Write(b)
+		return err == nil
+	}
+	if !send(buf.Bytes()) {
+		fail()
+		return
+	}
+	var sent uint64
+	if from != nil {
+		s.cfg.Metrics.Replays.Inc()
+		var ok bool
+		if sent, ok = s.replay(r.Context(), send, room, *from, joinedAt); !ok {
+			fail()
+			return
+		}
+	}
+	start := time.Now()
+	err = st.Attach(conn, c, sent, func(reason error, delivered int64) {
+		leave()
+		s.cfg.Log.Debug("stream ended", "room", room, "reason", reason, "delivered", delivered,
+			"duration", time.Since(start).Round(time.Millisecond), "remote", r.RemoteAddr)
+	})
+	if err != nil {
+		s.cfg.Log.Warn("attach stream", "err", err)
+		fail()
 	}
 }
 
@@ -176,8 +280,8 @@ type resetNotice struct {
 // everything it missed (the history was recreated, retention removed
 // messages, or more than --max-replay are missing) it first gets a reset
 // event and then the newest retained messages.
-func (s *Server) replay(w http.ResponseWriter, r *http.Request, rc *http.ResponseController, room string, from cursor.Cursor, upTo uint64) (uint64, bool) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*s.cfg.PublishTimeout)
+func (s *Server) replay(ctx context.Context, send func([]byte) bool, room string, from cursor.Cursor, upTo uint64) (uint64, bool) {
+	ctx, cancel := context.WithTimeout(ctx, 2*s.cfg.PublishTimeout)
 	defer cancel()
 	fail := func(err error) (uint64, bool) {
 		s.cfg.Log.Warn("replay", "room", room, "err", err)
@@ -222,7 +326,7 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request, rc *http.Respons
 	}
 	if reset != nil {
 		data, _ := json.Marshal(reset)
-		if !s.write(w, rc, sse.AppendEvent(nil, "", "reset", data)) {
+		if !send(sse.AppendEvent(nil, "", "reset", data)) {
 			return 0, false
 		}
 	}
@@ -240,7 +344,7 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request, rc *http.Respons
 				n++
 			}
 		}
-		if len(buf) > 0 && !s.write(w, rc, buf) {
+		if len(buf) > 0 && !send(buf) {
 			return 0, false
 		}
 		s.cfg.Metrics.Replayed.Add(float64(n))

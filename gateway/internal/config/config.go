@@ -34,6 +34,7 @@ type Config struct {
 	MaxReplay       int
 	ClientQueue     int
 	Heartbeat       time.Duration
+	SSEWriter       string
 	ShutdownTimeout time.Duration
 	Services        string
 	LogLevel        string
@@ -73,6 +74,7 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	fs.Int(&c.MaxReplay, "max-replay", 1000, "most messages replayed to a client resuming from a cursor; beyond it the client gets a reset event and the newest messages")
 	fs.Int(&c.ClientQueue, "client-queue", 256, "messages queued per SSE client before it is disconnected as too slow")
 	fs.Duration(&c.Heartbeat, "heartbeat", 15*time.Second, "interval of SSE heartbeat comments")
+	fs.String(&c.SSEWriter, "sse-writer", "loop", "how SSE streams are written: loop (a few goroutines write every stream, on connections taken over from net/http; Linux, else handler) or handler (one net/http handler per stream)")
 	fs.Duration(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "grace period for a graceful stop")
 	fs.String(&c.Services, "services", "auto", "where the presence and rooms services run: in-process, off (run elsewhere), or auto (in-process with the embedded NATS node)")
 	fs.String(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -128,6 +130,11 @@ func (c Config) validate() error {
 	}
 	if len(c.ClusterRoutes) > 0 && c.ClusterListen == "" {
 		errs = append(errs, errors.New("--cluster-routes needs --cluster-listen"))
+	}
+	switch c.SSEWriter {
+	case "loop", "handler":
+	default:
+		errs = append(errs, fmt.Errorf("--sse-writer %q is not one of loop, handler", c.SSEWriter))
 	}
 	switch c.Services {
 	case "auto", "in-process", "off":

@@ -131,14 +131,26 @@ type Client struct {
 	pending []Frame
 	max     int
 	ready   chan struct{} // signalled when pending becomes non-empty
+	notify  func()        // called instead, when set
 	done    chan struct{}
 	once    sync.Once
 	err     error
 	onEnd   func(error)
 }
 
-// Ready is signalled when frames are waiting; Take them.
+// Ready is signalled when frames are waiting; Take them. A client joined
+// with Listener.Notify is told through that instead.
 func (c *Client) Ready() <-chan struct{} { return c.ready }
+
+// Ended reports whether the hub has ended the client, and why.
+func (c *Client) Ended() (bool, error) {
+	select {
+	case <-c.done:
+		return true, c.err
+	default:
+		return false, nil
+	}
+}
 
 // Take returns every waiting frame, oldest first. It reuses buf (the slice
 // of the previous Take, once the caller is done with it) for the next
@@ -163,6 +175,10 @@ func (c *Client) push(f Frame) bool {
 	}
 	c.pending = append(c.pending, f)
 	c.mu.Unlock()
+	if c.notify != nil {
+		c.notify()
+		return true
+	}
 	select {
 	case c.ready <- struct{}{}:
 	default:
@@ -189,18 +205,30 @@ func (c *Client) end(err error) {
 	})
 }
 
-// Join registers a client of room with a queue of queueLen frames. It
-// returns the client and the sequence of the room's last message before
-// the client joined: every later message is queued to the client, so a
-// client resuming from a cursor replays from the stream up to that
-// sequence and takes the rest from its queue. onEnd, if not nil, is called
-// once when the hub ends the client; it must not block (the SSE handler
-// uses it to interrupt a write stuck on a stalled connection).
-func (h *Hub) Join(ctx context.Context, roomName string, queueLen int, onEnd func(error)) (*Client, uint64, error) {
-	if queueLen < 1 {
-		queueLen = 1
+// Listener describes a client joining a room.
+type Listener struct {
+	// Queue is how many frames may wait for the client before it is ended
+	// with ErrSlowClient (at least 1).
+	Queue int
+	// Notify, if set, is called whenever a frame is queued, instead of
+	// signalling Ready. It runs under the room's delivery lock and must
+	// not block.
+	Notify func()
+	// OnEnd, if set, is called once when the hub ends the client, with the
+	// reason. It must not block.
+	OnEnd func(error)
+}
+
+// Join registers a client of room. It returns the client and the sequence
+// of the room's last message before the client joined: every later
+// message is queued to the client, so a client resuming from a cursor
+// replays from the stream up to that sequence and takes the rest from its
+// queue.
+func (h *Hub) Join(ctx context.Context, roomName string, l Listener) (*Client, uint64, error) {
+	c := &Client{room: roomName, max: max(l.Queue, 1), notify: l.Notify, done: make(chan struct{}), onEnd: l.OnEnd}
+	if l.Notify == nil {
+		c.ready = make(chan struct{}, 1)
 	}
-	c := &Client{room: roomName, max: queueLen, ready: make(chan struct{}, 1), done: make(chan struct{}), onEnd: onEnd}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {

@@ -1,0 +1,514 @@
+// Package stream serves SSE streams on connections taken over from
+// net/http, from a fixed set of goroutines instead of two per connection.
+//
+// With net/http a streaming response holds its handler goroutine, a
+// background reader goroutine and the server's buffered reader and
+// writers for as long as it lasts: about 30 KB per idle listener, and a
+// goroutine wake-up per listener per message. Once the SSE response
+// headers are out, the gateway hijacks the connection and attaches it to a
+// Loop:
+//
+//   - one poller goroutine (epoll on Linux) notices connections that the
+//     client closed, and connections that can be written again after a
+//     full socket buffer;
+//   - a few workers (one per CPU) write the frames the hub queued, taking
+//     a stream's whole backlog in one non-blocking write; a worker never
+//     waits on a slow client: what the socket does not take waits in the
+//     stream until the poller says it can be written;
+//   - one sweeper goroutine sends heartbeats to quiet streams and closes
+//     streams whose client has not taken bytes for the write timeout.
+//
+// An idle listener then costs its socket, its hub entry and this package's
+// small Stream, and a message to a room wakes a worker or two, not one
+// goroutine per listener.
+package stream
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/chatscalable/chatscalable/gateway/internal/hub"
+	"github.com/chatscalable/chatscalable/gateway/internal/sse"
+)
+
+// Reasons a stream ends, passed to its OnClose.
+var (
+	ErrClientGone   = errors.New("client closed the connection")
+	ErrWriteTimeout = errors.New("client took no data for the write timeout")
+	ErrLoopClosed   = errors.New("stream loop closed")
+)
+
+// Options tunes a Loop.
+type Options struct {
+	// Workers is the number of writing goroutines (default GOMAXPROCS).
+	Workers int
+	// Heartbeat is the longest a stream goes without bytes: a quiet
+	// stream gets a comment line (default 15s).
+	Heartbeat time.Duration
+	// WriteTimeout ends a stream whose client has taken no bytes for this
+	// long while some wait for it (default 10s).
+	WriteTimeout time.Duration
+	// Goodbye is written to streams that end because the gateway stops
+	// (hub.ErrClosed), typically a short retry hint.
+	Goodbye []byte
+	// Delivered, if set, is told how many messages each write delivered.
+	Delivered func(n int)
+	Log       *slog.Logger
+}
+
+// Loop owns the attached streams.
+type Loop struct {
+	opts   Options
+	poller *poller
+
+	qmu   sync.Mutex
+	qcond *sync.Cond
+	queue []*Stream
+	qhead int
+
+	mu      sync.Mutex
+	streams map[*Stream]struct{}
+	closing bool
+	empty   chan struct{} // closed when closing and no stream is left
+
+	nextID atomic.Uint32
+	stop   chan struct{}
+	wg     sync.WaitGroup
+}
+
+// Supported reports whether this platform can run a Loop; elsewhere the
+// gateway keeps each stream on its net/http handler goroutine.
+const Supported = pollSupported
+
+// New starts a Loop.
+func New(o Options) (*Loop, error) {
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = 15 * time.Second
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	l := &Loop{opts: o, streams: map[*Stream]struct{}{}, stop: make(chan struct{}), empty: make(chan struct{})}
+	l.qcond = sync.NewCond(&l.qmu)
+	p, err := newPoller(l)
+	if err != nil {
+		return nil, err
+	}
+	l.poller = p
+	l.wg.Add(o.Workers + 2)
+	for range o.Workers {
+		go l.work()
+	}
+	go func() {
+		defer l.wg.Done()
+		p.run()
+	}()
+	go l.sweep()
+	return l, nil
+}
+
+// Stream is one SSE stream: a hub client written to a connection.
+type Stream struct {
+	loop   *Loop
+	id     uint32
+	conn   net.Conn
+	raw    syscall.RawConn
+	fd     int
+	client *hub.Client
+	// OnClose is called once when the stream ends, from a loop goroutine,
+	// with the reason and the messages it delivered.
+	onClose func(reason error, delivered int64)
+
+	attached atomic.Bool
+	state    atomic.Int32 // idle, queued, running, runningDirty
+	closed   atomic.Bool
+
+	// Touched by the worker running the stream only.
+	sent      uint64 // last sequence written; live frames up to it are skipped
+	out       []byte // bytes the socket did not take yet
+	frames    []hub.Frame
+	delivered int64
+
+	forced       atomic.Pointer[error] // set to end the stream at its next run
+	lastWrite    atomic.Int64          // unix nanoseconds of the last write that moved bytes
+	blockedSince atomic.Int64          // unix nanoseconds; 0 while the socket takes everything
+	heartbeat    atomic.Bool           // a heartbeat is due
+}
+
+const (
+	idle int32 = iota
+	queued
+	running
+	runningDirty
+)
+
+// NewStream returns a stream not yet attached to a connection. Its Notify
+// can be given to the hub before the connection is handed over: frames
+// queued until Attach are written after it.
+func (l *Loop) NewStream() *Stream {
+	return &Stream{loop: l, id: l.nextID.Add(1)}
+}
+
+// Notify tells the loop that the stream's client has frames waiting or
+// was ended. It never blocks.
+func (s *Stream) Notify() {
+	if !s.attached.Load() {
+		return // Attach schedules the stream once it owns the connection
+	}
+	for {
+		switch st := s.state.Load(); st {
+		case idle:
+			if s.state.CompareAndSwap(idle, queued) {
+				s.loop.enqueue(s)
+				return
+			}
+		case running:
+			if s.state.CompareAndSwap(running, runningDirty) {
+				return
+			}
+		default: // queued or runningDirty: a run is coming
+			return
+		}
+	}
+}
+
+// Attach hands conn (hijacked, response headers and any replay written)
+// over to the loop, which writes c's frames with sequence above sent until
+// the stream ends; then it closes conn and calls onClose.
+func (s *Stream) Attach(conn net.Conn, c *hub.Client, sent uint64, onClose func(reason error, delivered int64)) error {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return errors.New("connection has no file descriptor")
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	if err := raw.Control(func(fd uintptr) { s.fd = int(fd) }); err != nil {
+		return err
+	}
+	_ = conn.SetDeadline(time.Time{})
+	s.conn, s.raw, s.client, s.sent, s.onClose = conn, raw, c, sent, onClose
+	s.lastWrite.Store(time.Now().UnixNano())
+	l := s.loop
+	l.mu.Lock()
+	if l.closing {
+		l.mu.Unlock()
+		return ErrLoopClosed
+	}
+	l.streams[s] = struct{}{}
+	l.mu.Unlock()
+	if err := l.poller.add(s); err != nil {
+		l.forget(s)
+		return err
+	}
+	s.attached.Store(true)
+	s.Notify() // write what queued before the loop owned the stream
+	return nil
+}
+
+// Streams returns the number of attached streams.
+func (l *Loop) Streams() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.streams)
+}
+
+func (l *Loop) enqueue(s *Stream) {
+	l.qmu.Lock()
+	l.queue = append(l.queue, s)
+	l.qmu.Unlock()
+	l.qcond.Signal()
+}
+
+// next returns the next stream to run, or nil when the loop stops.
+func (l *Loop) next() *Stream {
+	l.qmu.Lock()
+	defer l.qmu.Unlock()
+	for l.qhead == len(l.queue) {
+		select {
+		case <-l.stop:
+			return nil
+		default:
+		}
+		l.qcond.Wait()
+	}
+	s := l.queue[l.qhead]
+	l.queue[l.qhead] = nil
+	l.qhead++
+	if l.qhead == len(l.queue) {
+		l.queue, l.qhead = l.queue[:0], 0
+		if cap(l.queue) > 4096 {
+			l.queue = nil // let a burst's memory go
+		}
+	}
+	return s
+}
+
+// work runs queued streams until the loop stops.
+func (l *Loop) work() {
+	defer l.wg.Done()
+	var scratch []byte
+	for {
+		s := l.next()
+		if s == nil {
+			return
+		}
+		s.state.Store(running)
+		scratch = s.run(scratch[:0])
+		if cap(scratch) > 256<<10 {
+			scratch = nil
+		}
+		if !s.state.CompareAndSwap(running, idle) {
+			s.state.Store(queued) // notified while running: run again
+			l.enqueue(s)
+		}
+	}
+}
+
+// run writes what is waiting for the stream, using buf to gather it.
+func (s *Stream) run(buf []byte) []byte {
+	if s.closed.Load() {
+		return buf
+	}
+	if why := s.forced.Load(); why != nil {
+		s.close(*why)
+		return buf
+	}
+	if len(s.out) > 0 {
+		// The socket was full: send the rest first, and take no new
+		// frames until it is out (they wait, up to the hub's queue limit).
+		if !s.write(s.out, true) {
+			return buf
+		}
+		if len(s.out) > 0 {
+			return buf
+		}
+	}
+	ended, why := s.client.Ended()
+	if ended && errors.Is(why, hub.ErrSlowClient) {
+		s.close(why)
+		return buf
+	}
+	s.frames = s.client.Take(s.frames)
+	n := 0
+	for _, f := range s.frames {
+		if f.Seq == 0 || f.Seq > s.sent { // 0: a presence event
+			buf = append(buf, f.Data...)
+			if f.Seq > 0 {
+				s.sent = f.Seq
+				n++
+			}
+		}
+	}
+	clear(s.frames) // drop the references to the frames' bytes
+	if cap(s.frames) > 64 {
+		s.frames = nil
+	}
+	if ended && errors.Is(why, hub.ErrClosed) {
+		buf = append(buf, s.loop.opts.Goodbye...)
+	}
+	if len(buf) == 0 && s.heartbeat.Load() {
+		buf = sse.AppendComment(buf, "heartbeat")
+	}
+	if len(buf) > 0 {
+		s.heartbeat.Store(false)
+		if !s.write(buf, false) {
+			return buf
+		}
+		s.delivered += int64(n)
+		if n > 0 && s.loop.opts.Delivered != nil {
+			s.loop.opts.Delivered(n)
+		}
+	}
+	if ended {
+		// What the socket took is the client's; the rest it resumes by cursor.
+		s.close(why)
+	}
+	return buf
+}
+
+// write writes b without blocking and keeps what the socket did not take
+// in s.out (b is s.out itself when kept). It reports false if the stream
+// ended.
+func (s *Stream) write(b []byte, kept bool) bool {
+	var n int
+	var werr error
+	err := s.raw.Write(func(fd uintptr) bool {
+		for n < len(b) {
+			m, err := syscall.Write(int(fd), b[n:])
+			if m > 0 {
+				n += m
+			}
+			if err == syscall.EINTR {
+				continue
+			}
+			if err != nil {
+				werr = err
+				break
+			}
+			if m == 0 {
+				werr = syscall.EAGAIN
+				break
+			}
+		}
+		return true // never wait: the poller says when to try again
+	})
+	if err == nil && werr != nil && werr != syscall.EAGAIN {
+		err = werr
+	}
+	if err != nil {
+		s.close(ErrClientGone)
+		return false
+	}
+	now := time.Now().UnixNano()
+	if n > 0 {
+		s.lastWrite.Store(now)
+	}
+	rest := b[n:]
+	switch {
+	case len(rest) == 0:
+		s.out = nil
+		s.blockedSince.Store(0)
+	case kept:
+		s.out = rest
+	default:
+		s.out = append([]byte(nil), rest...)
+	}
+	if len(rest) > 0 && (n > 0 || s.blockedSince.Load() == 0) {
+		s.blockedSince.Store(now)
+	}
+	return true
+}
+
+// close ends the stream once: it stops watching the connection, closes it
+// and reports the reason.
+func (s *Stream) close(reason error) {
+	if !s.closed.CompareAndSwap(false, true) {
+		return
+	}
+	s.loop.poller.remove(s)
+	_ = s.conn.Close()
+	s.out = nil
+	s.loop.forget(s)
+	if s.onClose != nil {
+		s.onClose(reason, s.delivered)
+	}
+}
+
+func (l *Loop) forget(s *Stream) {
+	l.mu.Lock()
+	delete(l.streams, s)
+	if l.closing && len(l.streams) == 0 {
+		select {
+		case <-l.empty:
+		default:
+			close(l.empty)
+		}
+	}
+	l.mu.Unlock()
+}
+
+// end makes the stream's next run close it with reason; a worker does the
+// closing, so it never races a write of the stream.
+func (s *Stream) end(reason error) {
+	s.forced.CompareAndSwap(nil, &reason)
+	s.Notify()
+}
+
+// sweep sends heartbeats and closes stuck streams.
+func (l *Loop) sweep() {
+	defer l.wg.Done()
+	every := min(max(l.opts.Heartbeat/4, 10*time.Millisecond), time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var batch []*Stream
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+		}
+		now := time.Now().UnixNano()
+		beat := l.opts.Heartbeat.Nanoseconds()
+		stuck := l.opts.WriteTimeout.Nanoseconds()
+		l.mu.Lock()
+		for s := range l.streams {
+			if b := s.blockedSince.Load(); b != 0 && now-b >= stuck {
+				batch = append(batch, s)
+			} else if b == 0 && now-s.lastWrite.Load() >= beat && !s.heartbeat.Load() {
+				s.heartbeat.Store(true)
+				batch = append(batch, s)
+			}
+		}
+		l.mu.Unlock()
+		for _, s := range batch {
+			if b := s.blockedSince.Load(); b != 0 && now-b >= stuck {
+				s.end(ErrWriteTimeout)
+			} else {
+				s.Notify()
+			}
+		}
+		clear(batch)
+		batch = batch[:0]
+	}
+}
+
+// Shutdown waits until every stream has ended (the hub, closed first, ends
+// their clients with ErrClosed, so each gets the Goodbye and closes) or
+// ctx ends, then closes what is left and stops the loop.
+func (l *Loop) Shutdown(ctx context.Context) error {
+	l.mu.Lock()
+	l.closing = true
+	if len(l.streams) == 0 {
+		select {
+		case <-l.empty:
+		default:
+			close(l.empty)
+		}
+	}
+	l.mu.Unlock()
+	var err error
+	select {
+	case <-l.empty:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	l.mu.Lock()
+	left := make([]*Stream, 0, len(l.streams))
+	for s := range l.streams {
+		left = append(left, s)
+	}
+	l.mu.Unlock()
+	for _, s := range left {
+		s.end(ErrLoopClosed)
+	}
+	select {
+	case <-l.empty:
+	case <-time.After(time.Second):
+	}
+	close(l.stop)
+	l.qmu.Lock()
+	l.qcond.Broadcast()
+	l.qmu.Unlock()
+	l.poller.close()
+	l.wg.Wait()
+	// Streams no worker reached are closed here.
+	for _, s := range left {
+		s.close(ErrLoopClosed)
+	}
+	return err
+}

@@ -1,0 +1,231 @@
+//go:build linux
+
+package stream_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chatscalable/chatscalable/broker"
+	"github.com/chatscalable/chatscalable/broker/brokertest"
+	"github.com/chatscalable/chatscalable/gateway/internal/hub"
+	"github.com/chatscalable/chatscalable/gateway/internal/stream"
+)
+
+const wait = 10 * time.Second
+
+// rig is a real hub on an embedded NATS node, and a loop.
+type rig struct {
+	hub     *hub.Hub
+	history *broker.History
+	loop    *stream.Loop
+}
+
+func newRig(t *testing.T, o stream.Options) *rig {
+	t.Helper()
+	node := brokertest.StartNode(t)
+	nc := brokertest.Connect(t, node.ClientURL())
+	h, err := broker.NewHistory(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if _, err := h.Ensure(ctx, broker.HistoryConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	encode := func(m broker.Message) []byte {
+		return fmt.Appendf(nil, "id: %d\ndata: %s\n\n", m.Seq, m.Text)
+	}
+	l, err := stream.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{hub: hub.New(nc, h, encode, hub.Options{}), history: h, loop: l}
+	t.Cleanup(func() {
+		r.hub.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		if err := l.Shutdown(ctx); err != nil {
+			t.Errorf("loop shutdown: %v", err)
+		}
+	})
+	return r
+}
+
+func (r *rig) publish(t *testing.T, room, text string) uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	m, _, err := r.history.Publish(ctx, broker.Message{ID: broker.NewID(), Room: room, User: "ana", Text: text, TS: time.Now()}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Seq
+}
+
+// attached is one stream's two ends.
+type attached struct {
+	client net.Conn
+	lines  *bufio.Reader
+	closed chan error // the reason the loop closed the stream
+}
+
+// attach joins room and hands the server side of a loopback TCP
+// connection to the loop; sent is the last sequence already "replayed".
+func (r *rig) attach(t *testing.T, room string, queue int, sent uint64) *attached {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := r.loop.NewStream()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	c, _, err := r.hub.Join(ctx, room, hub.Listener{Queue: queue, Notify: st.Notify, OnEnd: func(error) { st.Notify() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &attached{client: client, lines: bufio.NewReader(client), closed: make(chan error, 1)}
+	err = st.Attach(server, c, sent, func(reason error, _ int64) {
+		r.hub.Leave(c)
+		a.closed <- reason
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// next returns the next non-empty line the client receives.
+func (a *attached) next(t *testing.T) string {
+	t.Helper()
+	_ = a.client.SetReadDeadline(time.Now().Add(wait))
+	for {
+		line, err := a.lines.ReadString('\n')
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		if line = strings.TrimSpace(line); line != "" {
+			return line
+		}
+	}
+}
+
+func (a *attached) waitClosed(t *testing.T, timeout time.Duration) error {
+	t.Helper()
+	select {
+	case reason := <-a.closed:
+		return reason
+	case <-time.After(timeout):
+		t.Fatalf("the loop did not close the stream within %s", timeout)
+		return nil
+	}
+}
+
+func TestStreamsGetMessagesAfterTheirReplayPosition(t *testing.T) {
+	r := newRig(t, stream.Options{})
+	first := r.publish(t, "lobby", "before")
+	a := r.attach(t, "lobby", 16, 0)
+	b := r.attach(t, "lobby", 16, first+1) // as if the next one were replayed
+	second := r.publish(t, "lobby", "one")
+	third := r.publish(t, "lobby", "two")
+	for _, want := range []string{fmt.Sprint("id: ", second), "data: one", fmt.Sprint("id: ", third), "data: two"} {
+		if got := a.next(t); got != want {
+			t.Fatalf("stream a got %q, want %q", got, want)
+		}
+	}
+	for _, want := range []string{fmt.Sprint("id: ", third), "data: two"} {
+		if got := b.next(t); got != want {
+			t.Fatalf("stream b got %q, want %q (sequence %d was replayed)", got, want, second)
+		}
+	}
+	if n := r.loop.Streams(); n != 2 {
+		t.Fatalf("loop holds %d streams, want 2", n)
+	}
+}
+
+func TestQuietStreamGetsHeartbeats(t *testing.T) {
+	r := newRig(t, stream.Options{Heartbeat: 100 * time.Millisecond})
+	a := r.attach(t, "quiet", 16, 0)
+	for range 3 {
+		if got := a.next(t); got != ": heartbeat" {
+			t.Fatalf("got %q, want a heartbeat comment", got)
+		}
+	}
+}
+
+func TestClientClosingEndsTheStream(t *testing.T) {
+	r := newRig(t, stream.Options{})
+	a := r.attach(t, "bye", 16, 0)
+	a.client.Close()
+	// The poller notices the close at once; no write is needed for it.
+	if reason := a.waitClosed(t, 2*time.Second); !errors.Is(reason, stream.ErrClientGone) {
+		t.Fatalf("stream ended with %v, want ErrClientGone", reason)
+	}
+	brokertest.CheckFor(t, wait, 10*time.Millisecond, func() error {
+		if n := r.loop.Streams(); n != 0 {
+			return fmt.Errorf("loop still holds %d streams", n)
+		}
+		return nil
+	})
+}
+
+func TestStuckClientIsClosedAfterTheWriteTimeout(t *testing.T) {
+	r := newRig(t, stream.Options{WriteTimeout: 300 * time.Millisecond})
+	// A queue large enough that the hub never overflows it: only the
+	// write timeout can end this client, which never reads.
+	stuck := r.attach(t, "stuck", 100000, 0)
+	reader := r.attach(t, "stuck", 100000, 0)
+	big := strings.Repeat("x", 60000)
+	start := time.Now()
+	var reason error
+	for i := 0; reason == nil; i++ {
+		if time.Since(start) > wait {
+			t.Fatal("the stuck stream was not closed")
+		}
+		r.publish(t, "stuck", big)
+		// The other stream keeps reading and receives everything.
+		if got := reader.next(t); !strings.HasPrefix(got, "id: ") {
+			t.Fatalf("reader got %q, want an id line", got)
+		}
+		if got := reader.next(t); got != "data: "+big {
+			t.Fatalf("reader got %d bytes of data, want the message", len(got))
+		}
+		select {
+		case reason = <-stuck.closed:
+		default:
+		}
+	}
+	if !errors.Is(reason, stream.ErrWriteTimeout) {
+		t.Fatalf("stuck stream ended with %v, want ErrWriteTimeout", reason)
+	}
+}
+
+func TestShutdownSaysGoodbye(t *testing.T) {
+	r := newRig(t, stream.Options{Goodbye: []byte("retry: 250\n\n")})
+	a := r.attach(t, "stop", 16, 0)
+	r.hub.Close() // as the gateway does first when it stops
+	if got := a.next(t); got != "retry: 250" {
+		t.Fatalf("got %q, want the goodbye", got)
+	}
+	if reason := a.waitClosed(t, wait); !errors.Is(reason, hub.ErrClosed) {
+		t.Fatalf("stream ended with %v, want hub.ErrClosed", reason)
+	}
+}

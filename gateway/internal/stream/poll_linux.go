@@ -1,0 +1,148 @@
+package stream
+
+import (
+	"fmt"
+	"sync"
+	"syscall"
+)
+
+const pollSupported = true
+
+// poller watches the attached connections with one edge-triggered epoll
+// set: input or hang-up means the client closed (an SSE client sends
+// nothing after its request), output means a full socket can be written
+// again. Go's own network poller watches the same sockets for net/http;
+// an epoll set of our own lets one goroutine watch them all.
+type poller struct {
+	loop *Loop
+	epfd int
+	wake [2]int // a pipe that stops run
+
+	mu     sync.Mutex
+	byFD   map[int32]*Stream
+	exited bool // run returned and closed the descriptors
+	buf    [512]byte
+}
+
+func newPoller(l *Loop) (*poller, error) {
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll: %w", err)
+	}
+	p := &poller{loop: l, epfd: epfd, byFD: map[int32]*Stream{}}
+	if err := syscall.Pipe2(p.wake[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+		syscall.Close(epfd)
+		return nil, fmt.Errorf("epoll wake pipe: %w", err)
+	}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(p.wake[0])}
+	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, p.wake[0], &ev); err != nil {
+		p.closeFDs()
+		return nil, fmt.Errorf("epoll: %w", err)
+	}
+	return p, nil
+}
+
+func (p *poller) add(s *Stream) error {
+	p.mu.Lock()
+	p.byFD[int32(s.fd)] = s
+	p.mu.Unlock()
+	// The stream's id rides along, so an event for a socket closed and
+	// reused meanwhile is not taken for its new owner's.
+	ev := syscall.EpollEvent{
+		Events: syscall.EPOLLIN | syscall.EPOLLOUT | syscall.EPOLLRDHUP | -syscall.EPOLLET,
+		Fd:     int32(s.fd),
+		Pad:    int32(s.id),
+	}
+	if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, s.fd, &ev); err != nil {
+		p.mu.Lock()
+		delete(p.byFD, int32(s.fd))
+		p.mu.Unlock()
+		return fmt.Errorf("epoll add: %w", err)
+	}
+	return nil
+}
+
+// remove stops watching s; the caller closes its connection after.
+func (p *poller) remove(s *Stream) {
+	p.mu.Lock()
+	if p.byFD[int32(s.fd)] == s {
+		delete(p.byFD, int32(s.fd))
+	}
+	p.mu.Unlock()
+	_ = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, s.fd, &syscall.EpollEvent{})
+}
+
+func (p *poller) run() {
+	defer func() {
+		p.mu.Lock()
+		p.exited = true
+		p.closeFDs()
+		p.mu.Unlock()
+	}()
+	events := make([]syscall.EpollEvent, 256)
+	for {
+		n, err := syscall.EpollWait(p.epfd, events, -1)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			p.loop.opts.Log.Error("epoll wait", "err", err)
+			return
+		}
+		for _, ev := range events[:n] {
+			if ev.Fd == int32(p.wake[0]) {
+				return
+			}
+			p.mu.Lock()
+			s := p.byFD[ev.Fd]
+			p.mu.Unlock()
+			if s == nil || uint32(ev.Pad) != s.id {
+				continue
+			}
+			if ev.Events&(syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 && p.gone(s) {
+				s.end(ErrClientGone)
+				continue
+			}
+			if ev.Events&syscall.EPOLLOUT != 0 && s.blockedSince.Load() != 0 {
+				s.Notify()
+			}
+		}
+	}
+}
+
+// gone reads what the client sent, without blocking, and reports whether
+// it closed its side. Anything it sent after its request is ignored.
+func (p *poller) gone(s *Stream) bool {
+	closed := false
+	err := s.raw.Read(func(fd uintptr) bool {
+		for {
+			n, err := syscall.Read(int(fd), p.buf[:])
+			if err == syscall.EINTR {
+				continue
+			}
+			if err == syscall.EAGAIN {
+				return true
+			}
+			if n <= 0 || err != nil {
+				closed = true
+				return true
+			}
+		}
+	})
+	return closed || err != nil
+}
+
+// close stops run.
+func (p *poller) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.exited {
+		_, _ = syscall.Write(p.wake[1], []byte{0})
+	}
+}
+
+func (p *poller) closeFDs() {
+	syscall.Close(p.wake[0])
+	syscall.Close(p.wake[1])
+	syscall.Close(p.epfd)
+}
