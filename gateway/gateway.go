@@ -65,6 +65,9 @@ type Options struct {
 	// loop where the platform has one (Linux); "handler": each stream by
 	// its own net/http handler.
 	SSEWriter string
+	// SSECoalesce is the stream loop's shortest time between two writes
+	// to one stream (0: write each message at once).
+	SSECoalesce time.Duration
 	// BodyTimeout bounds reading a request body (default 10s).
 	BodyTimeout time.Duration
 	// Services says where the presence and rooms services run: "in-process"
@@ -166,6 +169,7 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 	if o.SSEWriter != "handler" && stream.Supported {
 		g.loop, err = stream.New(stream.Options{
 			Heartbeat: o.Heartbeat,
+			Coalesce:  o.SSECoalesce,
 			Goodbye:   sse.AppendRetry(nil, api.DefaultShutdownRetry),
 			Delivered: func(n int) { g.metrics.Delivered.Add(float64(n)) },
 			Log:       g.log,
@@ -387,12 +391,16 @@ func (g *Gateway) inProcessServices() bool {
 // need JetStream, so they start once the history stream is ready; if one
 // fails to start it is tried again at the next check.
 func (g *Gateway) startServices(ctx context.Context) {
-	p, err := presence.Start(ctx, g.nc, presence.Options{Version: g.opts.Version, Logger: g.log, WarmUp: g.opts.PresenceWarmUp})
+	// The mesh's size comes from its configuration: the connection may
+	// not have heard of every node yet, and a bucket made with one copy
+	// would die with its node.
+	size := g.clusterSize()
+	p, err := presence.Start(ctx, g.nc, presence.Options{Version: g.opts.Version, Logger: g.log, WarmUp: g.opts.PresenceWarmUp, ClusterSize: size})
 	if err != nil {
 		g.log.Warn("in-process presence service not started", "err", err)
 		return
 	}
-	r, err := rooms.Start(ctx, g.nc, rooms.Options{Version: g.opts.Version, Logger: g.log})
+	r, err := rooms.Start(ctx, g.nc, rooms.Options{Version: g.opts.Version, Logger: g.log, ClusterSize: size})
 	if err != nil {
 		g.log.Warn("in-process rooms service not started", "err", err)
 		_ = p.Stop()

@@ -45,9 +45,12 @@ const LeaderBucket = "CHAT_PRESENCE_LEADER"
 type Options struct {
 	Version string
 	Logger  *slog.Logger
-	// Replicas of the leader bucket; 0 picks 3 when the connection knows
-	// 3 or more servers, else 1.
+	// Replicas of the leader bucket; 0 picks 3 on a cluster of 3 or more
+	// servers, else 1, and never lowers what the bucket has.
 	Replicas int
+	// ClusterSize is the number of NATS servers, when the caller knows
+	// it; 0 counts the servers the connection knows of.
+	ClusterSize int
 	// Expiry is how long a silent gateway keeps its members
 	// (default broker.PresenceExpiry).
 	Expiry time.Duration
@@ -91,17 +94,12 @@ func Start(ctx context.Context, nc *nats.Conn, o Options) (*Service, error) {
 	if o.WarmUp <= 0 {
 		o.WarmUp = broker.PresenceHeartbeat + time.Second
 	}
-	if o.Replicas <= 0 {
-		o.Replicas = 1
-		if len(nc.Servers()) >= 3 {
-			o.Replicas = 3
-		}
-	}
 	s := &Service{nc: nc, opts: o, log: o.Logger.With("service", "chat-presence"), id: broker.NewID(), state: NewState()}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("presence: %w", err)
 	}
+	o.Replicas = services.BucketReplicas(ctx, js, nc, LeaderBucket, o.Replicas, o.ClusterSize)
 	s.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      LeaderBucket,
 		Description: "ChatScalable presence leader",

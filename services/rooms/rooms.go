@@ -79,10 +79,13 @@ type Options struct {
 	// Logger receives the service's log lines; nil discards them.
 	Logger *slog.Logger
 	// Replicas is the replication factor of the topics bucket. 0 chooses
-	// it: 3 when the connection knows of 3 servers or more
-	// (len(nc.Servers())), else 1, and never fewer than the bucket already
-	// has, so an automatic choice never scales the topics down.
+	// it: 3 on a cluster of 3 servers or more, else 1, and never fewer
+	// than the bucket already has, so an automatic choice never scales the
+	// topics down.
 	Replicas int
+	// ClusterSize is the number of NATS servers, when the caller knows
+	// it; 0 counts the servers the connection knows of.
+	ClusterSize int
 	// PresenceTimeout bounds the wait for the presence service's member
 	// counts (default 500ms).
 	PresenceTimeout time.Duration
@@ -120,20 +123,7 @@ func Start(ctx context.Context, nc *nats.Conn, o Options) (*Service, error) {
 		return nil, fmt.Errorf("rooms: %w", err)
 	}
 	js := hist.JetStream()
-	replicas := o.Replicas
-	if replicas <= 0 {
-		replicas = 1
-		if len(nc.Servers()) >= 3 {
-			replicas = 3
-		}
-		if kv, err := js.KeyValue(ctx, TopicsBucket); err == nil {
-			if st, err := kv.Status(ctx); err == nil {
-				if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok && bs.StreamInfo() != nil {
-					replicas = max(replicas, bs.StreamInfo().Config.Replicas)
-				}
-			}
-		}
-	}
+	replicas := services.BucketReplicas(ctx, js, nc, TopicsBucket, o.Replicas, o.ClusterSize)
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:       TopicsBucket,
 		Description:  "ChatScalable room topics, by room",

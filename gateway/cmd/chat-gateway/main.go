@@ -121,6 +121,7 @@ func run(args []string) int {
 		MaxReplay:   cfg.MaxReplay,
 		Heartbeat:   cfg.Heartbeat,
 		SSEWriter:   cfg.SSEWriter,
+		SSECoalesce: cfg.SSECoalesce,
 		Services:    cfg.Services,
 		Version:     version,
 		Logger:      log,

@@ -1,6 +1,7 @@
 package clustertest_test
 
 import (
+	"context"
 	"errors"
 	"regexp"
 	"strings"
@@ -10,7 +11,31 @@ import (
 	"github.com/chatscalable/chatscalable/broker/brokertest"
 	"github.com/chatscalable/chatscalable/gateway/internal/clustertest"
 	"github.com/chatscalable/chatscalable/gateway/internal/ssetest"
+	"github.com/chatscalable/chatscalable/services/presence"
+	"github.com/nats-io/nats.go/jetstream"
 )
+
+// bucketReplicas returns the replication factor of a key-value bucket.
+func bucketReplicas(t *testing.T, natsURL, bucket string) int {
+	t.Helper()
+	nc := brokertest.Connect(t, natsURL)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, bucket)
+	if err != nil {
+		t.Fatalf("bucket %s: %v", bucket, err)
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		t.Fatalf("bucket %s: %v", bucket, err)
+	}
+	return st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Replicas
+}
 
 func expectPresence(t *testing.T, who string, s *ssetest.Stream, want ssetest.PresenceEvent) {
 	t.Helper()
@@ -63,6 +88,11 @@ func TestPresenceOfACrashedGateway(t *testing.T) {
 	expectPresence(t, "watcher", watch, join("ana", "lobby"))
 	expectPresence(t, "watcher", watch, join("bo", "lobby"))
 
+	// The leader bucket must outlive any one node, or a crash of the node
+	// holding it leaves presence without a leader (and without events).
+	if n := bucketReplicas(t, gws[0].NATSURL, presence.LeaderBucket); n != 3 {
+		t.Fatalf("presence leader bucket has %d replicas on a 3-node mesh, want 3", n)
+	}
 	gws[2].Proc.Kill() // kill -9: no goodbye
 	killed := time.Now()
 	clustertest.WaitMembers(t, gws[0].URL, "lobby", map[string]int{"watcher": 1}, 15*time.Second)

@@ -35,6 +35,7 @@ type Config struct {
 	ClientQueue     int
 	Heartbeat       time.Duration
 	SSEWriter       string
+	SSECoalesce     time.Duration
 	ShutdownTimeout time.Duration
 	Services        string
 	LogLevel        string
@@ -75,6 +76,7 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	fs.Int(&c.ClientQueue, "client-queue", 256, "messages queued per SSE client before it is disconnected as too slow")
 	fs.Duration(&c.Heartbeat, "heartbeat", 15*time.Second, "interval of SSE heartbeat comments")
 	fs.String(&c.SSEWriter, "sse-writer", "loop", "how SSE streams are written: loop (a few goroutines write every stream, on connections taken over from net/http; Linux, else handler) or handler (one net/http handler per stream)")
+	fs.Duration(&c.SSECoalesce, "sse-coalesce", 20*time.Millisecond, "with --sse-writer loop, while many streams wait to be written: the shortest time between two writes to one SSE stream, so a busy room's messages go out together (an idle gateway writes at once; 0: always at once)")
 	fs.Duration(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "grace period for a graceful stop")
 	fs.String(&c.Services, "services", "auto", "where the presence and rooms services run: in-process, off (run elsewhere), or auto (in-process with the embedded NATS node)")
 	fs.String(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -130,6 +132,9 @@ func (c Config) validate() error {
 	}
 	if len(c.ClusterRoutes) > 0 && c.ClusterListen == "" {
 		errs = append(errs, errors.New("--cluster-routes needs --cluster-listen"))
+	}
+	if c.SSECoalesce < 0 || c.SSECoalesce > time.Second {
+		errs = append(errs, errors.New("--sse-coalesce must be from 0 to 1s"))
 	}
 	switch c.SSEWriter {
 	case "loop", "handler":

@@ -58,6 +58,18 @@ type Options struct {
 	// Goodbye is written to streams that end because the gateway stops
 	// (hub.ErrClosed), typically a short retry hint.
 	Goodbye []byte
+	// Coalesce is, while the loop is busy (more than BusyStreams streams
+	// wait to be written), the shortest time between two writes to one
+	// stream: frames that arrive sooner wait the rest of it and go out
+	// together, in one system call. An idle loop writes at once, and a
+	// stream written less often than this (a chat at a human pace) is never
+	// delayed; under load, busy rooms trade up to this much latency for far
+	// fewer writes, which is what keeps the latency of everything else
+	// down. 0 always writes at once.
+	Coalesce time.Duration
+	// BusyStreams is how many streams must be waiting for the loop to
+	// count as busy (default 128).
+	BusyStreams int
 	// Delivered, if set, is told how many messages each write delivered.
 	Delivered func(n int)
 	Log       *slog.Logger
@@ -72,6 +84,11 @@ type Loop struct {
 	qcond *sync.Cond
 	queue []*Stream
 	qhead int
+
+	dmu     sync.Mutex
+	delayed []*Stream    // streams waiting out Coalesce, still "queued"
+	dtimer  *time.Timer  // moves due streams to the queue; armed while delayed is not empty
+	ndelay  atomic.Int64 // len(delayed)
 
 	mu      sync.Mutex
 	streams map[*Stream]struct{}
@@ -98,11 +115,16 @@ func New(o Options) (*Loop, error) {
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 10 * time.Second
 	}
+	if o.BusyStreams <= 0 {
+		o.BusyStreams = 128
+	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	l := &Loop{opts: o, streams: map[*Stream]struct{}{}, stop: make(chan struct{}), empty: make(chan struct{})}
 	l.qcond = sync.NewCond(&l.qmu)
+	l.dtimer = time.AfterFunc(time.Hour, l.undelay)
+	l.dtimer.Stop()
 	p, err := newPoller(l)
 	if err != nil {
 		return nil, err
@@ -234,14 +256,15 @@ func (l *Loop) enqueue(s *Stream) {
 	l.qcond.Signal()
 }
 
-// next returns the next stream to run, or nil when the loop stops.
-func (l *Loop) next() *Stream {
+// next returns the next stream to run, or nil when the loop stops, and
+// how many more wait.
+func (l *Loop) next() (*Stream, int) {
 	l.qmu.Lock()
 	defer l.qmu.Unlock()
 	for l.qhead == len(l.queue) {
 		select {
 		case <-l.stop:
-			return nil
+			return nil, 0
 		default:
 		}
 		l.qcond.Wait()
@@ -255,7 +278,7 @@ func (l *Loop) next() *Stream {
 			l.queue = nil // let a burst's memory go
 		}
 	}
-	return s
+	return s, len(l.queue) - l.qhead
 }
 
 // work runs queued streams until the loop stops.
@@ -263,9 +286,14 @@ func (l *Loop) work() {
 	defer l.wg.Done()
 	var scratch []byte
 	for {
-		s := l.next()
+		s, waiting := l.next()
 		if s == nil {
 			return
+		}
+		if l.opts.Coalesce > 0 && waiting+int(l.ndelay.Load()) >= l.opts.BusyStreams && s.forced.Load() == nil && len(s.out) == 0 &&
+			l.early(s, time.Now().UnixNano()) {
+			l.delay(s) // written a moment ago: gather more first
+			continue
 		}
 		s.state.Store(running)
 		scratch = s.run(scratch[:0])
@@ -276,6 +304,59 @@ func (l *Loop) work() {
 			s.state.Store(queued) // notified while running: run again
 			l.enqueue(s)
 		}
+	}
+}
+
+// delay holds s, which stays queued, until Coalesce after its last write.
+func (l *Loop) delay(s *Stream) {
+	l.dmu.Lock()
+	defer l.dmu.Unlock()
+	l.delayed = append(l.delayed, s)
+	l.ndelay.Store(int64(len(l.delayed)))
+	if len(l.delayed) == 1 {
+		wait := time.Duration(s.lastWrite.Load() + l.opts.Coalesce.Nanoseconds() - time.Now().UnixNano())
+		l.dtimer.Reset(max(wait, 0))
+	}
+}
+
+// early reports whether s was written too recently to be written again at
+// now. Anything due within a tenth of the window counts as due: timers
+// are not that precise, and one wake-up should serve many streams.
+func (l *Loop) early(s *Stream, now int64) bool {
+	c := l.opts.Coalesce.Nanoseconds()
+	return now-s.lastWrite.Load() < c-c/10
+}
+
+// undelay queues the delayed streams whose wait is over and sets the
+// timer for the rest.
+func (l *Loop) undelay() {
+	l.dmu.Lock()
+	defer l.dmu.Unlock()
+	now := time.Now().UnixNano()
+	next := int64(0)
+	keep := l.delayed[:0]
+	var due []*Stream
+	for _, s := range l.delayed {
+		if !l.early(s, now) {
+			due = append(due, s)
+			continue
+		}
+		keep = append(keep, s)
+		if at := s.lastWrite.Load() + l.opts.Coalesce.Nanoseconds(); next == 0 || at < next {
+			next = at
+		}
+	}
+	clear(l.delayed[len(keep):])
+	l.delayed = keep
+	l.ndelay.Store(int64(len(keep)))
+	if len(keep) > 0 {
+		l.dtimer.Reset(time.Duration(next - now))
+	}
+	if len(due) > 0 {
+		l.qmu.Lock()
+		l.queue = append(l.queue, due...)
+		l.qmu.Unlock()
+		l.qcond.Broadcast()
 	}
 }
 
@@ -501,6 +582,7 @@ func (l *Loop) Shutdown(ctx context.Context) error {
 	case <-time.After(time.Second):
 	}
 	close(l.stop)
+	l.dtimer.Stop()
 	l.qmu.Lock()
 	l.qcond.Broadcast()
 	l.qmu.Unlock()

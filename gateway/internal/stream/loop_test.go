@@ -229,3 +229,35 @@ func TestShutdownSaysGoodbye(t *testing.T) {
 		t.Fatalf("stream ended with %v, want hub.ErrClosed", reason)
 	}
 }
+
+// While the loop is busy, a stream written a moment ago waits out the
+// coalescing window, and what arrived meanwhile goes out together.
+func TestBusyLoopCoalescesWrites(t *testing.T) {
+	const window = 300 * time.Millisecond
+	r := newRig(t, stream.Options{Coalesce: window, BusyStreams: 1})
+	a := r.attach(t, "busy", 16, 0)
+	b := r.attach(t, "busy", 16, 0)
+	r.publish(t, "busy", "one")
+	for _, s := range []*attached{a, b} {
+		s.next(t) // id
+		if got := s.next(t); got != "data: one" {
+			t.Fatalf("got %q, want the first message", got)
+		}
+	}
+	first := time.Now()
+	r.publish(t, "busy", "two")
+	r.publish(t, "busy", "three")
+	for _, s := range []*attached{a, b} {
+		for _, want := range []string{"data: two", "data: three"} {
+			s.next(t) // id
+			if got := s.next(t); got != want {
+				t.Fatalf("got %q, want %q", got, want)
+			}
+		}
+	}
+	// Both streams had just been written, and each made the other wait:
+	// nothing went out before most of the window had passed.
+	if d := time.Since(first); d < window/2 {
+		t.Fatalf("the next messages came %s after the first, within the %s window", d, window)
+	}
+}
