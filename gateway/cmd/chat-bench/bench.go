@@ -125,15 +125,24 @@ func eventsURL(base, room string) string {
 	return strings.TrimRight(base, "/") + "/rooms/" + room + "/events"
 }
 
-// openSubscribers opens n subscribers spread over urls; the first of each
-// URL is a probe. It returns once all are open.
+// isProbe reports whether subscriber i of n, spread over urls gateways,
+// measures latency: one per gateway, from the middle of the joining
+// order, since a gateway writes a room's listeners in the order they
+// joined and the middle one sees the median wait.
+func isProbe(i, n, urls int) bool {
+	first := n / 2 / urls * urls // a multiple of urls: one probe per gateway
+	return i >= first && i < first+urls
+}
+
+// openSubscribers opens n subscribers spread over urls, one probe per URL
+// among them (isProbe). It returns once all are open.
 func openSubscribers(ctx context.Context, urls []string, room string, n int, every time.Duration) ([]*subscriber, error) {
 	subs := make([]*subscriber, n)
 	errs := make(chan error, n)
 	for i := range subs {
 		subs[i] = &subscriber{every: every}
 		url := eventsURL(urls[i%len(urls)], room)
-		go subs[i].subscribe(ctx, url, i < len(urls), func(err error) { errs <- err })
+		go subs[i].subscribe(ctx, url, isProbe(i, n, len(urls)), func(err error) { errs <- err })
 		if i%100 == 99 {
 			time.Sleep(5 * time.Millisecond) // pace connection setup a little
 		}
@@ -254,7 +263,10 @@ func fanout(ctx context.Context, mode string, o options) (Result, error) {
 	res.DeliveriesSec = float64(res.Delivered) / res.Seconds
 	res.Errors = p.failures.Load()
 	var lat []float64
-	for _, s := range subs[:min(len(subs), len(subURLs))] {
+	for i, s := range subs {
+		if !isProbe(i, len(subs), len(subURLs)) {
+			continue
+		}
 		s.mu.Lock()
 		lat = append(lat, s.lat...)
 		s.mu.Unlock()

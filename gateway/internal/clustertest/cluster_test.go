@@ -226,15 +226,23 @@ func checkHistoryHolds(t *testing.T, g *clustertest.Gateway, room string, accept
 	})
 }
 
-// streamLeader returns the name of the server leading the history stream.
-func streamLeader(t *testing.T, natsURL string) string {
+// jetStreamAt returns a JetStream client connected to natsURL for the
+// rest of the test.
+func jetStreamAt(t *testing.T, natsURL string) jetstream.JetStream {
 	t.Helper()
 	nc := brokertest.Connect(t, natsURL)
-	defer nc.Close()
+	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return js
+}
+
+// streamLeader returns the name of the server leading the history stream.
+func streamLeader(t *testing.T, natsURL string) string {
+	t.Helper()
+	js := jetStreamAt(t, natsURL)
 	var leader string
 	brokertest.CheckFor(t, wait, 100*time.Millisecond, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -18,12 +18,7 @@ import (
 // bucketReplicas returns the replication factor of a key-value bucket.
 func bucketReplicas(t *testing.T, natsURL, bucket string) int {
 	t.Helper()
-	nc := brokertest.Connect(t, natsURL)
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := jetStreamAt(t, natsURL)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	kv, err := js.KeyValue(ctx, bucket)
