@@ -180,17 +180,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	route := &routeName{name: "unmatched"}
 	r = r.WithContext(context.WithValue(r.Context(), routeKey{}, route))
 	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
-	defer func() {
+	done := func(ctx context.Context, status int, bytes int64) {
 		d := time.Since(start)
-		code := strconv.Itoa(rec.status)
-		s.cfg.Metrics.HTTPRequests.WithLabelValues(route.name, r.Method, code).Inc()
+		s.cfg.Metrics.HTTPRequests.WithLabelValues(route.name, r.Method, strconv.Itoa(status)).Inc()
 		s.cfg.Metrics.HTTPSeconds.WithLabelValues(route.name).Observe(d.Seconds())
 		level := slog.LevelInfo
 		if route.name == "/metrics" || route.name == "/healthz" || route.name == "/readyz" || strings.HasPrefix(route.name, "/static/") {
 			level = slog.LevelDebug
 		}
-		s.cfg.Log.Log(r.Context(), level, "http", "method", r.Method, "route", route.name, "path", r.URL.Path,
-			"status", rec.status, "bytes", rec.bytes, "duration", d.Round(time.Microsecond), "remote", r.RemoteAddr)
+		s.cfg.Log.Log(ctx, level, "http", "method", r.Method, "route", route.name, "path", r.URL.Path,
+			"status", status, "bytes", bytes, "duration", d.Round(time.Microsecond), "remote", r.RemoteAddr)
+	}
+	route.done = done
+	defer func() {
+		if !route.handedOver {
+			done(r.Context(), rec.status, rec.bytes)
+		}
 	}()
 	w = rec
 	h := w.Header()
@@ -213,7 +218,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type routeKey struct{}
 
 // routeName is the matched route's path template, for metrics and logs.
-type routeName struct{ name string }
+// A stream handed over to the stream loop sets handedOver and reports
+// itself through done when it ends, so its one log line and its duration
+// cover the whole stream.
+type routeName struct {
+	name       string
+	handedOver bool
+	done       func(ctx context.Context, status int, bytes int64)
+}
 
 // nameRoute records the matched route's template.
 func nameRoute(next http.Handler) http.Handler {

@@ -248,15 +248,21 @@ func (s *Server) handOver(w http.ResponseWriter, r *http.Request, st *stream.Str
 			return
 		}
 	}
-	start := time.Now()
+	route, _ := r.Context().Value(routeKey{}).(*routeName)
 	err = st.Attach(conn, c, sent, func(reason error, delivered int64) {
 		leave()
-		s.cfg.Log.Debug("stream ended", "room", room, "reason", reason, "delivered", delivered,
-			"duration", time.Since(start).Round(time.Millisecond), "remote", r.RemoteAddr)
+		s.cfg.Log.Debug("stream ended", "room", room, "reason", reason, "delivered", delivered, "remote", r.RemoteAddr)
+		if route != nil {
+			route.done(context.Background(), http.StatusOK, 0)
+		}
 	})
 	if err != nil {
 		s.cfg.Log.Warn("attach stream", "err", err)
 		fail()
+		return
+	}
+	if route != nil {
+		route.handedOver = true // the request's line is written when the stream ends
 	}
 }
 
