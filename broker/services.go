@@ -13,6 +13,10 @@ const (
 	// PresenceReportPrefix starts the subject a gateway reports its
 	// listeners on: chat.presence.report.<gateway>.
 	PresenceReportPrefix = "chat.presence.report."
+	// PresenceSyncSubject asks every gateway to report its whole state at
+	// once; a presence replica publishes on it when it starts, so it does
+	// not have to wait a heartbeat to know who is online.
+	PresenceSyncSubject = "chat.presence.sync"
 	// PresenceEventPrefix starts the subject presence changes of a room are
 	// announced on: chat.presence.room.<room>.
 	PresenceEventPrefix = "chat.presence.room."

@@ -15,8 +15,10 @@
 // CHAT_PRESENCE_LEADER, whose entries expire after LeaderTTL: the leader
 // renews it with a compare-and-set on its revision, the others try to
 // create it, so when the leader dies another replica takes over within
-// LeaderTTL. A replica waits one heartbeat before it campaigns, so it has
-// heard every gateway's state and does not announce old members as new.
+// LeaderTTL. A new replica asks every gateway for its whole state at once
+// (chat.presence.sync), and waits one heartbeat before it campaigns, so it
+// has heard every gateway's state and does not announce old members as
+// new.
 // Events that fall in a leader handover (at most LeaderTTL) are not
 // announced; the members and counts stay right.
 package presence
@@ -138,6 +140,12 @@ func Start(ctx context.Context, nc *nats.Conn, o Options) (*Service, error) {
 	if err := nc.Flush(); err != nil {
 		s.close()
 		return nil, fmt.Errorf("presence: %w", err)
+	}
+	// Learn every live gateway's listeners now, not at their next
+	// heartbeat: a gateway that dies before then would otherwise take its
+	// listeners' leave events with it, should this replica lead by then.
+	if err := nc.Publish(broker.PresenceSyncSubject, nil); err != nil {
+		s.log.Warn("ask gateways for their presence state", "err", err)
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	s.stop = cancel

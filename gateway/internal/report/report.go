@@ -83,6 +83,13 @@ func (r *Reporter) Leave(id string) {
 func (r *Reporter) Run(ctx context.Context) {
 	t := time.NewTicker(broker.PresenceHeartbeat)
 	defer t.Stop()
+	// A presence replica that starts asks for everyone's state at once.
+	syncSub, err := r.nc.Subscribe(broker.PresenceSyncSubject, func(*nats.Msg) { r.sendState() })
+	if err != nil {
+		r.log.Warn("presence sync", "err", err)
+	} else {
+		defer syncSub.Unsubscribe()
+	}
 	r.sendState()
 	for {
 		select {
