@@ -21,6 +21,7 @@ import (
 	"github.com/chatscalable/chatscalable/broker"
 	"github.com/chatscalable/chatscalable/broker/brokertest"
 	"github.com/chatscalable/chatscalable/broker/proctest"
+	"github.com/nats-io/nats.go"
 )
 
 // Packages of the commands, built with proctest.Build.
@@ -305,6 +306,36 @@ func WaitMembers(t testing.TB, base, room string, want map[string]int, timeout t
 		}
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			return fmt.Errorf("members of %s on %s: %v, want %v", room, base, got, want)
+		}
+		return nil
+	})
+}
+
+// WaitInstances waits until n instances of the NATS micro service named
+// service answer a ping ($SRV.PING.<service>) through natsURL.
+func WaitInstances(t testing.TB, natsURL, service string, n int, timeout time.Duration) {
+	t.Helper()
+	nc := brokertest.Connect(t, natsURL)
+	defer nc.Close()
+	brokertest.CheckFor(t, timeout, 200*time.Millisecond, func() error {
+		inbox := nats.NewInbox()
+		sub, err := nc.SubscribeSync(inbox)
+		if err != nil {
+			return err
+		}
+		defer sub.Unsubscribe()
+		if err := nc.PublishRequest("$SRV.PING."+service, inbox, nil); err != nil {
+			return err
+		}
+		seen := 0
+		for {
+			if _, err := sub.NextMsg(300 * time.Millisecond); err != nil {
+				break // no more answers
+			}
+			seen++
+		}
+		if seen < n {
+			return fmt.Errorf("%d instances of %s answer, want %d", seen, service, n)
 		}
 		return nil
 	})

@@ -57,6 +57,7 @@ func leave(user, room string) ssetest.PresenceEvent {
 func TestPresenceAcrossTheMesh(t *testing.T) {
 	t.Parallel()
 	gws := clustertest.StartMesh(t, 3)
+	clustertest.WaitInstances(t, gws[0].NATSURL, "chat-presence", 3, 60*time.Second)
 	watch := ssetest.Open(t, gws[2].URL+"/rooms/lobby/events?user=watcher", nil)
 	ssetest.WaitForPresence(t, gws[0].URL+"/rooms/lobby/events", watch, 60*time.Second)
 
@@ -76,6 +77,10 @@ func TestPresenceAcrossTheMesh(t *testing.T) {
 func TestPresenceOfACrashedGateway(t *testing.T) {
 	t.Parallel()
 	gws := clustertest.StartMesh(t, 3)
+	// A gateway starts its presence replica once the cluster lets it make
+	// the service's bucket; the survivors' replicas must be up before the
+	// kill, or none is left that knew the crashed gateway's listeners.
+	clustertest.WaitInstances(t, gws[0].NATSURL, "chat-presence", 3, 60*time.Second)
 	watch := ssetest.Open(t, gws[0].URL+"/rooms/lobby/events?user=watcher", nil)
 	ssetest.WaitForPresence(t, gws[1].URL+"/rooms/lobby/events", watch, 60*time.Second)
 	ssetest.Open(t, gws[2].URL+"/rooms/lobby/events?user=ana", nil)
