@@ -180,16 +180,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	route := &routeName{name: "unmatched"}
 	r = r.WithContext(context.WithValue(r.Context(), routeKey{}, route))
 	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+	// done may run long after the request (a stream's end): it keeps
+	// these strings, not the request.
+	method, path, remote := r.Method, r.URL.Path, r.RemoteAddr
 	done := func(ctx context.Context, status int, bytes int64) {
 		d := time.Since(start)
-		s.cfg.Metrics.HTTPRequests.WithLabelValues(route.name, r.Method, strconv.Itoa(status)).Inc()
+		s.cfg.Metrics.HTTPRequests.WithLabelValues(route.name, method, strconv.Itoa(status)).Inc()
 		s.cfg.Metrics.HTTPSeconds.WithLabelValues(route.name).Observe(d.Seconds())
 		level := slog.LevelInfo
 		if route.name == "/metrics" || route.name == "/healthz" || route.name == "/readyz" || strings.HasPrefix(route.name, "/static/") {
 			level = slog.LevelDebug
 		}
-		s.cfg.Log.Log(ctx, level, "http", "method", r.Method, "route", route.name, "path", r.URL.Path,
-			"status", status, "bytes", bytes, "duration", d.Round(time.Microsecond), "remote", r.RemoteAddr)
+		s.cfg.Log.Log(ctx, level, "http", "method", method, "route", route.name, "path", path,
+			"status", status, "bytes", bytes, "duration", d.Round(time.Microsecond), "remote", remote)
 	}
 	route.done = done
 	defer func() {

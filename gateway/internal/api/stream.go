@@ -248,10 +248,12 @@ func (s *Server) handOver(w http.ResponseWriter, r *http.Request, st *stream.Str
 			return
 		}
 	}
+	// What the stream keeps until it ends must not hold on to the request.
 	route, _ := r.Context().Value(routeKey{}).(*routeName)
+	remote := r.RemoteAddr
 	err = st.Attach(conn, c, sent, func(reason error, delivered int64) {
 		leave()
-		s.cfg.Log.Debug("stream ended", "room", room, "reason", reason, "delivered", delivered, "remote", r.RemoteAddr)
+		s.cfg.Log.Debug("stream ended", "room", room, "reason", reason, "delivered", delivered, "remote", remote)
 		if route != nil {
 			route.done(context.Background(), http.StatusOK, 0)
 		}
