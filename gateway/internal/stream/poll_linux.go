@@ -103,7 +103,11 @@ func (p *poller) run() {
 				s.end(ErrClientGone)
 				continue
 			}
-			if ev.Events&syscall.EPOLLOUT != 0 && s.blockedSince.Load() != 0 {
+			if ev.Events&syscall.EPOLLOUT != 0 {
+				// The socket has room again after a write that did not fit
+				// (the kernel signals nothing else). Always run the stream:
+				// the edge may come before the worker has recorded that it
+				// is waiting, and a missed edge would never come again.
 				s.Notify()
 			}
 		}
