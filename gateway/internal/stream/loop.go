@@ -89,6 +89,7 @@ type Loop struct {
 	delayed []*Stream    // streams waiting out Coalesce, still "queued"
 	dtimer  *time.Timer  // moves due streams to the queue; armed while delayed is not empty
 	ndelay  atomic.Int64 // len(delayed)
+	held    atomic.Int64 // how often a stream was held back to coalesce
 
 	mu      sync.Mutex
 	streams map[*Stream]struct{}
@@ -242,6 +243,10 @@ func (s *Stream) Attach(conn net.Conn, c *hub.Client, sent uint64, onClose func(
 	return nil
 }
 
+// Coalesced returns how often a stream was held back to gather more
+// frames into one write.
+func (l *Loop) Coalesced() int64 { return l.held.Load() }
+
 // Streams returns the number of attached streams.
 func (l *Loop) Streams() int {
 	l.mu.Lock()
@@ -313,6 +318,7 @@ func (l *Loop) delay(s *Stream) {
 	defer l.dmu.Unlock()
 	l.delayed = append(l.delayed, s)
 	l.ndelay.Store(int64(len(l.delayed)))
+	l.held.Add(1)
 	if len(l.delayed) == 1 {
 		wait := time.Duration(s.lastWrite.Load() + l.opts.Coalesce.Nanoseconds() - time.Now().UnixNano())
 		l.dtimer.Reset(max(wait, 0))
