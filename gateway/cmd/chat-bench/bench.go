@@ -32,10 +32,6 @@ type subscriber struct {
 	count atomic.Int64
 	mu    sync.Mutex
 	lat   []float64 // milliseconds, probes only
-	// every, if positive, spaces a counting subscriber's reads: it reads
-	// what has arrived in one go, then waits, so the load generator spends
-	// fewer system calls per delivery. Probes always read at once.
-	every time.Duration
 }
 
 // subscribe opens an SSE stream and reads it until ctx ends; ready is
@@ -81,9 +77,6 @@ func (s *subscriber) subscribe(ctx context.Context, url string, probe bool, read
 		}
 		if err != nil {
 			return
-		}
-		if s.every > 0 {
-			time.Sleep(s.every)
 		}
 	}
 }
@@ -136,11 +129,11 @@ func isProbe(i, n, urls int) bool {
 
 // openSubscribers opens n subscribers spread over urls, one probe per URL
 // among them (isProbe). It returns once all are open.
-func openSubscribers(ctx context.Context, urls []string, room string, n int, every time.Duration) ([]*subscriber, error) {
+func openSubscribers(ctx context.Context, urls []string, room string, n int) ([]*subscriber, error) {
 	subs := make([]*subscriber, n)
 	errs := make(chan error, n)
 	for i := range subs {
-		subs[i] = &subscriber{every: every}
+		subs[i] = &subscriber{}
 		url := eventsURL(urls[i%len(urls)], room)
 		go subs[i].subscribe(ctx, url, isProbe(i, n, len(urls)), func(err error) { errs <- err })
 		if i%100 == 99 {
@@ -233,7 +226,7 @@ func fanout(ctx context.Context, mode string, o options) (Result, error) {
 	if o.publishFirst && len(o.urls) > 1 {
 		subURLs = o.urls[1:] // listeners on other nodes than the publisher's
 	}
-	subs, err := openSubscribers(sctx, subURLs, o.room, o.subs, o.readEvery)
+	subs, err := openSubscribers(sctx, subURLs, o.room, o.subs)
 	if err != nil {
 		return res, err
 	}

@@ -75,7 +75,6 @@ type options struct {
 	workers     int
 	settle      time.Duration
 	drain       time.Duration
-	readEvery   time.Duration
 	// publishFirst publishes on the first URL only and listens on the
 	// others, so latency crosses nodes.
 	publishFirst bool
@@ -157,7 +156,6 @@ func parse(mode string, args []string, stderr io.Writer) (options, error) {
 	fs.Int(&o.workers, "workers", 1, "child processes to spread the connections over")
 	fs.Duration(&o.settle, "settle", 3*time.Second, "idle: wait after connecting before reading memory")
 	fs.Duration(&o.drain, "drain", 10*time.Second, "fanout: longest wait for the last deliveries")
-	fs.Duration(&o.readEvery, "read-every", 0, "fanout/latency: a counting subscriber reads what has arrived, then waits this long before reading again (fewer system calls in the load generator; latency probes always read at once; 0: read as data comes)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -184,8 +182,6 @@ func parse(mode string, args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("--concurrency must be from 1 to 1000")
 	case o.workers < 1 || o.workers > 64:
 		return o, errors.New("--workers must be from 1 to 64")
-	case o.readEvery < 0 || o.readEvery > time.Second:
-		return o, errors.New("--read-every must be from 0 to 1s")
 	}
 	if mode == "latency" {
 		o.publishFirst = true

@@ -143,7 +143,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, room string) {
 	}
 	heartbeat := time.NewTimer(s.cfg.Heartbeat)
 	defer heartbeat.Stop()
-	var frames []hub.Frame
+	var out []byte // the frames of one write
 	for {
 		select {
 		case <-c.Ready():
@@ -151,20 +151,14 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, room string) {
 			if !s.setDeadline(rc, c) {
 				return
 			}
-			frames = c.Take(frames)
-			delivered := 0
-			for _, f := range frames {
-				if f.Seq == 0 || f.Seq > sent { // 0: a presence event
-					if _, err := w.Write(f.Data); err != nil {
-						return
-					}
-					if f.Seq > 0 {
-						delivered++
-					}
-					sent = max(sent, f.Seq)
-				}
+			var delivered int
+			out, delivered = c.AppendWaiting(out[:0], &sent)
+			if _, err := w.Write(out); err != nil {
+				return
 			}
-			clear(frames)          // drop the references to the frames' bytes
+			if cap(out) > 64<<10 {
+				out = nil // let a burst's memory go
+			}
 			if rc.Flush() != nil { // under the deadline set above
 				return
 			}

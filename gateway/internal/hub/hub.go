@@ -138,7 +138,7 @@ type Client struct {
 	onEnd   func(error)
 }
 
-// Ready is signalled when frames are waiting; Take them. A client joined
+// Ready is signalled when frames are waiting; AppendWaiting takes them. A client joined
 // with Listener.Notify is told through that instead.
 func (c *Client) Ready() <-chan struct{} { return c.ready }
 
@@ -152,18 +152,29 @@ func (c *Client) Ended() (bool, error) {
 	}
 }
 
-// Take returns every waiting frame, oldest first. It reuses buf (the slice
-// of the previous Take, once the caller is done with it) for the next
-// frames, so a steady stream allocates nothing.
-func (c *Client) Take(buf []Frame) []Frame {
+// AppendWaiting appends to buf the data of the waiting frames the client
+// has not had yet, oldest first: presence events (Seq 0) and messages
+// after *sent, which it advances. It empties the queue and returns buf
+// and how many messages it appended.
+func (c *Client) AppendWaiting(buf []byte, sent *uint64) ([]byte, int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := c.pending
-	if cap(buf) > 1024 {
-		buf = nil // let a burst's memory go
+	n := 0
+	for _, f := range c.pending {
+		if f.Seq == 0 || f.Seq > *sent {
+			buf = append(buf, f.Data...)
+			if f.Seq > 0 {
+				*sent = f.Seq
+				n++
+			}
+		}
 	}
-	c.pending = buf[:0]
-	return out
+	clear(c.pending) // drop the references to the frames' bytes
+	c.pending = c.pending[:0]
+	if cap(c.pending) > 1024 {
+		c.pending = nil // let a burst's memory go
+	}
+	return buf, n
 }
 
 // push queues f, or reports false when the queue is full.

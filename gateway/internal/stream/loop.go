@@ -162,7 +162,6 @@ type Stream struct {
 	// Touched by the worker running the stream only.
 	sent      uint64 // last sequence written; live frames up to it are skipped
 	out       []byte // bytes the socket did not take yet
-	frames    []hub.Frame
 	delivered int64
 
 	forced       atomic.Pointer[error] // set to end the stream at its next run
@@ -390,21 +389,7 @@ func (s *Stream) run(buf []byte) []byte {
 		s.close(why)
 		return buf
 	}
-	s.frames = s.client.Take(s.frames)
-	n := 0
-	for _, f := range s.frames {
-		if f.Seq == 0 || f.Seq > s.sent { // 0: a presence event
-			buf = append(buf, f.Data...)
-			if f.Seq > 0 {
-				s.sent = f.Seq
-				n++
-			}
-		}
-	}
-	clear(s.frames) // drop the references to the frames' bytes
-	if cap(s.frames) > 64 {
-		s.frames = nil
-	}
+	buf, n := s.client.AppendWaiting(buf, &s.sent)
 	if ended && errors.Is(why, hub.ErrClosed) {
 		buf = append(buf, s.loop.opts.Goodbye...)
 	}
@@ -499,14 +484,21 @@ func (s *Stream) close(reason error) {
 func (l *Loop) forget(s *Stream) {
 	l.mu.Lock()
 	delete(l.streams, s)
-	if l.closing && len(l.streams) == 0 {
-		select {
-		case <-l.empty:
-		default:
-			close(l.empty)
-		}
-	}
+	l.signalEmpty()
 	l.mu.Unlock()
+}
+
+// signalEmpty closes l.empty once the loop is closing and holds no
+// stream; l.mu is held.
+func (l *Loop) signalEmpty() {
+	if !l.closing || len(l.streams) > 0 {
+		return
+	}
+	select {
+	case <-l.empty:
+	default:
+		close(l.empty)
+	}
 }
 
 // end makes the stream's next run close it with reason; a worker does the
@@ -560,13 +552,7 @@ func (l *Loop) sweep() {
 func (l *Loop) Shutdown(ctx context.Context) error {
 	l.mu.Lock()
 	l.closing = true
-	if len(l.streams) == 0 {
-		select {
-		case <-l.empty:
-		default:
-			close(l.empty)
-		}
-	}
+	l.signalEmpty()
 	l.mu.Unlock()
 	var err error
 	select {
