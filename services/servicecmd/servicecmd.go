@@ -58,12 +58,8 @@ func Run(c Command, args []string, getenv func(string) string, stderr io.Writer)
 		fmt.Fprintf(stderr, "%s\n\nUsage:\n  %s [flags]\n  %s healthcheck [--health-file FILE]\n\nFlags:\n", c.Description, c.Name, c.Name)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "%s: %v\n", c.Name, err)
-		return 2
+	if code, ok := parse(fs, args, c.Name, stderr); !ok {
+		return code
 	}
 	if natsURL == "" {
 		fmt.Fprintf(stderr, "%s: --nats-url must not be empty\n", c.Name)
@@ -170,12 +166,8 @@ func healthcheck(c Command, args []string, getenv func(string) string, stderr io
 	fs := envflag.New(c.Name+" healthcheck", getenv, stderr)
 	var healthFile string
 	fs.String(&healthFile, "health-file", "", "the file the running service keeps fresh")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "%s healthcheck: %v\n", c.Name, err)
-		return 2
+	if code, ok := parse(fs, args, c.Name+" healthcheck", stderr); !ok {
+		return code
 	}
 	if healthFile == "" {
 		fmt.Fprintf(stderr, "%s healthcheck: --health-file (CHAT_HEALTH_FILE) is not set\n", c.Name)
@@ -186,4 +178,19 @@ func healthcheck(c Command, args []string, getenv func(string) string, stderr io
 		return 1
 	}
 	return 0
+}
+
+// parse parses args; when the command should stop (--help: 0, a bad
+// argument: 2, reported as name's) it returns the exit status and false.
+func parse(fs *envflag.Set, args []string, name string, stderr io.Writer) (int, bool) {
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return 0, true
+	case errors.Is(err, flag.ErrHelp):
+		return 0, false
+	default:
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 2, false
+	}
 }
