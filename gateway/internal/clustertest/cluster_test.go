@@ -204,26 +204,47 @@ func receivesAfter(t *testing.T, who string, s *ssetest.Stream, mark string, tim
 func checkHistoryHolds(t *testing.T, g *clustertest.Gateway, room string, accepted []string) {
 	t.Helper()
 	brokertest.CheckFor(t, wait, 100*time.Millisecond, func() error {
-		resp, err := http.Get(g.URL + "/rooms/" + room + "/messages?limit=500")
+		have, err := historyTexts(g.URL, room)
 		if err != nil {
 			return err
 		}
-		defer resp.Body.Close()
-		var page struct{ Messages []ssetest.Message }
-		if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
-			return err
-		}
-		have := map[string]bool{}
-		for _, m := range page.Messages {
-			have[m.Text] = true
-		}
 		for _, a := range accepted {
 			if !have[a] {
-				return fmt.Errorf("accepted message %s is not in history (%d messages)", a, len(page.Messages))
+				return fmt.Errorf("accepted message %s is not in history (%d messages)", a, len(have))
 			}
 		}
 		return nil
 	})
+}
+
+// historyTexts returns the texts of every message in a room's history,
+// reading it page by page from the newest back.
+func historyTexts(base, room string) (map[string]bool, error) {
+	have := map[string]bool{}
+	before := ""
+	for {
+		url := base + "/rooms/" + room + "/messages?limit=500"
+		if before != "" {
+			url += "&before=" + before
+		}
+		resp, err := http.Get(url)
+		if err != nil {
+			return nil, err
+		}
+		var page struct{ Messages []ssetest.Message }
+		err = json.NewDecoder(resp.Body).Decode(&page)
+		resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range page.Messages {
+			have[m.Text] = true
+		}
+		if len(page.Messages) < 500 {
+			return have, nil
+		}
+		before = page.Messages[0].Cursor // pages run oldest to newest
+	}
 }
 
 // jetStreamAt returns a JetStream client connected to natsURL for the
