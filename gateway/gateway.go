@@ -59,6 +59,12 @@ type Options struct {
 	MaxReplay int
 	// ClientQueue is the number of frames queued per SSE client.
 	ClientQueue int
+	// ClientBuffer is the byte budget of an SSE client: queued frames and
+	// output its connection has not taken (default 1 MiB).
+	ClientBuffer int
+	// WriteTimeout ends a response, or an SSE stream, whose client has not
+	// taken what was written to it within this time (default 10s).
+	WriteTimeout time.Duration
 	// Heartbeat is the SSE heartbeat interval.
 	Heartbeat time.Duration
 	// SSEWriter is "loop" (or ""): SSE streams are written by a stream
@@ -168,11 +174,12 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 	}
 	if o.SSEWriter != "handler" && stream.Supported {
 		g.loop, err = stream.New(stream.Options{
-			Heartbeat: o.Heartbeat,
-			Coalesce:  o.SSECoalesce,
-			Goodbye:   sse.AppendRetry(nil, api.DefaultShutdownRetry),
-			Delivered: func(n int) { g.metrics.Delivered.Add(float64(n)) },
-			Log:       g.log,
+			Heartbeat:    o.Heartbeat,
+			WriteTimeout: o.WriteTimeout,
+			Coalesce:     o.SSECoalesce,
+			Goodbye:      sse.AppendRetry(nil, api.DefaultShutdownRetry),
+			Delivered:    func(n int) { g.metrics.Delivered.Add(float64(n)) },
+			Log:          g.log,
 		})
 		if err != nil {
 			g.abort()
@@ -196,6 +203,8 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 		Request:         g.nc.RequestWithContext,
 		MaxMessageBytes: o.MaxMessageBytes,
 		ClientQueue:     o.ClientQueue,
+		ClientBuffer:    o.ClientBuffer,
+		WriteTimeout:    o.WriteTimeout,
 		MaxReplay:       o.MaxReplay,
 		Heartbeat:       o.Heartbeat,
 		BodyTimeout:     o.BodyTimeout,

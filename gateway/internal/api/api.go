@@ -77,7 +77,13 @@ type Config struct {
 	// MaxReplay bounds the messages replayed to a resuming client.
 	MaxReplay   int
 	ClientQueue int
-	Heartbeat   time.Duration
+	// ClientBuffer is the byte budget of an SSE client: queued frames
+	// and output not yet taken by its connection (default 1 MiB).
+	ClientBuffer int
+	// WriteTimeout ends a response, or an SSE stream, whose client has not
+	// taken what was written to it within this time (default 10s).
+	WriteTimeout time.Duration
+	Heartbeat    time.Duration
 	// Retry is the reconnect delay hinted to SSE clients.
 	Retry time.Duration
 	// ShutdownRetry is the reconnect delay hinted to SSE clients that the
@@ -103,7 +109,11 @@ const (
 	DefaultUser  = "anonymous"
 	DefaultLimit = 50
 	MaxLimit     = 500
-	writeTimeout = 10 * time.Second
+	// DefaultClientBuffer is the byte budget of an SSE client.
+	DefaultClientBuffer = 1 << 20
+	// DefaultWriteTimeout is how long a client may take to take a
+	// response, or to catch up with its SSE stream.
+	DefaultWriteTimeout = 10 * time.Second
 	// DefaultShutdownRetry is the reconnect delay hinted to SSE clients
 	// when the gateway stops.
 	DefaultShutdownRetry = 250 * time.Millisecond
@@ -145,6 +155,12 @@ func New(cfg Config) *Server {
 	}
 	if cfg.ClientQueue <= 0 {
 		cfg.ClientQueue = 256
+	}
+	if cfg.ClientBuffer <= 0 {
+		cfg.ClientBuffer = DefaultClientBuffer
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
 	}
 	s := &Server{cfg: cfg, router: mux.NewRouter()}
 	r := s.router

@@ -81,7 +81,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, room string) {
 		st = s.cfg.Loop.NewStream()
 	}
 	rc := http.NewResponseController(w)
-	listener := hub.Listener{Queue: s.cfg.ClientQueue}
+	remote := r.RemoteAddr // kept by the stream, unlike the request
+	listener := hub.Listener{Queue: s.cfg.ClientQueue, Budget: s.cfg.ClientBuffer}
 	if st != nil {
 		listener.Notify = st.Notify
 		listener.OnEnd = func(err error) {
@@ -114,6 +115,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, room string) {
 		presenceID = s.cfg.Presence.Join(room, user)
 	}
 	leave := func() {
+		if ended, why := c.Ended(); ended && errors.Is(why, hub.ErrSlowClient) {
+			s.cfg.Log.Info("listener cut off", "room", room, "remote", remote, "reason", why)
+		}
 		s.cfg.Hub.Leave(c)
 		s.cfg.Metrics.SSEConnections.Dec()
 		if s.cfg.Presence != nil {
@@ -153,6 +157,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, room string) {
 			}
 			var delivered int
 			out, delivered = c.AppendWaiting(out[:0], &sent)
+			c.SetUnsent(len(out)) // until the connection has taken it
 			if _, err := w.Write(out); err != nil {
 				return
 			}
@@ -162,6 +167,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, room string) {
 			if rc.Flush() != nil { // under the deadline set above
 				return
 			}
+			c.SetUnsent(0)
 			s.cfg.Metrics.Delivered.Add(float64(delivered))
 			heartbeat.Reset(s.cfg.Heartbeat)
 		case <-heartbeat.C:
@@ -225,7 +231,7 @@ func (s *Server) handOver(w http.ResponseWriter, r *http.Request, st *stream.Str
 	buf.WriteString("\r\n")
 	buf.Write(sse.AppendRetry(nil, s.cfg.Retry))
 	send := func(b []byte) bool {
-		_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		_ = conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 		_, err := conn.Write(b)
 		return err == nil
 	}
@@ -383,7 +389,7 @@ func (s *Server) countBetween(ctx context.Context, room string, lo, hi uint64) (
 // setDeadline sets the write deadline for the next writes, unless the hub
 // has cut the client off (its onEnd may have just set an expired deadline).
 func (s *Server) setDeadline(rc *http.ResponseController, c *hub.Client) bool {
-	_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 	select {
 	case <-c.Done():
 		return !errors.Is(c.Err(), hub.ErrSlowClient)
@@ -394,7 +400,7 @@ func (s *Server) setDeadline(rc *http.ResponseController, c *hub.Client) bool {
 
 // write writes b (which may be empty) and flushes, under a write deadline.
 func (s *Server) write(w http.ResponseWriter, rc *http.ResponseController, b []byte) bool {
-	_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 	if len(b) > 0 {
 		if _, err := w.Write(b); err != nil {
 			return false

@@ -33,6 +33,8 @@ type Config struct {
 	HistoryReplicas int
 	MaxReplay       int
 	ClientQueue     int
+	ClientBuffer    int
+	WriteTimeout    time.Duration
 	Heartbeat       time.Duration
 	SSEWriter       string
 	SSECoalesce     time.Duration
@@ -74,6 +76,8 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	fs.Int(&c.HistoryReplicas, "history-replicas", 0, "replicas of the history stream; 0 picks 3 on a cluster of 3 or more nodes, else 1, and never scales down")
 	fs.Int(&c.MaxReplay, "max-replay", 1000, "most messages replayed to a client resuming from a cursor; beyond it the client gets a reset event and the newest messages")
 	fs.Int(&c.ClientQueue, "client-queue", 256, "messages queued per SSE client before it is disconnected as too slow")
+	fs.Int(&c.ClientBuffer, "client-buffer", 1<<20, "bytes waiting per SSE client (queued messages and output its connection has not taken) before it is disconnected as too slow")
+	fs.Duration(&c.WriteTimeout, "write-timeout", 10*time.Second, "how long a client may take to take a response, or to catch up with its SSE stream, however little it reads meanwhile")
 	fs.Duration(&c.Heartbeat, "heartbeat", 15*time.Second, "interval of SSE heartbeat comments")
 	fs.String(&c.SSEWriter, "sse-writer", "loop", "how SSE streams are written: loop (a few goroutines write every stream, on connections taken over from net/http; Linux, else handler) or handler (one net/http handler per stream)")
 	fs.Duration(&c.SSECoalesce, "sse-coalesce", 20*time.Millisecond, "with --sse-writer loop, while many streams wait to be written: the shortest time between two writes to one SSE stream, so a busy room's messages go out together (an idle gateway writes at once; 0: always at once)")
@@ -120,6 +124,12 @@ func (c Config) validate() error {
 	}
 	if c.ClientQueue < 1 {
 		errs = append(errs, errors.New("--client-queue must be at least 1"))
+	}
+	if c.ClientBuffer < 4096 {
+		errs = append(errs, errors.New("--client-buffer must be at least 4096 bytes"))
+	}
+	if c.WriteTimeout < 100*time.Millisecond {
+		errs = append(errs, errors.New("--write-timeout must be at least 100ms"))
 	}
 	if c.Heartbeat <= 0 {
 		errs = append(errs, errors.New("--heartbeat must be positive"))

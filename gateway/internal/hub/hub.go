@@ -12,9 +12,15 @@
 // gap-free, duplicate-free feed.
 //
 // Each message is encoded as an SSE frame once and the same bytes are
-// queued to every client of the room. A client whose queue is full is
-// disconnected rather than allowed to block the room or grow memory; it
-// resumes from its last cursor when it reconnects.
+// queued to every client of the room. A client whose queue is over its
+// frame or byte budget is disconnected rather than allowed to block the
+// room or grow memory; it resumes from its last cursor when it reconnects.
+//
+// Locks: no lock of the hub is held across a network round trip or a
+// sleep, except a room's feed lock, which only that room's delivery takes.
+// Activating a room (subscribing, learning its position) and filling a
+// hole from history therefore delay that room alone; joins, leaves and
+// deliveries of other rooms go on.
 package hub
 
 import (
@@ -33,7 +39,9 @@ import (
 
 // Errors that end a client; Client.Err returns them.
 var (
-	// ErrSlowClient ends a client whose queue overflowed.
+	// ErrSlowClient ends a client that fell behind: its queue went over
+	// its frame or byte budget. The error a client ends with wraps it and
+	// says which.
 	ErrSlowClient = errors.New("client fell behind and was disconnected")
 	// ErrClosed ends every client when the hub closes (gateway shutdown).
 	ErrClosed = errors.New("hub closed")
@@ -77,7 +85,10 @@ type Options struct {
 	// messages of a hole: a lagging replica, or a leader election after a
 	// node died (default 5s).
 	CatchUpTimeout time.Duration
-	Log            *slog.Logger
+	// ActivateTimeout bounds subscribing to a room and learning its
+	// position, whoever waits for it (default 5s).
+	ActivateTimeout time.Duration
+	Log             *slog.Logger
 }
 
 // Hub holds the active rooms of one gateway process.
@@ -88,9 +99,9 @@ type Hub struct {
 	opts   Options
 	log    *slog.Logger
 
-	mu     sync.Mutex
+	mu     sync.Mutex // guards rooms only; never held across I/O
 	rooms  map[string]*room
-	closed bool
+	closed atomic.Bool
 
 	clients   atomic.Int64
 	backfills atomic.Int64
@@ -105,6 +116,9 @@ func New(nc *nats.Conn, src Source, encode Encoder, o Options) *Hub {
 	if o.CatchUpTimeout <= 0 {
 		o.CatchUpTimeout = 5 * time.Second
 	}
+	if o.ActivateTimeout <= 0 {
+		o.ActivateTimeout = 5 * time.Second
+	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
@@ -112,122 +126,22 @@ func New(nc *nats.Conn, src Source, encode Encoder, o Options) *Hub {
 }
 
 type room struct {
-	name     string
+	name string
+	// ready is closed once the room is subscribed and knows its position
+	// (err nil) or failed to (err set).
+	ready    chan struct{}
+	err      error
 	sub      *nats.Subscription
 	presence *nats.Subscription
-	members  map[*Client]struct{} // guarded by Hub.mu
 
-	mu      sync.Mutex // serialises delivery; guards lastSeq and list
+	// feed serialises delivery: the live handler, backfills and resyncs.
+	// It is held while history is read; joins and leaves never take it.
+	feed sync.Mutex
+
+	mu      sync.Mutex // guards what follows; never held across I/O
 	lastSeq uint64
 	list    []*Client
-}
-
-// Client is one listener of a room.
-type Client struct {
-	room string
-	// pending holds the frames not yet taken, at most max; it grows only
-	// while a client is behind, so an idle client costs a few bytes.
-	mu      sync.Mutex
-	pending []Frame
-	max     int
-	ready   chan struct{} // signalled when pending becomes non-empty
-	notify  func()        // called instead, when set
-	done    chan struct{}
-	once    sync.Once
-	err     error
-	onEnd   func(error)
-}
-
-// Ready is signalled when frames are waiting; AppendWaiting takes them. A client joined
-// with Listener.Notify is told through that instead.
-func (c *Client) Ready() <-chan struct{} { return c.ready }
-
-// Ended reports whether the hub has ended the client, and why.
-func (c *Client) Ended() (bool, error) {
-	select {
-	case <-c.done:
-		return true, c.err
-	default:
-		return false, nil
-	}
-}
-
-// AppendWaiting appends to buf the data of the waiting frames the client
-// has not had yet, oldest first: presence events (Seq 0) and messages
-// after *sent, which it advances. It empties the queue and returns buf
-// and how many messages it appended.
-func (c *Client) AppendWaiting(buf []byte, sent *uint64) ([]byte, int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for _, f := range c.pending {
-		if f.Seq == 0 || f.Seq > *sent {
-			buf = append(buf, f.Data...)
-			if f.Seq > 0 {
-				*sent = f.Seq
-				n++
-			}
-		}
-	}
-	clear(c.pending) // drop the references to the frames' bytes
-	c.pending = c.pending[:0]
-	if cap(c.pending) > 1024 {
-		c.pending = nil // let a burst's memory go
-	}
-	return buf, n
-}
-
-// push queues f, or reports false when the queue is full.
-func (c *Client) push(f Frame) bool {
-	c.mu.Lock()
-	if len(c.pending) >= c.max {
-		c.mu.Unlock()
-		return false
-	}
-	c.pending = append(c.pending, f)
-	c.mu.Unlock()
-	if c.notify != nil {
-		c.notify()
-		return true
-	}
-	select {
-	case c.ready <- struct{}{}:
-	default:
-	}
-	return true
-}
-
-// Done is closed when the hub ends the client.
-func (c *Client) Done() <-chan struct{} { return c.done }
-
-// Err returns why the client was ended, after Done is closed.
-func (c *Client) Err() error {
-	<-c.done
-	return c.err
-}
-
-func (c *Client) end(err error) {
-	c.once.Do(func() {
-		c.err = err
-		close(c.done)
-		if c.onEnd != nil {
-			c.onEnd(err)
-		}
-	})
-}
-
-// Listener describes a client joining a room.
-type Listener struct {
-	// Queue is how many frames may wait for the client before it is ended
-	// with ErrSlowClient (at least 1).
-	Queue int
-	// Notify, if set, is called whenever a frame is queued, instead of
-	// signalling Ready. It runs under the room's delivery lock and must
-	// not block.
-	Notify func()
-	// OnEnd, if set, is called once when the hub ends the client, with the
-	// reason. It must not block.
-	OnEnd func(error)
+	gone    bool // the room was given up; a joiner looks it up again
 }
 
 // Join registers a client of room. It returns the client and the sequence
@@ -236,89 +150,135 @@ type Listener struct {
 // replays from the stream up to that sequence and takes the rest from its
 // queue.
 func (h *Hub) Join(ctx context.Context, roomName string, l Listener) (*Client, uint64, error) {
-	c := &Client{room: roomName, max: max(l.Queue, 1), notify: l.Notify, done: make(chan struct{}), onEnd: l.OnEnd}
-	if l.Notify == nil {
-		c.ready = make(chan struct{}, 1)
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed {
-		return nil, 0, ErrClosed
-	}
-	r := h.rooms[roomName]
-	if r == nil {
-		var err error
-		if r, err = h.activate(ctx, roomName); err != nil {
-			return nil, 0, err
+	c := newClient(l)
+	for {
+		if h.closed.Load() {
+			return nil, 0, ErrClosed
 		}
-		h.rooms[roomName] = r
+		h.mu.Lock()
+		r := h.rooms[roomName]
+		mine := r == nil
+		if mine {
+			r = &room{name: roomName, ready: make(chan struct{})}
+			h.rooms[roomName] = r
+		}
+		h.mu.Unlock()
+		if mine {
+			h.activate(r)
+		}
+		select {
+		case <-r.ready:
+		case <-ctx.Done():
+			return nil, 0, fmt.Errorf("join room %s: %w", roomName, ctx.Err())
+		}
+		if r.err != nil {
+			return nil, 0, r.err
+		}
+		r.mu.Lock()
+		if r.gone || h.closed.Load() {
+			// The last client left (or the hub closed) meanwhile: look
+			// the room up again.
+			r.mu.Unlock()
+			continue
+		}
+		c.room = r
+		r.list = append(r.list, c)
+		seq := r.lastSeq
+		r.mu.Unlock()
+		h.clients.Add(1)
+		return c, seq, nil
 	}
-	r.members[c] = struct{}{}
-	h.clients.Add(1)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.list = append(r.list, c)
-	return c, r.lastSeq, nil
 }
 
-// activate subscribes to a room's live feed and learns its last sequence.
-// The room's delivery lock is held until then, so live messages wait.
-func (h *Hub) activate(ctx context.Context, name string) (*room, error) {
-	r := &room{name: name, members: map[*Client]struct{}{}}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	sub, err := h.nc.Subscribe(broker.LiveSubject(name), func(msg *nats.Msg) { h.deliver(r, msg) })
+// activate subscribes to a room's live feed and learns its last sequence,
+// holding the room's feed lock so live messages wait until then. It uses
+// a context of its own: one listener giving up must not fail the others
+// waiting for the room.
+func (h *Hub) activate(r *room) {
+	ctx, cancel := context.WithTimeout(context.Background(), h.opts.ActivateTimeout)
+	defer cancel()
+	r.feed.Lock()
+	defer r.feed.Unlock()
+	defer close(r.ready)
+	fail := func(err error) {
+		r.err = err
+		if r.sub != nil {
+			_ = r.unsubscribe()
+		}
+		h.mu.Lock()
+		if h.rooms[r.name] == r {
+			delete(h.rooms, r.name)
+		}
+		h.mu.Unlock()
+	}
+	sub, err := h.nc.Subscribe(broker.LiveSubject(r.name), func(msg *nats.Msg) { h.deliver(r, msg) })
 	if err != nil {
-		return nil, fmt.Errorf("subscribe to room %s: %w", name, err)
+		fail(fmt.Errorf("subscribe to room %s: %w", r.name, err))
+		return
 	}
 	// Unlimited pending in the client library: overflow is handled per
 	// SSE client, where it belongs, not by dropping the room's feed.
 	_ = sub.SetPendingLimits(-1, -1)
 	r.sub = sub
 	if h.opts.Presence != nil {
-		if r.presence, err = h.nc.Subscribe(broker.PresenceEventSubject(name), func(msg *nats.Msg) { h.deliverPresence(r, msg) }); err != nil {
-			r.unsubscribe()
-			return nil, fmt.Errorf("subscribe to room %s presence: %w", name, err)
+		if r.presence, err = h.nc.Subscribe(broker.PresenceEventSubject(r.name), func(msg *nats.Msg) { h.deliverPresence(r, msg) }); err != nil {
+			fail(fmt.Errorf("subscribe to room %s presence: %w", r.name, err))
+			return
 		}
 	}
 	if err := h.nc.FlushWithContext(ctx); err != nil {
-		r.unsubscribe()
-		return nil, fmt.Errorf("subscribe to room %s: %w", name, err)
+		fail(fmt.Errorf("subscribe to room %s: %w", r.name, err))
+		return
 	}
-	if r.lastSeq, err = h.src.LastSeq(ctx, name); err != nil {
-		r.unsubscribe()
-		return nil, fmt.Errorf("room %s position: %w", name, err)
+	last, err := h.src.LastSeq(ctx, r.name)
+	if err != nil {
+		fail(fmt.Errorf("room %s position: %w", r.name, err))
+		return
 	}
-	return r, nil
+	r.mu.Lock()
+	r.lastSeq = last
+	r.mu.Unlock()
 }
 
 // Leave unregisters c; the room's subscription ends with its last client.
 func (h *Hub) Leave(c *Client) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	r := h.rooms[c.room]
+	r := c.room
 	if r == nil {
 		return
 	}
-	if _, ok := r.members[c]; !ok {
-		return
-	}
-	delete(r.members, c)
-	h.clients.Add(-1)
 	r.mu.Lock()
+	found := false
 	for i, m := range r.list {
 		if m == c {
 			r.list = append(r.list[:i:i], r.list[i+1:]...)
+			found = true
 			break
 		}
 	}
+	last := found && len(r.list) == 0 && !r.gone
+	if last {
+		r.gone = true
+	}
 	r.mu.Unlock()
-	if len(r.members) == 0 {
-		delete(h.rooms, c.room)
+	if !found {
+		return
+	}
+	h.clients.Add(-1)
+	if last {
+		h.forget(r)
 		if err := r.unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-			h.log.Warn("unsubscribe room", "room", c.room, "err", err)
+			h.log.Warn("unsubscribe room", "room", r.name, "err", err)
 		}
 	}
+}
+
+// forget removes r from the active rooms, if it is still there.
+func (h *Hub) forget(r *room) {
+	h.mu.Lock()
+	if h.rooms[r.name] == r {
+		delete(h.rooms, r.name)
+	}
+	h.mu.Unlock()
 }
 
 func (r *room) unsubscribe() error {
@@ -329,30 +289,54 @@ func (r *room) unsubscribe() error {
 	return err
 }
 
-// Close ends every client with ErrClosed and refuses new ones.
-func (h *Hub) Close() {
+// active returns the rooms that are subscribed and positioned.
+func (h *Hub) active() []*room {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.closed = true
+	rooms := make([]*room, 0, len(h.rooms))
 	for _, r := range h.rooms {
-		for c := range r.members {
+		select {
+		case <-r.ready:
+			if r.err == nil {
+				rooms = append(rooms, r)
+			}
+		default: // still activating: it learns its position itself
+		}
+	}
+	return rooms
+}
+
+// Close ends every client with ErrClosed and refuses new ones.
+func (h *Hub) Close() {
+	h.closed.Store(true)
+	for _, r := range h.active() {
+		r.mu.Lock()
+		for _, c := range r.list {
 			c.end(ErrClosed)
 		}
+		r.mu.Unlock()
 	}
 }
 
 // Reset ends every client with ErrResync and forgets every room, for when
 // the history stream was recreated and old positions mean nothing.
 func (h *Hub) Reset() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for name, r := range h.rooms {
-		for c := range r.members {
+	for _, r := range h.active() {
+		r.mu.Lock()
+		if r.gone {
+			r.mu.Unlock()
+			continue
+		}
+		r.gone = true
+		list := r.list
+		r.list = nil
+		r.mu.Unlock()
+		for _, c := range list {
 			c.end(ErrResync)
 			h.clients.Add(-1)
 		}
+		h.forget(r)
 		_ = r.unsubscribe()
-		delete(h.rooms, name)
 	}
 }
 
@@ -362,24 +346,18 @@ func (h *Hub) Reset() {
 // keeps its clients: the error is returned so the caller tries again soon,
 // and the next live message repairs any hole by itself.
 func (h *Hub) Resync(ctx context.Context) error {
-	h.mu.Lock()
-	rooms := make([]*room, 0, len(h.rooms))
-	for _, r := range h.rooms {
-		rooms = append(rooms, r)
-	}
-	h.mu.Unlock()
 	var errs []error
-	for _, r := range rooms {
+	for _, r := range h.active() {
 		last, err := h.src.LastSeq(ctx, r.name)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("room %s: %w", r.name, err))
 			continue
 		}
-		r.mu.Lock()
-		if last > r.lastSeq {
+		r.feed.Lock()
+		if last > r.position() {
 			h.backfill(ctx, r, last)
 		}
-		r.mu.Unlock()
+		r.feed.Unlock()
 	}
 	return errors.Join(errs...)
 }
@@ -397,6 +375,13 @@ func (h *Hub) Rooms() int {
 	return len(h.rooms)
 }
 
+// position returns the last sequence delivered to the room's clients.
+func (r *room) position() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastSeq
+}
+
 // deliver is the room's subscription handler. nats.go calls it from one
 // goroutine per subscription, so frames are queued in stream order.
 func (h *Hub) deliver(r *room, msg *nats.Msg) {
@@ -405,12 +390,13 @@ func (h *Hub) deliver(r *room, msg *nats.Msg) {
 		h.log.Warn("drop live message", "room", r.name, "err", err)
 		return
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if m.Seq <= r.lastSeq {
+	r.feed.Lock()
+	defer r.feed.Unlock()
+	last := r.position()
+	if m.Seq <= last {
 		return // already delivered, by a backfill
 	}
-	if prev := broker.LastSequence(msg.Header); prev > r.lastSeq {
+	if prev := broker.LastSequence(msg.Header); prev > last {
 		h.backfill(context.Background(), r, prev)
 	}
 	r.fanOut(m.Seq, h.encode(m))
@@ -432,56 +418,80 @@ func (h *Hub) deliverPresence(r *room, msg *nats.Msg) {
 	r.queue(Frame{Data: data})
 }
 
-// fanOut queues a message frame to every client; r.mu is held.
+// fanOut queues a message frame to every client and advances the room's
+// position, unless a message at or past seq went out already.
 func (r *room) fanOut(seq uint64, data []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if seq <= r.lastSeq {
+		return
+	}
 	r.lastSeq = seq
 	r.queue(Frame{Seq: seq, Data: data})
 }
 
-// queue queues f to every client, ending those whose queue is full; r.mu
+// queue queues f to every client, ending those over their budget; r.mu
 // is held.
 func (r *room) queue(f Frame) {
 	for _, c := range r.list {
-		if !c.push(f) {
-			c.end(ErrSlowClient)
+		if err := c.push(f); err != nil {
+			c.end(err)
 		}
 	}
 }
 
-// backfill delivers the room's stored messages after r.lastSeq up to and
-// including upTo; r.mu is held. A stream replica may lag behind the live
-// feed for a moment, and no replica answers while the stream elects a new
-// leader, so an incomplete or failed read is retried until CatchUpTimeout; if the hole cannot be filled the room's clients are
-// ended with ErrResync, and they resume by cursor.
+// endAll ends every client of the room with err.
+func (r *room) endAll(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.list {
+		c.end(err)
+	}
+}
+
+// skipTo moves the room's position to seq without delivering.
+func (r *room) skipTo(seq uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lastSeq = max(r.lastSeq, seq)
+}
+
+// backfill delivers the room's stored messages after its position up to
+// and including upTo; r.feed is held (and no other lock of the hub). A
+// stream replica may lag behind the live feed for a moment, and no replica
+// answers while the stream elects a new leader, so an incomplete or failed
+// read is retried until CatchUpTimeout; if the hole cannot be filled the
+// room's clients are ended with ErrResync, and they resume by cursor.
 func (h *Hub) backfill(ctx context.Context, r *room, upTo uint64) {
 	h.backfills.Add(1)
 	deadline := time.Now().Add(h.opts.CatchUpTimeout)
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	read, from := 0, r.lastSeq
+	read, from := 0, r.position()
 	defer func() {
 		h.log.Info("backfilled room feed", "room", r.name, "after", from, "up_to", upTo, "messages", read)
 	}()
-	for r.lastSeq < upTo {
-		msgs, _, err := h.src.After(ctx, r.name, r.lastSeq, 256)
+	for pos := from; pos < upTo; pos = r.position() {
+		msgs, _, err := h.src.After(ctx, r.name, pos, 256)
 		if time.Now().After(deadline) || read > h.opts.MaxBackfill || ctx.Err() != nil {
-			h.log.Warn("cannot backfill room feed", "room", r.name, "from", r.lastSeq, "to", upTo, "err", err)
-			r.lastSeq = upTo
-			for _, c := range r.list {
-				c.end(ErrResync)
-			}
+			h.log.Warn("cannot backfill room feed", "room", r.name, "from", pos, "to", upTo, "err", err)
+			r.skipTo(upTo)
+			r.endAll(ErrResync)
 			return
 		}
 		if err != nil || len(msgs) == 0 {
 			// The replica has not caught up yet, or the stream is between
 			// leaders and no replica answers for a moment.
-			time.Sleep(20 * time.Millisecond)
+			select {
+			case <-time.After(20 * time.Millisecond):
+			case <-ctx.Done():
+			}
 			continue
 		}
 		for _, m := range msgs {
 			if m.Seq > upTo {
 				// upTo itself is gone (retention); nothing more to fill.
-				r.lastSeq = upTo
+				r.skipTo(upTo)
 				return
 			}
 			r.fanOut(m.Seq, h.encode(m))

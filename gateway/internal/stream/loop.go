@@ -16,7 +16,7 @@
 //     waits on a slow client: what the socket does not take waits in the
 //     stream until the poller says it can be written;
 //   - one sweeper goroutine sends heartbeats to quiet streams and closes
-//     streams whose client has not taken bytes for the write timeout.
+//     streams whose client has not caught up for the write timeout.
 //
 // An idle listener then costs its socket, its hub entry and this package's
 // small Stream, and a message to a room wakes a worker or two, not one
@@ -41,7 +41,7 @@ import (
 // Reasons a stream ends, passed to its OnClose.
 var (
 	ErrClientGone   = errors.New("client closed the connection")
-	ErrWriteTimeout = errors.New("client took no data for the write timeout")
+	ErrWriteTimeout = errors.New("client did not catch up within the write timeout")
 	ErrLoopClosed   = errors.New("stream loop closed")
 )
 
@@ -52,8 +52,9 @@ type Options struct {
 	// Heartbeat is the longest a stream goes without bytes: a quiet
 	// stream gets a comment line (default 15s).
 	Heartbeat time.Duration
-	// WriteTimeout ends a stream whose client has taken no bytes for this
-	// long while some wait for it (default 10s).
+	// WriteTimeout ends a stream whose client has not taken everything
+	// written to it for this long, however little it reads meanwhile
+	// (default 10s).
 	WriteTimeout time.Duration
 	// Goodbye is written to streams that end because the gateway stops
 	// (hub.ErrClosed), typically a short retry hint.
@@ -374,20 +375,21 @@ func (s *Stream) run(buf []byte) []byte {
 		s.close(*why)
 		return buf
 	}
+	ended, why := s.client.Ended()
+	if ended && errors.Is(why, hub.ErrSlowClient) {
+		// Over its budget: end it now, whatever is still unsent.
+		s.close(why)
+		return buf
+	}
 	if len(s.out) > 0 {
 		// The socket was full: send the rest first, and take no new
-		// frames until it is out (they wait, up to the hub's queue limit).
+		// frames until it is out (they wait, up to the client's budget).
 		if !s.write(s.out, true) {
 			return buf
 		}
 		if len(s.out) > 0 {
 			return buf
 		}
-	}
-	ended, why := s.client.Ended()
-	if ended && errors.Is(why, hub.ErrSlowClient) {
-		s.close(why)
-		return buf
 	}
 	buf, n := s.client.AppendWaiting(buf, &s.sent)
 	if ended && errors.Is(why, hub.ErrClosed) {
@@ -460,7 +462,11 @@ func (s *Stream) write(b []byte, kept bool) bool {
 	default:
 		s.out = append([]byte(nil), rest...)
 	}
-	if len(rest) > 0 && (n > 0 || s.blockedSince.Load() == 0) {
+	s.client.SetUnsent(len(s.out))
+	// The write timeout runs from the moment the socket first refused
+	// bytes until it has taken all of them: a client that reads a trickle
+	// never catches up, and is ended when it runs out.
+	if len(rest) > 0 && s.blockedSince.Load() == 0 {
 		s.blockedSince.Store(now)
 	}
 	return true

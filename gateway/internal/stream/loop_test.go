@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -81,12 +82,27 @@ type attached struct {
 // connection to the loop; sent is the last sequence already "replayed".
 func (r *rig) attach(t *testing.T, room string, queue int, sent uint64) *attached {
 	t.Helper()
+	return r.attachWith(t, room, hub.Listener{Queue: queue}, sent, 0)
+}
+
+// attachWith is attach with the listener's limits, and the client's
+// socket receive buffer set to rcvbuf bytes (0: the system's default).
+func (r *rig) attachWith(t *testing.T, room string, l hub.Listener, sent uint64, rcvbuf int) *attached {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		if rcvbuf == 0 {
+			return nil
+		}
+		var serr error
+		err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf) })
+		return errors.Join(err, serr)
+	}}
+	client, err := d.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +114,8 @@ func (r *rig) attach(t *testing.T, room string, queue int, sent uint64) *attache
 	st := r.loop.NewStream()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	c, _, err := r.hub.Join(ctx, room, hub.Listener{Queue: queue, Notify: st.Notify, OnEnd: func(error) { st.Notify() }})
+	l.Notify, l.OnEnd = st.Notify, func(error) { st.Notify() }
+	c, _, err := r.hub.Join(ctx, room, l)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,6 +232,67 @@ func TestStuckClientIsClosedAfterTheWriteTimeout(t *testing.T) {
 	}
 	if !errors.Is(reason, stream.ErrWriteTimeout) {
 		t.Fatalf("stuck stream ended with %v, want ErrWriteTimeout", reason)
+	}
+}
+
+// A client that reads a trickle (a byte now and then) never catches up:
+// the write timeout runs from when the socket first refused bytes, and
+// progress does not reset it.
+func TestTrickleReaderIsClosedAfterTheWriteTimeout(t *testing.T) {
+	const timeout = time.Second
+	r := newRig(t, stream.Options{WriteTimeout: timeout})
+	trickle := r.attachWith(t, "trickle", hub.Listener{Queue: 100000}, 0, 4096)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		one := make([]byte, 1)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			if _, err := trickle.client.Read(one); err != nil {
+				return
+			}
+		}
+	}()
+	big := strings.Repeat("x", 60000)
+	for range 80 { // about 5 MB: more than the socket buffers of both ends hold
+		r.publish(t, "trickle", big)
+	}
+	start := time.Now()
+	reason := trickle.waitClosed(t, wait)
+	if !errors.Is(reason, stream.ErrWriteTimeout) {
+		t.Fatalf("trickle stream ended with %v, want ErrWriteTimeout", reason)
+	}
+	if d := time.Since(start); d > 2*timeout {
+		t.Fatalf("trickle stream closed %s after the last message; the write timeout is %s", d, timeout)
+	}
+}
+
+// A client over its byte budget is ended at once, not when the write
+// timeout passes, even while the loop still holds output for it.
+func TestStreamOverItsByteBudgetIsEndedAtOnce(t *testing.T) {
+	const budget = 256 << 10
+	r := newRig(t, stream.Options{WriteTimeout: time.Minute})
+	stalled := r.attachWith(t, "budget", hub.Listener{Queue: 100000, Budget: budget}, 0, 4096)
+	big := strings.Repeat("x", 60000)
+	sent := 0
+	for ; sent < 400; sent++ { // 24 MB at most
+		select {
+		case reason := <-stalled.closed:
+			if !errors.Is(reason, hub.ErrSlowClient) {
+				t.Fatalf("stalled stream ended with %v, want hub.ErrSlowClient", reason)
+			}
+			t.Logf("stalled stream ended after %d messages of 60 KB: %v", sent, reason)
+			return
+		default:
+		}
+		r.publish(t, "budget", big)
+	}
+	if reason := stalled.waitClosed(t, wait); !errors.Is(reason, hub.ErrSlowClient) {
+		t.Fatalf("stalled stream ended with %v after %d messages, want hub.ErrSlowClient", reason, sent)
 	}
 }
 

@@ -1,0 +1,224 @@
+package hub_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chatscalable/chatscalable/broker"
+	"github.com/chatscalable/chatscalable/broker/brokertest"
+	"github.com/chatscalable/chatscalable/gateway/internal/hub"
+	"github.com/nats-io/nats.go"
+)
+
+const wait = 10 * time.Second
+
+// slowHistory is the real history stream, except that reads of one room
+// wait until the test opens the gate: a JetStream that answers slowly for
+// that room.
+type slowHistory struct {
+	*broker.History
+	room    string
+	gate    chan struct{}
+	reading chan string // told of every read that waits at the gate
+}
+
+func (s *slowHistory) hold(ctx context.Context, room, what string) error {
+	if room != s.room {
+		return nil
+	}
+	select {
+	case s.reading <- what:
+	default:
+	}
+	select {
+	case <-s.gate:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *slowHistory) After(ctx context.Context, room string, after uint64, limit int) ([]broker.Message, uint64, error) {
+	if err := s.hold(ctx, room, "after"); err != nil {
+		return nil, 0, err
+	}
+	return s.History.After(ctx, room, after, limit)
+}
+
+func (s *slowHistory) LastSeq(ctx context.Context, room string) (uint64, error) {
+	if err := s.hold(ctx, room, "last"); err != nil {
+		return 0, err
+	}
+	return s.History.LastSeq(ctx, room)
+}
+
+type rig struct {
+	nc      *nats.Conn
+	history *broker.History
+	slow    *slowHistory
+	hub     *hub.Hub
+}
+
+func newRig(t *testing.T, slowRoom string) *rig {
+	t.Helper()
+	node := brokertest.StartNode(t)
+	nc := brokertest.Connect(t, node.ClientURL())
+	h, err := broker.NewHistory(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if _, err := h.Ensure(ctx, broker.HistoryConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	slow := &slowHistory{History: h, room: slowRoom, gate: make(chan struct{}), reading: make(chan string, 16)}
+	encode := func(m broker.Message) []byte { return []byte(m.Text) }
+	hb := hub.New(nc, slow, encode, hub.Options{CatchUpTimeout: 3 * time.Second, ActivateTimeout: 2 * wait})
+	t.Cleanup(func() {
+		select {
+		case <-slow.gate:
+		default:
+			close(slow.gate)
+		}
+		hb.Close()
+	})
+	return &rig{nc: nc, history: h, slow: slow, hub: hb}
+}
+
+func (r *rig) join(t *testing.T, room string) *hub.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	c, _, err := r.hub.Join(ctx, room, hub.Listener{Queue: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (r *rig) publish(t *testing.T, room, text string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if _, _, err := r.history.Publish(ctx, broker.Message{ID: broker.NewID(), Room: room, User: "ana", Text: text, TS: time.Now()}, ""); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// receive waits for the client's next frames and returns them.
+func receive(t *testing.T, c *hub.Client, within time.Duration) string {
+	t.Helper()
+	select {
+	case <-c.Ready():
+	case <-time.After(within):
+		t.Fatalf("no message within %s", within)
+	}
+	var sent uint64
+	buf, _ := c.AppendWaiting(nil, &sent)
+	return string(buf)
+}
+
+// within runs f and fails the test if it takes longer than d.
+func within(t *testing.T, what string, d time.Duration, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("%s took longer than %s: it waited for the slow room", what, d)
+	}
+}
+
+// A room whose history reads hang delays only itself: joins, leaves,
+// deliveries and the room count of other rooms go on while it activates
+// and while it backfills a hole.
+func TestSlowRoomDelaysNoOtherRoom(t *testing.T) {
+	r := newRig(t, "slow")
+	other := r.join(t, "other")
+	leaver := r.join(t, "leaver")
+
+	// 1. The slow room's activation waits for its position.
+	joined := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*wait)
+		defer cancel()
+		_, _, err := r.hub.Join(ctx, "slow", hub.Listener{Queue: 100})
+		joined <- err
+	}()
+	if what := <-r.slow.reading; what != "last" {
+		t.Fatalf("slow room first read %s, want its last sequence", what)
+	}
+	within(t, "joining another room", time.Second, func() { r.join(t, "fresh") })
+	within(t, "leaving another room", time.Second, func() { r.hub.Leave(leaver) })
+	within(t, "counting rooms", time.Second, func() { r.hub.Rooms() })
+	r.publish(t, "other", "while the slow room activates")
+	if got := receive(t, other, time.Second); got != "while the slow room activates" {
+		t.Fatalf("other room got %q", got)
+	}
+	r.slow.gate <- struct{}{} // let the one read through
+	if err := <-joined; err != nil {
+		t.Fatalf("joining the slow room: %v", err)
+	}
+
+	// 2. A hole in the slow room's feed: its backfill waits for history.
+	slowClient := r.join(t, "slow")
+	second := r.join(t, "slow")
+	hdr := nats.Header{"Nats-Subject": {broker.RoomSubject("slow")}, "Nats-Sequence": {"1000"}, broker.HeaderLastSequence: {"999"}}
+	if err := r.nc.PublishMsg(&nats.Msg{Subject: broker.LiveSubject("slow"), Header: hdr, Data: []byte("after a hole")}); err != nil {
+		t.Fatal(err)
+	}
+	if what := <-r.slow.reading; what != "after" {
+		t.Fatalf("slow room read %s, want a backfill", what)
+	}
+	within(t, "leaving the backfilling room", time.Second, func() { r.hub.Leave(second) })
+	within(t, "joining another room", time.Second, func() { r.join(t, "fresh2") })
+	r.publish(t, "other", "while the slow room backfills")
+	if got := receive(t, other, time.Second); got != "while the slow room backfills" {
+		t.Fatalf("other room got %q", got)
+	}
+	close(r.slow.gate)
+	// The hole cannot be filled (the sequences were made up): the slow
+	// room's client is sent away to resume by cursor.
+	select {
+	case <-slowClient.Done():
+		if !errors.Is(slowClient.Err(), hub.ErrResync) {
+			t.Fatalf("slow room client ended with %v, want ErrResync", slowClient.Err())
+		}
+	case <-time.After(2 * wait):
+		t.Fatal("the slow room's client was not ended after an unfillable hole")
+	}
+}
+
+// A client over its byte budget is ended with ErrSlowClient, saying why;
+// a client with nothing waiting always takes a frame, however large.
+func TestClientByteBudget(t *testing.T) {
+	r := newRig(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	small, _, err := r.hub.Join(ctx, "budget", hub.Listener{Queue: 100, Budget: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.publish(t, "budget", strings.Repeat("a", 1500)) // larger than the budget, but nothing waits
+	if got := receive(t, small, wait); len(got) != 1500 {
+		t.Fatalf("got %d bytes, want the whole message", len(got))
+	}
+	small.SetUnsent(600) // its writer holds 600 bytes the socket has not taken
+	r.publish(t, "budget", strings.Repeat("b", 500))
+	select {
+	case <-small.Done():
+		if err := small.Err(); !errors.Is(err, hub.ErrSlowClient) || !strings.Contains(err.Error(), "budget is 1000") {
+			t.Fatalf("client ended with %v, want ErrSlowClient over its budget", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("client over its byte budget was not ended")
+	}
+}
