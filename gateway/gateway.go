@@ -13,10 +13,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
 	"github.com/chatscalable/chatscalable/gateway/internal/api"
+	"github.com/chatscalable/chatscalable/gateway/internal/connlimit"
 	"github.com/chatscalable/chatscalable/gateway/internal/hub"
 	"github.com/chatscalable/chatscalable/gateway/internal/metrics"
 	"github.com/chatscalable/chatscalable/gateway/internal/report"
@@ -65,6 +67,10 @@ type Options struct {
 	// WriteTimeout ends a response, or an SSE stream, whose client has not
 	// taken what was written to it within this time (default 10s).
 	WriteTimeout time.Duration
+	// MaxConns bounds the open HTTP connections (default: 90% of the
+	// process's open-file limit); MaxConnsPerIP bounds those of one client
+	// address (default: no limit). Connections beyond are refused with 503.
+	MaxConns, MaxConnsPerIP int
 	// Heartbeat is the SSE heartbeat interval.
 	Heartbeat time.Duration
 	// SSEWriter is "loop" (or ""): SSE streams are written by a stream
@@ -103,7 +109,7 @@ type Gateway struct {
 	services []stopper
 	srv      *http.Server
 	loop     *stream.Loop // nil: each SSE stream runs on its handler
-	ln       net.Listener
+	ln       *connlimit.Listener
 
 	servicesMu  sync.Mutex
 	lastConnErr atomicString
@@ -142,6 +148,7 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 			return 0
 		},
 		Backfills: func() float64 { return float64(g.hub.Backfills()) },
+		Conns:     func() float64 { return float64(g.ln.Open()) },
 	})
 	if err := g.connect(); err != nil {
 		g.abort()
@@ -221,18 +228,30 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 
 	g.srv = &http.Server{
 		Handler:           a,
+		ConnContext:       connlimit.WithConn,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 	}
 	g.srv.RegisterOnShutdown(g.hub.Close)
-	if g.ln, err = net.Listen("tcp", o.HTTPAddr); err != nil {
+	ln, err := net.Listen("tcp", o.HTTPAddr)
+	if err != nil {
 		g.abort()
 		return nil, fmt.Errorf("http listen on %s: %w", o.HTTPAddr, err)
 	}
+	maxConns := o.MaxConns
+	if maxConns == 0 {
+		maxConns = defaultMaxConns()
+	}
+	g.ln = connlimit.Wrap(ln, connlimit.Options{
+		MaxConns:      maxConns,
+		MaxConnsPerIP: o.MaxConnsPerIP,
+		Refused:       func(reason string) { g.metrics.ConnsRefused.WithLabelValues(reason).Inc() },
+	})
 	go func() { g.served <- g.srv.Serve(g.ln) }()
-	g.log.Info("gateway started", "node", o.NodeName, "http", g.ln.Addr().String(), "nats", mode)
+	g.log.Info("gateway started", "node", o.NodeName, "http", g.ln.Addr().String(), "nats", mode,
+		"max_conns", maxConns, "max_conns_per_ip", o.MaxConnsPerIP)
 	return g, nil
 }
 
@@ -472,7 +491,23 @@ func (g *Gateway) Ready() error {
 	if !g.streamReady.Load() {
 		return errors.New("the history stream is not ready")
 	}
+	if g.loop != nil {
+		if err := g.loop.Err(); err != nil {
+			return fmt.Errorf("the SSE stream loop stopped: %w", err)
+		}
+	}
 	return nil
+}
+
+// defaultMaxConns is 90% of the process's open-file limit (Go raises the
+// soft limit to the hard one at start), leaving the rest for NATS,
+// JetStream's files and the process itself; 0 (no limit) if unknown.
+func defaultMaxConns() int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur == 0 || lim.Cur > 1<<30 {
+		return 0
+	}
+	return int(lim.Cur * 9 / 10)
 }
 
 // Addr returns the HTTP listen address.

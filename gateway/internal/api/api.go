@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
+	"github.com/chatscalable/chatscalable/gateway/internal/connlimit"
 	"github.com/chatscalable/chatscalable/gateway/internal/cursor"
 	"github.com/chatscalable/chatscalable/gateway/internal/hub"
 	"github.com/chatscalable/chatscalable/gateway/internal/metrics"
@@ -201,7 +202,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	method, path, remote := r.Method, r.URL.Path, r.RemoteAddr
 	done := func(ctx context.Context, status int, bytes int64) {
 		d := time.Since(start)
-		s.cfg.Metrics.HTTPRequests.WithLabelValues(route.name, method, strconv.Itoa(status)).Inc()
+		s.cfg.Metrics.HTTPRequests.WithLabelValues(route.name, methodLabel(method), strconv.Itoa(status)).Inc()
 		s.cfg.Metrics.HTTPSeconds.WithLabelValues(route.name).Observe(d.Seconds())
 		level := slog.LevelInfo
 		if route.name == "/metrics" || route.name == "/healthz" || route.name == "/readyz" || strings.HasPrefix(route.name, "/static/") {
@@ -221,6 +222,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Chat-Node", s.cfg.Node)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
+	// Every response must be taken within the write timeout (an SSE
+	// stream renews it for each write), and a body must arrive within
+	// the body timeout, even on a route that never reads it: net/http
+	// reads it after the handler to reuse the connection.
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(start.Add(s.cfg.WriteTimeout))
+	if hasBody(r) {
+		_ = rc.SetReadDeadline(start.Add(s.cfg.BodyTimeout))
+	}
+	if why := connlimit.Refusal(r.Context()); why != "" && !probe(r.URL.Path) {
+		route.name = "refused"
+		h.Set("Retry-After", strconv.Itoa(refusedRetryAfter))
+		h.Set("Connection", "close")
+		writeError(w, http.StatusServiceUnavailable, CodeTooManyConns, "this gateway holds as many connections as it may ("+why+"); try again later")
+		return
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
@@ -231,6 +248,30 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	s.router.ServeHTTP(w, r)
+}
+
+// refusedRetryAfter is the Retry-After, in seconds, of a refused connection.
+const refusedRetryAfter = 5
+
+// probe reports whether path is a health or metrics probe, which are
+// answered even on a connection over the limits.
+func probe(path string) bool {
+	return path == "/healthz" || path == "/readyz" || path == "/metrics"
+}
+
+// hasBody reports whether the request says it carries a body.
+func hasBody(r *http.Request) bool {
+	return r.ContentLength != 0 || len(r.TransferEncoding) > 0
+}
+
+// methodLabel is the method as a metrics label: the methods the API
+// knows, else "other", so clients cannot add series at will.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodOptions, http.MethodPatch:
+		return m
+	}
+	return "other"
 }
 
 // routeKey carries a *routeName through a request's context.

@@ -24,6 +24,7 @@ const (
 	CodeNotFound         = "not_found"
 	CodeMethodNotAllowed = "method_not_allowed"
 	CodeUnavailable      = "unavailable"
+	CodeTooManyConns     = "too_many_connections"
 	CodeInternal         = "internal"
 )
 

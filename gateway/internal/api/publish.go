@@ -281,6 +281,13 @@ func (s *Server) setBodyDeadline(w http.ResponseWriter) {
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout))
 }
 
+// clearBodyDeadline lifts the read deadline once the body is in: net/http
+// then watches the connection for the client going away, and a deadline
+// passing there would cancel a request that is still being answered.
+func (s *Server) clearBodyDeadline(w http.ResponseWriter) {
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+}
+
 // readBody reads at most limit bytes of body within the body timeout.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int) ([]byte, *apiError) {
 	s.setBodyDeadline(w)
@@ -288,6 +295,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int) ([]
 	if err != nil {
 		return nil, bodyError(w, err)
 	}
+	s.clearBodyDeadline(w)
 	return body, nil
 }
 

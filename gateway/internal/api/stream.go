@@ -52,6 +52,11 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, room string) {
 		writeError(w, http.StatusBadRequest, CodeInvalidRoom, err.Error())
 		return
 	}
+	if hasBody(r) {
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusBadRequest, CodeBadRequest, "a listen request has no body")
+		return
+	}
 	var from *cursor.Cursor
 	if v := resumeFrom(r); v != "" {
 		c, err := cursor.Parse(v, room)

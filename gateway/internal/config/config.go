@@ -35,6 +35,8 @@ type Config struct {
 	ClientQueue     int
 	ClientBuffer    int
 	WriteTimeout    time.Duration
+	MaxConns        int
+	MaxConnsPerIP   int
 	Heartbeat       time.Duration
 	SSEWriter       string
 	SSECoalesce     time.Duration
@@ -78,6 +80,8 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	fs.Int(&c.ClientQueue, "client-queue", 256, "messages queued per SSE client before it is disconnected as too slow")
 	fs.Int(&c.ClientBuffer, "client-buffer", 1<<20, "bytes waiting per SSE client (queued messages and output its connection has not taken) before it is disconnected as too slow")
 	fs.Duration(&c.WriteTimeout, "write-timeout", 10*time.Second, "how long a client may take to take a response, or to catch up with its SSE stream, however little it reads meanwhile")
+	fs.Int(&c.MaxConns, "max-conns", 0, "most open HTTP connections (SSE streams included); more are refused with 503 and Retry-After; 0: 90% of the process's open-file limit")
+	fs.Int(&c.MaxConnsPerIP, "max-conns-per-ip", 0, "most open HTTP connections from one client address; 0: no limit (behind a proxy every client shares its address)")
 	fs.Duration(&c.Heartbeat, "heartbeat", 15*time.Second, "interval of SSE heartbeat comments")
 	fs.String(&c.SSEWriter, "sse-writer", "loop", "how SSE streams are written: loop (a few goroutines write every stream, on connections taken over from net/http; Linux, else handler) or handler (one net/http handler per stream)")
 	fs.Duration(&c.SSECoalesce, "sse-coalesce", 20*time.Millisecond, "with --sse-writer loop, while many streams wait to be written: the shortest time between two writes to one SSE stream, so a busy room's messages go out together (an idle gateway writes at once; 0: always at once)")
@@ -130,6 +134,9 @@ func (c Config) validate() error {
 	}
 	if c.WriteTimeout < 100*time.Millisecond {
 		errs = append(errs, errors.New("--write-timeout must be at least 100ms"))
+	}
+	if c.MaxConns < 0 || c.MaxConnsPerIP < 0 {
+		errs = append(errs, errors.New("--max-conns and --max-conns-per-ip must not be negative"))
 	}
 	if c.Heartbeat <= 0 {
 		errs = append(errs, errors.New("--heartbeat must be positive"))

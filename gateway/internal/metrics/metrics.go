@@ -19,6 +19,7 @@ type Metrics struct {
 	Replays         prometheus.Counter
 	Replayed        prometheus.Counter
 	SlowDisconnects prometheus.Counter
+	ConnsRefused    *prometheus.CounterVec // reason: max_conns, max_conns_per_ip
 	NATSReconnects  prometheus.Counter
 	HTTPRequests    *prometheus.CounterVec   // route, method, code
 	HTTPSeconds     *prometheus.HistogramVec // route
@@ -29,6 +30,9 @@ type Sources struct {
 	Rooms         func() float64
 	NATSConnected func() float64
 	Backfills     func() float64
+	// Conns is the number of open HTTP connections counted against the
+	// connection limits; nil leaves the gauge out.
+	Conns func() float64
 }
 
 // New returns the gateway's metrics, registered with Go and process
@@ -63,6 +67,9 @@ func New(src Sources) *Metrics {
 		SlowDisconnects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chat_slow_client_disconnects_total", Help: "Listeners cut off because their queue overflowed.",
 		}),
+		ConnsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chat_http_connections_refused_total", Help: "HTTP connections refused by reason: max_conns (the gateway is full), max_conns_per_ip (the client's address is).",
+		}, []string{"reason"}),
 		NATSReconnects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chat_nats_reconnects_total", Help: "Reconnections to NATS.",
 		}),
@@ -78,10 +85,13 @@ func New(src Sources) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.SSEConnections, m.Published, m.Delivered, m.PublishSeconds, m.DeliverySeconds,
-		m.Replays, m.Replayed, m.SlowDisconnects, m.NATSReconnects, m.HTTPRequests, m.HTTPSeconds,
+		m.Replays, m.Replayed, m.SlowDisconnects, m.ConnsRefused, m.NATSReconnects, m.HTTPRequests, m.HTTPSeconds,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "chat_rooms_active", Help: "Rooms with at least one listener on this gateway."}, src.Rooms),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "chat_nats_connected", Help: "1 while connected to NATS, else 0."}, src.NATSConnected),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "chat_feed_backfills_total", Help: "Holes in a room's live feed filled from history."}, src.Backfills),
 	)
+	if src.Conns != nil {
+		r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "chat_http_connections", Help: "Open HTTP connections, SSE streams included."}, src.Conns))
+	}
 	return m
 }

@@ -26,6 +26,7 @@ package stream
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"runtime"
@@ -71,6 +72,12 @@ type Options struct {
 	// BusyStreams is how many streams must be waiting for the loop to
 	// count as busy (default 128).
 	BusyStreams int
+	// SendBuffer is the kernel send buffer of each stream's socket, in
+	// bytes (default 128 KiB; the kernel doubles it for its bookkeeping).
+	// Left to itself the kernel grows it to megabytes for a client that
+	// does not read; bounded, what a stalled client pins stays within its
+	// budget and the write timeout notices it.
+	SendBuffer int
 	// Delivered, if set, is told how many messages each write delivered.
 	Delivered func(n int)
 	Log       *slog.Logger
@@ -98,6 +105,7 @@ type Loop struct {
 	empty   chan struct{} // closed when closing and no stream is left
 
 	nextID atomic.Uint32
+	failed atomic.Pointer[error] // why the poller stopped on its own
 	stop   chan struct{}
 	wg     sync.WaitGroup
 }
@@ -120,6 +128,9 @@ func New(o Options) (*Loop, error) {
 	if o.BusyStreams <= 0 {
 		o.BusyStreams = 128
 	}
+	if o.SendBuffer <= 0 {
+		o.SendBuffer = 128 << 10
+	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
@@ -138,7 +149,9 @@ func New(o Options) (*Loop, error) {
 	}
 	go func() {
 		defer l.wg.Done()
-		p.run()
+		if err := p.run(); err != nil {
+			l.failed.Store(&err)
+		}
 	}()
 	go l.sweep()
 	return l, nil
@@ -220,8 +233,15 @@ func (s *Stream) Attach(conn net.Conn, c *hub.Client, sent uint64, onClose func(
 	if err != nil {
 		return err
 	}
-	if err := raw.Control(func(fd uintptr) { s.fd = int(fd) }); err != nil {
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		s.fd = int(fd)
+		serr = setSendBuffer(s.fd, s.loop.opts.SendBuffer)
+	}); err != nil {
 		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("set the send buffer: %w", serr)
 	}
 	_ = conn.SetDeadline(time.Time{})
 	s.conn, s.raw, s.client, s.sent, s.onClose = conn, raw, c, sent, onClose
@@ -240,6 +260,16 @@ func (s *Stream) Attach(conn net.Conn, c *hub.Client, sent uint64, onClose func(
 	}
 	s.attached.Store(true)
 	s.Notify() // write what queued before the loop owned the stream
+	return nil
+}
+
+// Err returns why the loop cannot serve streams: its poller failed.
+// Streams it holds no longer hear of closed clients or writable sockets,
+// so the gateway reports itself not ready.
+func (l *Loop) Err() error {
+	if err := l.failed.Load(); err != nil {
+		return *err
+	}
 	return nil
 }
 

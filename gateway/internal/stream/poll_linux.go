@@ -72,7 +72,9 @@ func (p *poller) remove(s *Stream) {
 	_ = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, s.fd, &syscall.EpollEvent{})
 }
 
-func (p *poller) run() {
+// run watches the connections until close; it returns an error if epoll
+// fails.
+func (p *poller) run() error {
 	defer func() {
 		p.mu.Lock()
 		p.exited = true
@@ -87,11 +89,11 @@ func (p *poller) run() {
 		}
 		if err != nil {
 			p.loop.opts.Log.Error("epoll wait", "err", err)
-			return
+			return fmt.Errorf("epoll wait: %w", err)
 		}
 		for _, ev := range events[:n] {
 			if ev.Fd == int32(p.wake[0]) {
-				return
+				return nil
 			}
 			p.mu.Lock()
 			s := p.byFD[ev.Fd]
@@ -134,6 +136,10 @@ func (p *poller) gone(s *Stream) bool {
 		}
 	})
 	return closed || err != nil
+}
+
+func setSendBuffer(fd, n int) error {
+	return syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, n)
 }
 
 // close stops run.

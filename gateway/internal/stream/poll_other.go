@@ -16,5 +16,7 @@ func newPoller(*Loop) (*poller, error) {
 
 func (*poller) add(*Stream) error { return errors.New("not supported") }
 func (*poller) remove(*Stream)    {}
-func (*poller) run()              {}
+func (*poller) run() error        { return nil }
 func (*poller) close()            {}
+
+func setSendBuffer(int, int) error { return nil }
