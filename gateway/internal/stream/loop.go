@@ -149,7 +149,13 @@ func New(o Options) (*Loop, error) {
 	}
 	go func() {
 		defer l.wg.Done()
-		if err := p.run(); err != nil {
+		err := p.run()
+		select {
+		case <-l.stop:
+		default:
+			if err == nil {
+				err = errors.New("the poller stopped")
+			}
 			l.failed.Store(&err)
 		}
 	}()
