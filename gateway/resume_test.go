@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -344,4 +345,28 @@ func TestRecreatedHistoryResetsOldCursors(t *testing.T) {
 		t.Fatalf("first event %+v, %v; want a history_recreated reset", ev, err)
 	}
 	expectTexts(t, s, []string{"after"})
+	postJSON(t, g.URL(), "epoch", "ana", "live")
+	expectTexts(t, s, []string{"live"})
+}
+
+// A cursor of the right stream and room but past the room's last message
+// was never given out: the listener is told (reset), gets what is
+// retained, and then every live message; it is never left silent.
+func TestCursorPastTheEndIsReset(t *testing.T) {
+	g := startGateway(t, "gw-1", "")
+	var last ssetest.Message
+	for _, text := range []string{"one", "two"} {
+		last = postJSON(t, g.URL(), "ahead", "ana", text)
+	}
+	parts := strings.Split(last.Cursor, "-")
+	parts[1] = strconv.FormatUint(last.Seq+1000, 36)
+	ahead := strings.Join(parts, "-")
+	s := ssetest.Open(t, g.URL()+"/rooms/ahead/events", lastEventID(ahead))
+	ev, err := s.Next(wait)
+	if err != nil || ev.Event != "reset" || !strings.Contains(ev.Data, "unknown_position") {
+		t.Fatalf("first event %+v, %v; want an unknown_position reset", ev, err)
+	}
+	expectTexts(t, s, []string{"one", "two"})
+	postJSON(t, g.URL(), "ahead", "ana", "live")
+	expectTexts(t, s, []string{"live"})
 }

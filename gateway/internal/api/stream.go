@@ -281,7 +281,8 @@ func (s *Server) EncodePresence(e broker.PresenceEvent) []byte {
 
 // resetNotice is the data of a reset event: the client missed messages.
 type resetNotice struct {
-	// Reason is history_recreated, history_truncated or replay_limit.
+	// Reason is history_recreated, history_truncated, unknown_position
+	// or replay_limit.
 	Reason string `json:"reason"`
 	// Missed is how many messages the client missed, when known.
 	Missed *uint64 `json:"missed,omitempty"`
@@ -305,7 +306,21 @@ func (s *Server) replay(ctx context.Context, send func([]byte) bool, room string
 	switch {
 	case from.Epoch != s.cfg.Epoch():
 		reset, after = &resetNotice{Reason: "history_recreated"}, 0
-	case from.Seq >= upTo:
+	case from.Seq > upTo:
+		// Past what this gateway has delivered: its live feed may lag the
+		// gateway that gave out the cursor, or no message ever had it.
+		// Taking it at its word would skip every message up to it, so
+		// unless the room holds it, the client is told and starts over
+		// from what is retained.
+		ok, err := s.holds(ctx, room, from.Seq)
+		if err != nil {
+			return fail(err)
+		}
+		if ok {
+			return from.Seq, true
+		}
+		reset, after = &resetNotice{Reason: "unknown_position"}, 0
+	case from.Seq == upTo:
 		// Nothing was stored between the client's last message and its
 		// joining the live feed.
 		return from.Seq, true
@@ -348,20 +363,34 @@ func (s *Server) replay(ctx context.Context, send func([]byte) bool, room string
 	sent := after
 	deadline := time.Now().Add(2 * time.Second)
 	for {
+		// Written in pieces of about replayChunk bytes: a replay of a
+		// thousand large messages is never joined into one buffer.
 		var buf []byte
 		n := 0
+		flush := func() bool {
+			if len(buf) == 0 {
+				return true
+			}
+			ok := send(buf)
+			buf = buf[:0]
+			s.cfg.Metrics.Replayed.Add(float64(n))
+			s.cfg.Metrics.Delivered.Add(float64(n))
+			n = 0
+			return ok
+		}
 		for _, m := range msgs {
 			if m.Seq > sent {
 				buf = append(buf, s.EncodeFrame(m)...)
 				sent = m.Seq
 				n++
+				if len(buf) >= replayChunk && !flush() {
+					return 0, false
+				}
 			}
 		}
-		if len(buf) > 0 && !send(buf) {
+		if !flush() {
 			return 0, false
 		}
-		s.cfg.Metrics.Replayed.Add(float64(n))
-		s.cfg.Metrics.Delivered.Add(float64(n))
 		if sent >= upTo {
 			return sent, true
 		}
@@ -377,6 +406,29 @@ func (s *Server) replay(ctx context.Context, send func([]byte) bool, room string
 		}
 	}
 }
+
+// holds reports whether the room's history holds the message at seq,
+// waiting a moment for a stream replica that lags the one that stored it.
+func (s *Server) holds(ctx context.Context, room string, seq uint64) (bool, error) {
+	deadline := time.Now().Add(time.Second)
+	for {
+		m, err := s.cfg.Store.Get(ctx, room, seq)
+		if err != nil || m != nil {
+			return m != nil, err
+		}
+		if time.Now().After(deadline) {
+			return false, nil
+		}
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
+}
+
+// replayChunk is the size of the pieces a replay is written in.
+const replayChunk = 64 << 10
 
 // countBetween counts the room's messages with lo < seq <= hi.
 func (s *Server) countBetween(ctx context.Context, room string, lo, hi uint64) (uint64, error) {
