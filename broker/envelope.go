@@ -77,6 +77,40 @@ func ValidateText(text string, maxBytes int) error {
 	return nil
 }
 
+// Limits of the fields a publisher chooses besides the text.
+const (
+	// MaxIDLen is the longest valid message id, in characters.
+	MaxIDLen = 128
+	// MaxNodeLen is the longest valid node name, in characters.
+	MaxNodeLen = 128
+)
+
+// ErrInvalidField is wrapped by ValidateStored for a bad id or node name.
+var ErrInvalidField = errors.New("invalid message field")
+
+// ValidateStored checks a message read back from history by the rules every
+// publisher through the gateway meets (ValidateText with maxTextBytes, and
+// one-line id and node fields). Anything can be published on a room's
+// subject with NATS directly, so readers check what they hand to
+// listeners; DecodeMessage has already replaced a bad user name.
+func ValidateStored(m Message, maxTextBytes int) error {
+	if err := ValidateText(m.Text, maxTextBytes); err != nil {
+		return err
+	}
+	if err := validateLine(m.ID, MaxIDLen, ErrInvalidField, "id"); err != nil {
+		return err
+	}
+	return validateLine(m.Node, MaxNodeLen, ErrInvalidField, "node name")
+}
+
+// MaxPayloadBytes is the largest envelope a message of at most
+// maxTextBytes of text takes: JSON escapes a byte of text in at most six
+// bytes, and the other fields are bounded. The history stream refuses
+// larger payloads.
+func MaxPayloadBytes(maxTextBytes int) int {
+	return 6*maxTextBytes + 6*(MaxIDLen+MaxNodeLen+4*MaxUserLen) + 512
+}
+
 // ValidateUser checks a user name: valid UTF-8, at most MaxUserLen
 // characters, no control characters. The empty name is valid; callers
 // substitute their default.

@@ -42,6 +42,10 @@ type HistoryConfig struct {
 	// DuplicateWindow is how long publish ids are remembered for
 	// de-duplication (default 2m).
 	DuplicateWindow time.Duration
+	// MaxTextBytes is the largest message text; the stream refuses
+	// payloads larger than such a message's envelope (MaxPayloadBytes).
+	// 0: the server's limit only.
+	MaxTextBytes int
 }
 
 func (c HistoryConfig) streamConfig() jetstream.StreamConfig {
@@ -57,8 +61,13 @@ func (c HistoryConfig) streamConfig() jetstream.StreamConfig {
 	if c.DuplicateWindow <= 0 {
 		c.DuplicateWindow = 2 * time.Minute
 	}
+	maxMsgSize := int32(-1)
+	if c.MaxTextBytes > 0 {
+		maxMsgSize = int32(MaxPayloadBytes(c.MaxTextBytes))
+	}
 	return jetstream.StreamConfig{
 		Name:              StreamName,
+		MaxMsgSize:        maxMsgSize,
 		Description:       "ChatScalable room history",
 		Subjects:          []string{RoomSubjectPrefix + "*"},
 		Storage:           jetstream.FileStorage,
@@ -137,6 +146,7 @@ func sameLimits(have, want jetstream.StreamConfig) bool {
 		have.MaxAge == want.MaxAge &&
 		have.Replicas == want.Replicas &&
 		have.Duplicates == want.Duplicates &&
+		have.MaxMsgSize == want.MaxMsgSize &&
 		have.AllowDirect == want.AllowDirect &&
 		have.Discard == want.Discard &&
 		have.Storage == want.Storage &&

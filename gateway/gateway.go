@@ -350,6 +350,7 @@ func (g *Gateway) ensureHistory(parent context.Context) error {
 	step := func() (context.Context, context.CancelFunc) { return context.WithTimeout(parent, 5*time.Second) }
 	cfg := g.opts.History
 	cfg.ClusterSize = g.clusterSize()
+	cfg.MaxTextBytes = g.opts.MaxMessageBytes
 	ctx, cancel := step()
 	epoch, err := g.history.Ensure(ctx, cfg)
 	cancel()

@@ -384,7 +384,14 @@ func (s *Server) wire(m broker.Message) wireMessage {
 
 // EncodeFrame returns the SSE frame of a stored message; the hub sends the
 // same bytes to every client of the room.
+//
+// A message that breaks the message rules (published around the gateway,
+// with NATS directly) is withheld: EncodeFrame returns nil, and it is
+// counted and logged.
 func (s *Server) EncodeFrame(m broker.Message) []byte {
+	if !s.acceptable(m) {
+		return nil
+	}
 	w := s.wire(m)
 	data, _ := json.Marshal(w)
 	return sse.AppendEvent(make([]byte, 0, len(data)+64), w.Cursor, "message", data)
@@ -432,11 +439,25 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "history is unavailable; try again")
 		return
 	}
-	out := make([]wireMessage, len(msgs))
-	for i, m := range msgs {
-		out[i] = s.wire(m)
+	out := make([]wireMessage, 0, len(msgs))
+	for _, m := range msgs {
+		if s.acceptable(m) {
+			out = append(out, s.wire(m))
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"messages": out})
+}
+
+// acceptable reports whether a stored message meets the message rules;
+// one that does not is counted and logged, and never shown.
+func (s *Server) acceptable(m broker.Message) bool {
+	err := broker.ValidateStored(m, s.cfg.MaxMessageBytes)
+	if err == nil {
+		return true
+	}
+	s.cfg.Metrics.Withheld.Inc()
+	s.cfg.Log.Warn("withheld a stored message that breaks the message rules", "room", m.Room, "seq", m.Seq, "user", m.User, "err", err)
+	return false
 }
 
 var errLimit = errors.New("limit must be a whole number from 1 to 500")

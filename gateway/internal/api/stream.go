@@ -380,9 +380,12 @@ func (s *Server) replay(ctx context.Context, send func([]byte) bool, room string
 		}
 		for _, m := range msgs {
 			if m.Seq > sent {
-				buf = append(buf, s.EncodeFrame(m)...)
+				frame := s.EncodeFrame(m)
+				buf = append(buf, frame...)
 				sent = m.Seq
-				n++
+				if len(frame) > 0 {
+					n++
+				}
 				if len(buf) >= replayChunk && !flush() {
 					return 0, false
 				}

@@ -57,7 +57,8 @@ type Source interface {
 	LastSeq(ctx context.Context, room string) (uint64, error)
 }
 
-// Encoder turns a stored message into the bytes sent to clients.
+// Encoder turns a stored message into the bytes sent to clients; nil
+// withholds the message.
 type Encoder func(broker.Message) []byte
 
 // PresenceEncoder turns a presence event into the bytes sent to clients.
@@ -419,7 +420,8 @@ func (h *Hub) deliverPresence(r *room, msg *nats.Msg) {
 }
 
 // fanOut queues a message frame to every client and advances the room's
-// position, unless a message at or past seq went out already.
+// position, unless a message at or past seq went out already. Empty data
+// (a message the encoder withheld) only advances the position.
 func (r *room) fanOut(seq uint64, data []byte) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -427,7 +429,9 @@ func (r *room) fanOut(seq uint64, data []byte) {
 		return
 	}
 	r.lastSeq = seq
-	r.queue(Frame{Seq: seq, Data: data})
+	if len(data) > 0 {
+		r.queue(Frame{Seq: seq, Data: data})
+	}
 }
 
 // queue queues f to every client, ending those over their budget; r.mu

@@ -19,6 +19,7 @@ type Metrics struct {
 	Replays         prometheus.Counter
 	Replayed        prometheus.Counter
 	SlowDisconnects prometheus.Counter
+	Withheld        prometheus.Counter
 	ConnsRefused    *prometheus.CounterVec // reason: max_conns, max_conns_per_ip
 	NATSReconnects  prometheus.Counter
 	HTTPRequests    *prometheus.CounterVec   // route, method, code
@@ -70,6 +71,9 @@ func New(src Sources) *Metrics {
 		ConnsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chat_http_connections_refused_total", Help: "HTTP connections refused by reason: max_conns (the gateway is full), max_conns_per_ip (the client's address is).",
 		}, []string{"reason"}),
+		Withheld: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chat_messages_withheld_total", Help: "Stored messages withheld from listeners and history pages because they break the message rules (published with NATS directly), counted each time one is read.",
+		}),
 		NATSReconnects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chat_nats_reconnects_total", Help: "Reconnections to NATS.",
 		}),
@@ -85,7 +89,7 @@ func New(src Sources) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.SSEConnections, m.Published, m.Delivered, m.PublishSeconds, m.DeliverySeconds,
-		m.Replays, m.Replayed, m.SlowDisconnects, m.ConnsRefused, m.NATSReconnects, m.HTTPRequests, m.HTTPSeconds,
+		m.Replays, m.Replayed, m.SlowDisconnects, m.Withheld, m.ConnsRefused, m.NATSReconnects, m.HTTPRequests, m.HTTPSeconds,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "chat_rooms_active", Help: "Rooms with at least one listener on this gateway."}, src.Rooms),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "chat_nats_connected", Help: "1 while connected to NATS, else 0."}, src.NATSConnected),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "chat_feed_backfills_total", Help: "Holes in a room's live feed filled from history."}, src.Backfills),
