@@ -57,11 +57,21 @@ type PresenceConn struct {
 // PresenceReport is what a gateway publishes on
 // chat.presence.report.<gateway>: one join or leave (Conn), or its whole
 // state (Conns), which it sends every PresenceHeartbeat.
+//
+// A state too large for one NATS message is sent in Chunks messages, each
+// with the same Report id and its Chunk index (0 to Chunks-1), one after
+// the other. The state replaces what a replica knew of the gateway only
+// once every chunk of one report has arrived; a report missing a chunk is
+// dropped, and the next one repairs. Chunks 0 (or 1) is a state in one
+// message.
 type PresenceReport struct {
 	Type    string         `json:"type"`
 	Gateway string         `json:"gateway"`
 	Conn    *PresenceConn  `json:"conn,omitempty"`
 	Conns   []PresenceConn `json:"conns,omitempty"`
+	Report  string         `json:"report,omitempty"`
+	Chunk   int            `json:"chunk,omitempty"`
+	Chunks  int            `json:"chunks,omitempty"`
 }
 
 // Presence timing: gateways report their state every PresenceHeartbeat; a

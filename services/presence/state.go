@@ -17,7 +17,21 @@ type State struct {
 type gatewayState struct {
 	conns    map[string]broker.PresenceConn // by connection id
 	lastSeen time.Time
+	// pending gathers the chunks of a state report until all have come.
+	pending *pendingState
 }
+
+// pendingState is a chunked state report being put together.
+type pendingState struct {
+	report string
+	chunks int
+	got    map[int]bool
+	conns  []broker.PresenceConn
+}
+
+// maxChunks bounds the chunks of one state report a replica will gather:
+// far more than a gateway holding millions of listeners sends.
+const maxChunks = 100000
 
 // NewState returns an empty State.
 func NewState() *State {
@@ -48,21 +62,58 @@ func (s *State) Apply(r broker.PresenceReport, now time.Time) []broker.PresenceE
 			events = s.remove(g, r.Conn.ID, events)
 		}
 	case broker.ReportState:
-		// The gateway's full state replaces what we knew of it.
-		want := make(map[string]broker.PresenceConn, len(r.Conns))
-		for _, c := range r.Conns {
-			want[c.ID] = c
-		}
-		for id, c := range g.conns {
-			if w, ok := want[id]; !ok || w != c {
-				events = s.remove(g, id, events)
-			}
-		}
-		for _, c := range r.Conns {
-			events = s.add(g, c, events)
+		if conns, ok := g.gather(r); ok {
+			events = s.replace(g, conns, events)
 		}
 	case broker.ReportGoodbye:
 		events = s.drop(r.Gateway, events)
+	}
+	return events
+}
+
+// gather takes one message of a state report and returns the whole state
+// once every chunk of the report has arrived. A gateway sends the chunks of
+// a report one after the other, so a chunk of another report means the
+// one being gathered lost a chunk: it is dropped, never applied in part,
+// since a partial state would remove the listeners of the missing chunks.
+func (g *gatewayState) gather(r broker.PresenceReport) ([]broker.PresenceConn, bool) {
+	if r.Chunks <= 1 {
+		g.pending = nil
+		return r.Conns, true
+	}
+	if r.Chunks > maxChunks || r.Chunk < 0 || r.Chunk >= r.Chunks || r.Report == "" {
+		return nil, false
+	}
+	p := g.pending
+	if p == nil || p.report != r.Report || p.chunks != r.Chunks {
+		p = &pendingState{report: r.Report, chunks: r.Chunks, got: map[int]bool{}}
+		g.pending = p
+	}
+	if p.got[r.Chunk] {
+		return nil, false // a repeated chunk
+	}
+	p.got[r.Chunk] = true
+	p.conns = append(p.conns, r.Conns...)
+	if len(p.got) < p.chunks {
+		return nil, false
+	}
+	g.pending = nil
+	return p.conns, true
+}
+
+// replace makes conns the gateway's whole state.
+func (s *State) replace(g *gatewayState, conns []broker.PresenceConn, events []broker.PresenceEvent) []broker.PresenceEvent {
+	want := make(map[string]broker.PresenceConn, len(conns))
+	for _, c := range conns {
+		want[c.ID] = c
+	}
+	for id, c := range g.conns {
+		if w, ok := want[id]; !ok || w != c {
+			events = s.remove(g, id, events)
+		}
+	}
+	for _, c := range conns {
+		events = s.add(g, c, events)
 	}
 	return events
 }

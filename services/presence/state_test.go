@@ -83,3 +83,45 @@ func TestStateExpiresSilentGateways(t *testing.T) {
 		t.Fatalf("a second expiry announced again: %v", got)
 	}
 }
+
+// A chunked state replaces the gateway's connections only once every chunk
+// of one report has come: a report missing a chunk changes nothing, so no
+// member leaves because its chunk was lost.
+func TestStateChunkedReports(t *testing.T) {
+	now := time.Unix(1000, 0)
+	s := NewState()
+	s.Apply(broker.PresenceReport{Type: "join", Gateway: "gw1", Conn: conn("c1", "lobby", "ana")}, now)
+	s.Apply(broker.PresenceReport{Type: "join", Gateway: "gw1", Conn: conn("c2", "dev", "bo")}, now)
+	chunk := func(report string, i, n int, conns ...*broker.PresenceConn) broker.PresenceReport {
+		r := broker.PresenceReport{Type: "state", Gateway: "gw1", Report: report, Chunk: i, Chunks: n}
+		for _, c := range conns {
+			r.Conns = append(r.Conns, *c)
+		}
+		return r
+	}
+	steps := []struct {
+		name   string
+		report broker.PresenceReport
+		want   []broker.PresenceEvent
+	}{
+		{"first chunk of r1", chunk("r1", 0, 3, conn("c1", "lobby", "ana")), nil},
+		{"third chunk of r1, the second is lost", chunk("r1", 2, 3, conn("c3", "dev", "cy")), nil},
+		{"first chunk of r2 drops r1", chunk("r2", 0, 2, conn("c1", "lobby", "ana")), nil},
+		{"a repeated chunk is ignored", chunk("r2", 0, 2, conn("c1", "lobby", "ana")), nil},
+		{"an out-of-range chunk is ignored", chunk("r2", 2, 2, conn("c9", "lobby", "zed")), nil},
+		{"the last chunk of r2 applies it", chunk("r2", 1, 2, conn("c3", "dev", "cy")), []broker.PresenceEvent{ev("leave", "bo", "dev"), ev("join", "cy", "dev")}},
+		{"a late chunk of r1 starts over and changes nothing", chunk("r1", 1, 3), nil},
+	}
+	for _, st := range steps {
+		if got := s.Apply(st.report, now); !reflect.DeepEqual(got, st.want) {
+			t.Fatalf("%s: events %v, want %v", st.name, got, st.want)
+		}
+	}
+	if got, want := s.Counts(), map[string]int{"lobby": 1, "dev": 1}; !reflect.DeepEqual(got, want) {
+		t.Errorf("counts %v, want %v", got, want)
+	}
+	// A single-message state (Chunks 0) still replaces at once.
+	if got := s.Apply(broker.PresenceReport{Type: "state", Gateway: "gw1"}, now); len(got) != 2 {
+		t.Errorf("empty state: events %v, want two leaves", got)
+	}
+}
