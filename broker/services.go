@@ -22,10 +22,12 @@ const (
 	PresenceEventPrefix = "chat.presence.room."
 	// PresenceMembersSubject answers MembersRequest with MembersReply.
 	PresenceMembersSubject = "chat.presence.members"
-	// PresenceCountsSubject answers any request with CountsReply.
+	// PresenceCountsSubject answers CountsRequest (or anything that is not
+	// JSON, taken as every room) with CountsReply.
 	PresenceCountsSubject = "chat.presence.counts"
 
-	// RoomsListSubject answers any request with RoomsReply.
+	// RoomsListSubject answers RoomsListRequest (or anything that is not
+	// JSON, taken as the first page) with one page of RoomsReply.
 	RoomsListSubject = "chat.rooms.list"
 	// RoomsGetSubject answers RoomRequest with RoomInfo.
 	RoomsGetSubject = "chat.rooms.get"
@@ -34,6 +36,12 @@ const (
 
 	// MaxTopicLen is the longest room topic, in characters.
 	MaxTopicLen = 200
+
+	// DefaultRoomsPage is how many rooms a directory page holds when the
+	// request does not say.
+	DefaultRoomsPage = 100
+	// MaxRoomsPage is the largest directory page a request may ask for.
+	MaxRoomsPage = 1000
 )
 
 // PresenceEventSubject returns the subject of room's presence changes.
@@ -108,6 +116,12 @@ type MembersReply struct {
 	Members []Member `json:"members"`
 }
 
+// CountsRequest asks for the member counts of Rooms, or of every room with
+// members when Rooms is empty.
+type CountsRequest struct {
+	Rooms []string `json:"rooms,omitempty"`
+}
+
 // CountsReply gives the member count of every room with members.
 type CountsReply struct {
 	Rooms map[string]int `json:"rooms"`
@@ -137,9 +151,22 @@ type RoomInfo struct {
 	Topic   string `json:"topic,omitempty"`
 }
 
-// RoomsReply lists the rooms, most recently active first.
+// RoomsListRequest asks for one page of the rooms directory: at most Limit
+// rooms (0 means DefaultRoomsPage; at most MaxRoomsPage) after the cursor
+// After, which is the Next of the previous page ("" for the first page).
+type RoomsListRequest struct {
+	Limit int    `json:"limit,omitempty"`
+	After string `json:"after,omitempty"`
+}
+
+// RoomsReply is one page of the rooms directory, most recently active
+// first (rooms without messages last, by name). Next is the cursor of the
+// following page, empty on the last one. A page may hold fewer rooms than
+// asked for, so it fits in one NATS message: follow Next until it is
+// empty.
 type RoomsReply struct {
 	Rooms []RoomInfo `json:"rooms"`
+	Next  string     `json:"next,omitempty"`
 }
 
 // ErrInvalidTopic is returned for a topic ValidateTopic rejects.

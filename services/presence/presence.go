@@ -274,8 +274,12 @@ func (s *Service) members(req micro.Request) {
 }
 
 func (s *Service) counts(req micro.Request) {
+	// Anything that is not a CountsRequest asks for every room, as before
+	// rooms could be named.
+	var in broker.CountsRequest
+	_ = json.Unmarshal(req.Data(), &in)
 	s.mu.Lock()
-	reply := broker.CountsReply{Rooms: s.state.Counts()}
+	reply := broker.CountsReply{Rooms: s.state.Counts(in.Rooms)}
 	s.mu.Unlock()
 	_ = req.RespondJSON(reply)
 }

@@ -192,8 +192,18 @@ func (s *State) Members(room string) []broker.Member {
 	return out
 }
 
-// Counts returns the number of users in every room that has any.
-func (s *State) Counts() map[string]int {
+// Counts returns the number of users in each of rooms that has any, or in
+// every room that has any when rooms is empty.
+func (s *State) Counts(rooms []string) map[string]int {
+	if len(rooms) > 0 {
+		out := make(map[string]int, len(rooms))
+		for _, room := range rooms {
+			if n := len(s.rooms[room]); n > 0 {
+				out[room] = n
+			}
+		}
+		return out
+	}
 	out := make(map[string]int, len(s.rooms))
 	for room, users := range s.rooms {
 		out[room] = len(users)
