@@ -37,9 +37,11 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -109,6 +111,9 @@ type Service struct {
 	svc             micro.Service
 	log             *slog.Logger
 	presenceTimeout time.Duration
+
+	cacheMu sync.Mutex
+	cache   *directory
 }
 
 // Start creates (or updates) the topics bucket and starts the micro
@@ -217,14 +222,14 @@ func (s *Service) handleList(req micro.Request) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	rooms, err := s.list(ctx)
+	rooms, err := s.cachedList(ctx)
 	if err != nil {
 		s.fail(req, "list", err)
 		return
 	}
-	page := rooms[sort.Search(len(rooms), func(i int) bool { return after.before(keyOf(rooms[i])) }):]
-	more := len(page) > in.Limit
-	page = page[:min(len(page), in.Limit)]
+	rest := rooms[sort.Search(len(rooms), func(i int) bool { return after.before(keyOf(rooms[i])) }):]
+	more := len(rest) > in.Limit
+	page := slices.Clone(rest[:min(len(rest), in.Limit)])
 	names := make([]string, len(page))
 	for i, r := range page {
 		names[i] = r.Room
@@ -410,6 +415,63 @@ func (s *Service) handleTopic(req micro.Request) {
 	}
 	info.Members = memberCount(<-counts, r.Room)
 	s.respond(req, info)
+}
+
+// directory is the whole directory as computed at one version of the bus.
+type directory struct {
+	version [4]uint64
+	rooms   []broker.RoomInfo
+}
+
+// cachedList returns the directory (see list), reusing the last one
+// computed while the history stream and the topics bucket are unchanged:
+// two cheap info requests instead of a scan of every room, so a client
+// paging through a quiet directory, or many clients refreshing it, cost
+// little. The slice is shared: callers copy what they change.
+func (s *Service) cachedList(ctx context.Context) ([]broker.RoomInfo, error) {
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	version, err := s.version(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if s.cache != nil && s.cache.version == version {
+		return s.cache.rooms, nil
+	}
+	rooms, err := s.list(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.cache = &directory{version: version, rooms: rooms}
+	return rooms, nil
+}
+
+// version tells whether the history stream or the topics bucket changed:
+// their first and last sequences (expired messages move the first, new
+// ones and topic writes and deletes the last).
+func (s *Service) version(ctx context.Context) ([4]uint64, error) {
+	var v [4]uint64
+	stream, err := s.js.Stream(ctx, broker.StreamName)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+	case err != nil:
+		return v, fmt.Errorf("stream %s: %w", broker.StreamName, err)
+	default:
+		info, err := stream.Info(ctx)
+		if err != nil {
+			return v, fmt.Errorf("stream %s: %w", broker.StreamName, err)
+		}
+		// The creation time tells a recreated stream from the old one.
+		v[0], v[1] = info.State.LastSeq, uint64(info.Created.UnixNano())^info.State.FirstSeq
+	}
+	st, err := s.kv.Status(ctx)
+	if err != nil {
+		return v, fmt.Errorf("topics bucket %s: %w", TopicsBucket, err)
+	}
+	if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok && bs.StreamInfo() != nil {
+		v[2], v[3] = bs.StreamInfo().State.LastSeq, bs.StreamInfo().State.FirstSeq
+	}
+	return v, nil
 }
 
 // list returns every room with messages or a topic, most recently active

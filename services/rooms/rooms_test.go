@@ -775,3 +775,46 @@ func TestListPages(t *testing.T) {
 		}
 	}
 }
+
+// TestListReusesAnUnchangedDirectory: while no message or topic changes,
+// listing again does not scan the rooms (no direct gets of their newest
+// messages); any change is seen by the next list.
+func TestListReusesAnUnchangedDirectory(t *testing.T) {
+	e := newEnv(t, true)
+	e.start(t, rooms.Options{})
+	e.publish(t, "alpha", "a1")
+	e.publish(t, "beta", "b1")
+	scans := brokertest.SubscribeSync(t, brokertest.Connect(t, e.node.ClientURL()), "$JS.API.DIRECT.GET."+broker.StreamName)
+	count := func() int {
+		t.Helper()
+		n := 0
+		for {
+			if _, err := scans.NextMsg(200 * time.Millisecond); err != nil {
+				return n
+			}
+			n++
+		}
+	}
+	if got := names(list(t, e.nc)); !reflect.DeepEqual(got, []string{"beta", "alpha"}) {
+		t.Fatalf("list = %v", got)
+	}
+	if n := count(); n == 0 {
+		t.Fatal("the first list scanned nothing")
+	}
+	for range 5 {
+		if got := names(list(t, e.nc)); !reflect.DeepEqual(got, []string{"beta", "alpha"}) {
+			t.Fatalf("list = %v", got)
+		}
+	}
+	if n := count(); n != 0 {
+		t.Errorf("%d scans for lists of an unchanged directory", n)
+	}
+	e.publish(t, "alpha", "a2")
+	if got := names(list(t, e.nc)); !reflect.DeepEqual(got, []string{"alpha", "beta"}) {
+		t.Errorf("after a message, list = %v", got)
+	}
+	setTopic(t, e.nc, "gamma", "new")
+	if got := names(list(t, e.nc)); !reflect.DeepEqual(got, []string{"alpha", "beta", "gamma"}) {
+		t.Errorf("after a topic, list = %v", got)
+	}
+}
