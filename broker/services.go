@@ -18,8 +18,16 @@ const (
 	// not have to wait a heartbeat to know who is online.
 	PresenceSyncSubject = "chat.presence.sync"
 	// PresenceEventPrefix starts the subject presence changes of a room are
-	// announced on: chat.presence.room.<room>.
+	// announced on: chat.presence.room.<room>. The presence stream
+	// re-publishes here each change it stored once.
 	PresenceEventPrefix = "chat.presence.room."
+	// PresenceAnnouncePrefix starts the subject presence replicas publish
+	// a room's changes on, chat.presence.announce.<room>, each with a
+	// Nats-Msg-Id derived from the change, into PresenceStream, which
+	// keeps one copy of each and re-publishes it on PresenceEventPrefix.
+	PresenceAnnouncePrefix = "chat.presence.announce."
+	// PresenceStream is the JetStream stream of presence changes.
+	PresenceStream = "CHAT_PRESENCE"
 	// PresenceMembersSubject answers MembersRequest with MembersReply.
 	PresenceMembersSubject = "chat.presence.members"
 	// PresenceCountsSubject answers CountsRequest (or anything that is not
@@ -46,6 +54,10 @@ const (
 
 // PresenceEventSubject returns the subject of room's presence changes.
 func PresenceEventSubject(room string) string { return PresenceEventPrefix + room }
+
+// PresenceAnnounceSubject returns the subject presence replicas publish
+// room's changes on.
+func PresenceAnnounceSubject(room string) string { return PresenceAnnouncePrefix + room }
 
 // Kinds of PresenceReport.
 const (
