@@ -270,16 +270,36 @@ func (s *Service) publish(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case e := <-s.queue:
-			data, _ := json.Marshal(e.PresenceEvent)
-			msg := &nats.Msg{Subject: broker.PresenceAnnounceSubject(e.Room), Data: data, Header: nats.Header{}}
-			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			_, err := s.js.PublishMsg(pctx, msg, jetstream.WithMsgID(e.ID), jetstream.WithExpectStream(broker.PresenceStream),
-				jetstream.WithRetryAttempts(10), jetstream.WithRetryWait(200*time.Millisecond))
-			cancel()
-			if err != nil && ctx.Err() == nil {
+			if err := s.store(ctx, e); err != nil && ctx.Err() == nil {
 				s.log.Warn("announce presence", "room", e.Room, "user", e.User, "type", e.Type, "err", err)
 			}
 		}
+	}
+}
+
+// store publishes e to the presence stream, trying again for up to
+// retryFor (the stream may be electing a leader): an attempt that timed
+// out yet was stored only makes the next one a duplicate, which the
+// stream drops.
+func (s *Service) store(ctx context.Context, e Event) error {
+	const retryFor = streamDuplicates / 2
+	data, _ := json.Marshal(e.PresenceEvent)
+	deadline := time.Now().Add(retryFor)
+	wait := 100 * time.Millisecond
+	for {
+		msg := &nats.Msg{Subject: broker.PresenceAnnounceSubject(e.Room), Data: data, Header: nats.Header{}}
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := s.js.PublishMsg(pctx, msg, jetstream.WithMsgID(e.ID), jetstream.WithExpectStream(broker.PresenceStream))
+		cancel()
+		if err == nil || ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
 	}
 }
 

@@ -2,11 +2,13 @@ package clustertest_test
 
 import (
 	"context"
+	"errors"
 	"regexp"
 	"testing"
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
+	"github.com/chatscalable/chatscalable/broker/brokertest"
 	"github.com/chatscalable/chatscalable/gateway/internal/clustertest"
 	"github.com/chatscalable/chatscalable/gateway/internal/ssetest"
 )
@@ -201,4 +203,49 @@ func TestPresenceRightAfterTheMeshIsReady(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestPresenceWhileItsStreamLeaderDies: the node leading the presence
+// stream (and running a presence replica) is killed as a listener joins on
+// another node; the join still reaches the room's listeners, once.
+func TestPresenceWhileItsStreamLeaderDies(t *testing.T) {
+	t.Parallel()
+	gws := clustertest.StartMesh(t, 3)
+	clustertest.WaitInstances(t, gws[0].NATSURL, "chat-presence", 3, 60*time.Second)
+	js := jetStreamAt(t, gws[0].NATSURL)
+	var leader string
+	brokertest.CheckFor(t, wait, 100*time.Millisecond, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		s, err := js.Stream(ctx, broker.PresenceStream)
+		if err != nil {
+			return err
+		}
+		if c := s.CachedInfo().Cluster; c == nil || c.Leader == "" {
+			return errors.New("no presence stream leader")
+		}
+		leader = s.CachedInfo().Cluster.Leader
+		return nil
+	})
+	var victim *clustertest.Gateway
+	var rest []*clustertest.Gateway
+	for _, g := range gws {
+		if g.Name == leader {
+			victim = g
+		} else {
+			rest = append(rest, g)
+		}
+	}
+	if victim == nil {
+		t.Fatalf("presence stream leader %q is not a mesh node", leader)
+	}
+	watch := ssetest.Open(t, rest[0].URL+"/rooms/lobby/events?user=watcher", nil)
+	ssetest.WaitForPresence(t, rest[1].URL+"/rooms/lobby/events", watch, 60*time.Second)
+
+	victim.Proc.Kill()
+	ssetest.Open(t, rest[1].URL+"/rooms/lobby/events?user=ana", nil)
+	expectPresence(t, "watcher", watch, join("ana", "lobby"))
+	ssetest.Open(t, rest[0].URL+"/rooms/lobby/events?user=bo", nil)
+	// The next event is bo's join: ana's was not announced twice.
+	expectPresence(t, "watcher", watch, join("bo", "lobby"))
 }
