@@ -69,7 +69,7 @@ type Options struct {
 	Expiry time.Duration
 	// WarmUp is how long a new replica holds back the changes it sees,
 	// so that it has heard every gateway's state before it announces
-	// (default broker.PresenceHeartbeat + 1s).
+	// (default broker.PresenceHeartbeat + 1s, at most 15s).
 	WarmUp time.Duration
 }
 
@@ -104,6 +104,9 @@ func Start(ctx context.Context, nc *nats.Conn, o Options) (*Service, error) {
 	if o.WarmUp <= 0 {
 		o.WarmUp = broker.PresenceHeartbeat + time.Second
 	}
+	// What a replica held back must reach the stream while the copies of
+	// the warm replicas still count as duplicates.
+	o.WarmUp = min(o.WarmUp, streamDuplicates/4)
 	s := &Service{
 		nc: nc, opts: o, log: o.Logger.With("service", "chat-presence"), id: broker.NewID(),
 		state: NewState(), queue: make(chan Event, maxQueued),
