@@ -683,15 +683,20 @@ func (e *env) publishRooms(t *testing.T, prefix string, n int) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Batches well under the limit of pending acknowledgements, so a
+	// slow machine never stalls the publisher.
+	deadline := time.After(30 * time.Second)
 	for i := range n {
 		if _, err := js.PublishAsync(broker.RoomSubject(fmt.Sprintf("%s-%05d", prefix, i)), []byte("hi")); err != nil {
 			t.Fatalf("publish %d: %v", i, err)
 		}
-	}
-	select {
-	case <-js.PublishAsyncComplete():
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%d publishes still pending", js.PublishAsyncPending())
+		if (i+1)%1000 == 0 || i == n-1 {
+			select {
+			case <-js.PublishAsyncComplete():
+			case <-deadline:
+				t.Fatalf("%d publishes still pending", js.PublishAsyncPending())
+			}
+		}
 	}
 }
 
