@@ -18,14 +18,24 @@ const (
 	// not have to wait a heartbeat to know who is online.
 	PresenceSyncSubject = "chat.presence.sync"
 	// PresenceEventPrefix starts the subject presence changes of a room are
-	// announced on: chat.presence.room.<room>.
+	// announced on: chat.presence.room.<room>. The presence stream
+	// re-publishes here each change it stored once.
 	PresenceEventPrefix = "chat.presence.room."
+	// PresenceAnnouncePrefix starts the subject presence replicas publish
+	// a room's changes on, chat.presence.announce.<room>, each with a
+	// Nats-Msg-Id derived from the change, into PresenceStream, which
+	// keeps one copy of each and re-publishes it on PresenceEventPrefix.
+	PresenceAnnouncePrefix = "chat.presence.announce."
+	// PresenceStream is the JetStream stream of presence changes.
+	PresenceStream = "CHAT_PRESENCE"
 	// PresenceMembersSubject answers MembersRequest with MembersReply.
 	PresenceMembersSubject = "chat.presence.members"
-	// PresenceCountsSubject answers any request with CountsReply.
+	// PresenceCountsSubject answers CountsRequest (or anything that is not
+	// JSON, taken as every room) with CountsReply.
 	PresenceCountsSubject = "chat.presence.counts"
 
-	// RoomsListSubject answers any request with RoomsReply.
+	// RoomsListSubject answers RoomsListRequest (or anything that is not
+	// JSON, taken as the first page) with one page of RoomsReply.
 	RoomsListSubject = "chat.rooms.list"
 	// RoomsGetSubject answers RoomRequest with RoomInfo.
 	RoomsGetSubject = "chat.rooms.get"
@@ -34,10 +44,20 @@ const (
 
 	// MaxTopicLen is the longest room topic, in characters.
 	MaxTopicLen = 200
+
+	// DefaultRoomsPage is how many rooms a directory page holds when the
+	// request does not say.
+	DefaultRoomsPage = 100
+	// MaxRoomsPage is the largest directory page a request may ask for.
+	MaxRoomsPage = 1000
 )
 
 // PresenceEventSubject returns the subject of room's presence changes.
 func PresenceEventSubject(room string) string { return PresenceEventPrefix + room }
+
+// PresenceAnnounceSubject returns the subject presence replicas publish
+// room's changes on.
+func PresenceAnnounceSubject(room string) string { return PresenceAnnouncePrefix + room }
 
 // Kinds of PresenceReport.
 const (
@@ -57,11 +77,21 @@ type PresenceConn struct {
 // PresenceReport is what a gateway publishes on
 // chat.presence.report.<gateway>: one join or leave (Conn), or its whole
 // state (Conns), which it sends every PresenceHeartbeat.
+//
+// A state too large for one NATS message is sent in Chunks messages, each
+// with the same Report id and its Chunk index (0 to Chunks-1), one after
+// the other. The state replaces what a replica knew of the gateway only
+// once every chunk of one report has arrived; a report missing a chunk is
+// dropped, and the next one repairs. Chunks 0 (or 1) is a state in one
+// message.
 type PresenceReport struct {
 	Type    string         `json:"type"`
 	Gateway string         `json:"gateway"`
 	Conn    *PresenceConn  `json:"conn,omitempty"`
 	Conns   []PresenceConn `json:"conns,omitempty"`
+	Report  string         `json:"report,omitempty"`
+	Chunk   int            `json:"chunk,omitempty"`
+	Chunks  int            `json:"chunks,omitempty"`
 }
 
 // Presence timing: gateways report their state every PresenceHeartbeat; a
@@ -98,6 +128,12 @@ type MembersReply struct {
 	Members []Member `json:"members"`
 }
 
+// CountsRequest asks for the member counts of Rooms, or of every room with
+// members when Rooms is empty.
+type CountsRequest struct {
+	Rooms []string `json:"rooms,omitempty"`
+}
+
 // CountsReply gives the member count of every room with members.
 type CountsReply struct {
 	Rooms map[string]int `json:"rooms"`
@@ -127,9 +163,22 @@ type RoomInfo struct {
 	Topic   string `json:"topic,omitempty"`
 }
 
-// RoomsReply lists the rooms, most recently active first.
+// RoomsListRequest asks for one page of the rooms directory: at most Limit
+// rooms (0 means DefaultRoomsPage; at most MaxRoomsPage) after the cursor
+// After, which is the Next of the previous page ("" for the first page).
+type RoomsListRequest struct {
+	Limit int    `json:"limit,omitempty"`
+	After string `json:"after,omitempty"`
+}
+
+// RoomsReply is one page of the rooms directory, most recently active
+// first (rooms without messages last, by name). Next is the cursor of the
+// following page, empty on the last one. A page may hold fewer rooms than
+// asked for, so it fits in one NATS message: follow Next until it is
+// empty.
 type RoomsReply struct {
 	Rooms []RoomInfo `json:"rooms"`
+	Next  string     `json:"next,omitempty"`
 }
 
 // ErrInvalidTopic is returned for a topic ValidateTopic rejects.

@@ -4,12 +4,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chatscalable/chatscalable/broker"
 	"github.com/chatscalable/chatscalable/broker/brokertest"
+	"github.com/chatscalable/chatscalable/gateway"
 	"github.com/chatscalable/chatscalable/gateway/internal/ssetest"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 type roomInfo struct {
@@ -79,5 +83,83 @@ func TestRoomsDirectory(t *testing.T) {
 	}
 	if r := do(t, http.MethodGet, g.URL()+"/rooms/alpha", "", nil, nil); !strings.Contains(string(r.body), `"topic":"All about A"`) {
 		t.Errorf("a rejected topic changed the room: %s", r.body)
+	}
+}
+
+// TestDirectoryPagesTwentyThousandRooms: a directory far over one NATS
+// message is listed whole, once each room, by following the pages of
+// GET /rooms.
+func TestDirectoryPagesTwentyThousandRooms(t *testing.T) {
+	const rooms = 20000
+	node := brokertest.StartNode(t)
+	g := startGateway(t, "gw-dir-big", node.ClientURL(), func(o *gateway.Options) { o.Services = "in-process" })
+	nc := brokertest.Connect(t, node.ClientURL())
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Batches well under the limit of pending acknowledgements, so a
+	// slow machine never stalls the publisher.
+	deadline := time.After(30 * time.Second)
+	for i := range rooms {
+		if _, err := js.PublishAsync(broker.RoomSubject(fmt.Sprintf("a-room-with-a-rather-long-name-%05d", i)), []byte("hi")); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+		if (i+1)%1000 == 0 || i == rooms-1 {
+			select {
+			case <-js.PublishAsyncComplete():
+			case <-deadline:
+				t.Fatalf("%d publishes still pending", js.PublishAsyncPending())
+			}
+		}
+	}
+
+	get := func(query string) (page struct {
+		Rooms []roomInfo
+		Next  string
+	}) {
+		t.Helper()
+		r := do(t, http.MethodGet, g.URL()+"/rooms"+query, "", nil, nil)
+		if r.status != http.StatusOK {
+			t.Fatalf("GET /rooms%s: %d %s", query, r.status, r.body)
+		}
+		if err := json.Unmarshal(r.body, &page); err != nil {
+			t.Fatal(err)
+		}
+		return page
+	}
+	if first := get(""); len(first.Rooms) != 100 || first.Next == "" {
+		t.Fatalf("the first page: %d rooms, next %q; want 100 and a cursor", len(first.Rooms), first.Next)
+	}
+	seen := map[string]bool{}
+	start := time.Now()
+	query, pages := "?limit=1000", 0
+	for ; ; pages++ {
+		if pages > rooms/1000+5 {
+			t.Fatalf("still paging after %d pages", pages)
+		}
+		page := get(query)
+		for _, r := range page.Rooms {
+			if seen[r.Room] {
+				t.Fatalf("%s listed twice", r.Room)
+			}
+			seen[r.Room] = true
+		}
+		if page.Next == "" {
+			break
+		}
+		query = "?limit=1000&after=" + url.QueryEscape(page.Next)
+	}
+	t.Logf("%d rooms in %d pages in %s", len(seen), pages+1, time.Since(start).Round(time.Millisecond))
+	if len(seen) != rooms {
+		t.Fatalf("%d rooms listed, want %d", len(seen), rooms)
+	}
+	for _, q := range []string{"?limit=0", "?limit=1001", "?limit=x"} {
+		if r := do(t, http.MethodGet, g.URL()+"/rooms"+q, "", nil, nil); r.status != http.StatusBadRequest || r.errorCode() != "invalid_limit" {
+			t.Errorf("GET /rooms%s: %d %s", q, r.status, r.body)
+		}
+	}
+	if r := do(t, http.MethodGet, g.URL()+"/rooms?after=nope", "", nil, nil); r.status != http.StatusBadRequest {
+		t.Errorf("GET /rooms?after=nope: %d %s", r.status, r.body)
 	}
 }

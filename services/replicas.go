@@ -14,6 +14,12 @@ import (
 // has: a replica that starts before it has learnt the whole cluster must
 // not scale a replicated bucket down to one copy.
 func BucketReplicas(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, bucket string, want, clusterSize int) int {
+	return StreamReplicas(ctx, js, nc, "KV_"+bucket, want, clusterSize)
+}
+
+// StreamReplicas chooses the replication factor of a service's stream, as
+// BucketReplicas does for a bucket (whose stream is KV_<bucket>).
+func StreamReplicas(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, stream string, want, clusterSize int) int {
 	if want > 0 {
 		return want
 	}
@@ -24,12 +30,8 @@ func BucketReplicas(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, 
 	if clusterSize >= 3 {
 		replicas = 3
 	}
-	if kv, err := js.KeyValue(ctx, bucket); err == nil {
-		if st, err := kv.Status(ctx); err == nil {
-			if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok && bs.StreamInfo() != nil {
-				replicas = max(replicas, bs.StreamInfo().Config.Replicas)
-			}
-		}
+	if s, err := js.Stream(ctx, stream); err == nil {
+		replicas = max(replicas, s.CachedInfo().Config.Replicas)
 	}
 	return replicas
 }

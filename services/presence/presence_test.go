@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/chatscalable/chatscalable/broker/brokertest"
 	"github.com/chatscalable/chatscalable/services/presence"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // A replica that starts asks the gateways for their state instead of
@@ -56,4 +58,183 @@ func TestNewReplicaAsksGatewaysForTheirState(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// startReplica starts a presence replica on a connection of its own.
+func startReplica(t *testing.T, url string, o presence.Options) *presence.Service {
+	t.Helper()
+	nc := brokertest.Connect(t, url)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, err := presence.Start(ctx, nc, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Stop() })
+	return p
+}
+
+// gateway publishes presence reports as a gateway named name.
+type gateway struct {
+	t    *testing.T
+	nc   *nats.Conn
+	name string
+}
+
+func (g gateway) report(r broker.PresenceReport) {
+	g.t.Helper()
+	r.Gateway = g.name
+	data, _ := json.Marshal(r)
+	if err := g.nc.Publish(broker.PresenceReportPrefix+g.name, data); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
+func (g gateway) join(id, room, user string) {
+	g.t.Helper()
+	g.report(broker.PresenceReport{Type: broker.ReportJoin, Conn: &broker.PresenceConn{ID: id, Room: room, User: user}})
+}
+
+func (g gateway) leave(id string) {
+	g.t.Helper()
+	g.report(broker.PresenceReport{Type: broker.ReportLeave, Conn: &broker.PresenceConn{ID: id}})
+}
+
+// expectEvents reads the next presence events of sub and fails unless they
+// are want, in order.
+func expectEvents(t *testing.T, sub *nats.Subscription, want ...broker.PresenceEvent) {
+	t.Helper()
+	for i, w := range want {
+		msg, err := sub.NextMsg(15 * time.Second)
+		if err != nil {
+			t.Fatalf("event %d of %v: %v", i, want, err)
+		}
+		var got broker.PresenceEvent
+		if err := json.Unmarshal(msg.Data, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got != w {
+			t.Fatalf("event %d is %+v, want %+v (all: %v)", i, got, w, want)
+		}
+	}
+}
+
+// storedEvents is how many presence changes the presence stream holds.
+func storedEvents(t *testing.T, nc *nats.Conn) uint64 {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, broker.PresenceStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+func pev(typ, user string) broker.PresenceEvent {
+	return broker.PresenceEvent{Type: typ, User: user, Room: "lobby"}
+}
+
+// TestEveryReplicaAnnouncesOnce: three replicas all publish every change,
+// and each reaches the room's listeners once, also while replicas stop.
+func TestEveryReplicaAnnouncesOnce(t *testing.T) {
+	node := brokertest.StartNode(t)
+	var replicas []*presence.Service
+	for range 3 {
+		replicas = append(replicas, startReplica(t, node.ClientURL(), presence.Options{WarmUp: 200 * time.Millisecond}))
+	}
+	brokertest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		for i, p := range replicas {
+			if !p.Warm() {
+				return fmt.Errorf("replica %d is not warm", i)
+			}
+		}
+		return nil
+	})
+	nc := brokertest.Connect(t, node.ClientURL())
+	events := brokertest.SubscribeSync(t, nc, broker.PresenceEventSubject("lobby"))
+	gw := gateway{t, brokertest.Connect(t, node.ClientURL()), "gw-1"}
+	gw.report(broker.PresenceReport{Type: broker.ReportState, Report: "s1"})
+	gw.join("c1", "lobby", "ana")
+	gw.join("c2", "lobby", "ana")
+	gw.leave("c1")
+	gw.leave("c2")
+	gw.join("c3", "lobby", "bo")
+	expectEvents(t, events, pev("join", "ana"), pev("leave", "ana"), pev("join", "bo"))
+
+	// Replicas stop while users come and go: the others announce.
+	stopped := make(chan error, 1)
+	go func() { stopped <- replicas[0].Stop() }()
+	gw.join("c4", "lobby", "cy")
+	gw.leave("c3")
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	if err := replicas[1].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	gw.join("c5", "lobby", "dee")
+	expectEvents(t, events, pev("join", "cy"), pev("leave", "bo"), pev("join", "dee"))
+	if n := storedEvents(t, nc); n != 6 {
+		t.Errorf("the presence stream holds %d changes, want 6", n)
+	}
+	if msg, err := events.NextMsg(500 * time.Millisecond); err == nil {
+		t.Errorf("an extra event: %s", msg.Data)
+	}
+}
+
+// TestChangesDuringWarmUpAreAnnouncedOnce: replicas that all start at
+// once (a cluster's first start) announce the changes of their warm-up
+// when it ends, once, but not the members they learn from a gateway's
+// state, who were there before.
+func TestChangesDuringWarmUpAreAnnouncedOnce(t *testing.T) {
+	node := brokertest.StartNode(t)
+	gw := gateway{t, brokertest.Connect(t, node.ClientURL()), "gw-old"}
+	if _, err := gw.nc.Subscribe(broker.PresenceSyncSubject, func(*nats.Msg) {
+		gw.report(broker.PresenceReport{Type: broker.ReportState, Report: "s1",
+			Conns: []broker.PresenceConn{{ID: "c0", Room: "lobby", User: "old"}}})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	nc := brokertest.Connect(t, node.ClientURL())
+	events := brokertest.SubscribeSync(t, nc, broker.PresenceEventSubject("lobby"))
+	const warmUp = 2 * time.Second
+	a := startReplica(t, node.ClientURL(), presence.Options{WarmUp: warmUp})
+	b := startReplica(t, node.ClientURL(), presence.Options{WarmUp: warmUp})
+	started := time.Now()
+	req, _ := json.Marshal(broker.MembersRequest{Room: "lobby"})
+	brokertest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		msg, err := nc.Request(broker.PresenceMembersSubject, req, time.Second)
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(msg.Data), `"old"`) {
+			return fmt.Errorf("members %s", msg.Data)
+		}
+		return nil
+	})
+	// Both replicas heard gw-old's state; new users come and go.
+	gw.join("c1", "lobby", "ana")
+	gw.join("c2", "lobby", "bo")
+	gw.leave("c2")
+	if a.Warm() || b.Warm() {
+		t.Fatalf("a replica warmed up within %s; the test needs the changes to fall in the warm-up", time.Since(started))
+	}
+	expectEvents(t, events, pev("join", "ana"), pev("join", "bo"), pev("leave", "bo"))
+	gw.join("c3", "lobby", "cy")
+	expectEvents(t, events, pev("join", "cy"))
+	if n := storedEvents(t, nc); n != 4 {
+		t.Errorf("the presence stream holds %d changes, want 4", n)
+	}
 }

@@ -14,23 +14,34 @@
 //     per room), which every replica reads and writes, so a topic set
 //     through one replica is seen by all;
 //   - member counts from the presence service, with one request to
-//     broker.PresenceCountsSubject per reply. If presence does not answer
+//     broker.PresenceCountsSubject per reply, for the rooms of the reply. If presence does not answer
 //     within Options.PresenceTimeout (it may not be running), the rooms are
 //     still returned, with Members left out.
 //
 // A room is in the directory when its history holds messages or it has a
-// topic. Errors are NATS micro errors: code "400" for bad input (malformed
+// topic. The list comes in pages (broker.RoomsListRequest) of at most
+// broker.MaxRoomsPage rooms and half the server's maximum payload, ordered
+// most recently active first, then by name; a page's Next cursor is the
+// last room's place in that order, so a walk through the pages lists every
+// room once, except that a room which gets a message during the walk moves
+// to the front and may be missed by it (it is on the next first page). Errors are NATS micro errors: code "400" for bad input (malformed
 // JSON, an invalid room name or topic), "500" for failures of the bus.
 package rooms
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -100,6 +111,9 @@ type Service struct {
 	svc             micro.Service
 	log             *slog.Logger
 	presenceTimeout time.Duration
+
+	cacheMu sync.Mutex
+	cache   *directory
 }
 
 // Start creates (or updates) the topics bucket and starts the micro
@@ -197,19 +211,158 @@ func safe(log *slog.Logger, name string, h micro.HandlerFunc) micro.HandlerFunc 
 }
 
 func (s *Service) handleList(req micro.Request) {
+	in, ok := decodeList(req)
+	if !ok {
+		return
+	}
+	after, err := parseCursor(in.After)
+	if err != nil {
+		badRequest(req, err.Error())
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	counts := s.countsAsync()
-	rooms, err := s.list(ctx)
+	rooms, err := s.cachedList(ctx)
 	if err != nil {
 		s.fail(req, "list", err)
 		return
 	}
-	members := <-counts
-	for i := range rooms {
-		rooms[i].Members = memberCount(members, rooms[i].Room)
+	rest := rooms[sort.Search(len(rooms), func(i int) bool { return after.before(keyOf(rooms[i])) }):]
+	more := len(rest) > in.Limit
+	page := slices.Clone(rest[:min(len(rest), in.Limit)])
+	names := make([]string, len(page))
+	for i, r := range page {
+		names[i] = r.Room
 	}
-	s.respond(req, broker.RoomsReply{Rooms: rooms})
+	var members map[string]int
+	if len(page) > 0 {
+		members = s.counts(names)
+	}
+	for i := range page {
+		page[i].Members = memberCount(members, page[i].Room)
+	}
+	data, err := encodePage(page, more, s.maxReply())
+	if err != nil {
+		s.fail(req, "list", err)
+		return
+	}
+	if err := req.Respond(data); err != nil {
+		s.log.Warn("rooms reply failed", "err", err)
+	}
+}
+
+// decodeList reads a list request. Anything that is not JSON (as list
+// took before it had pages) asks for the first page; JSON that is not a
+// valid RoomsListRequest gets a 400.
+func decodeList(req micro.Request) (broker.RoomsListRequest, bool) {
+	var in broker.RoomsListRequest
+	if data := req.Data(); json.Valid(data) {
+		if err := json.Unmarshal(data, &in); err != nil {
+			badRequest(req, "malformed JSON request: "+err.Error())
+			return in, false
+		}
+	}
+	switch {
+	case in.Limit == 0:
+		in.Limit = broker.DefaultRoomsPage
+	case in.Limit < 0 || in.Limit > broker.MaxRoomsPage:
+		badRequest(req, fmt.Sprintf("limit must be from 1 to %d", broker.MaxRoomsPage))
+		return in, false
+	}
+	return in, true
+}
+
+// maxReply is the size a reply must stay within: half the server's
+// maximum payload, leaving room for headers.
+func (s *Service) maxReply() int {
+	if n := s.nc.MaxPayload(); n > 0 {
+		return int(n / 2)
+	}
+	return 512 << 10
+}
+
+// encodePage encodes a directory page in at most limit bytes: the rooms
+// that do not fit are left for the next page, whose cursor follows the
+// last room that did.
+func encodePage(rooms []broker.RoomInfo, more bool, limit int) ([]byte, error) {
+	const tail = len(`],"next":""}`) + maxCursorLen
+	var b bytes.Buffer
+	b.WriteString(`{"rooms":[`)
+	n := 0
+	for i, r := range rooms {
+		data, err := json.Marshal(r)
+		if err != nil {
+			return nil, fmt.Errorf("encode room %s: %w", r.Room, err)
+		}
+		if i > 0 && b.Len()+1+len(data)+tail > limit {
+			more = true
+			break
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(data)
+		n++
+	}
+	b.WriteByte(']')
+	if more && n > 0 {
+		b.WriteString(`,"next":"` + keyOf(rooms[n-1]).String() + `"`)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// roomKey is a room's place in the directory's order: most recently
+// active first (nanos since 1970, 0 for no messages), then by name.
+type roomKey struct {
+	nanos int64
+	room  string
+}
+
+func keyOf(r broker.RoomInfo) roomKey {
+	k := roomKey{room: r.Room}
+	if r.LastActivity != nil {
+		k.nanos = r.LastActivity.UnixNano()
+	}
+	return k
+}
+
+// before reports whether k comes before o in the directory.
+func (k roomKey) before(o roomKey) bool {
+	if k.nanos != o.nanos {
+		return k.nanos > o.nanos
+	}
+	return k.room < o.room
+}
+
+// maxCursorLen bounds an encoded cursor: base64 of a 64-bit number, a
+// colon and a room name.
+const maxCursorLen = (20 + 1 + broker.MaxRoomLen + 2) * 4 / 3
+
+// String is the key as an opaque cursor.
+func (k roomKey) String() string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(k.nanos, 10) + ":" + k.room))
+}
+
+// noCursor comes before every room: the first page.
+var noCursor = roomKey{nanos: math.MaxInt64}
+
+// parseCursor reads a cursor made by roomKey.String; "" is the start.
+func parseCursor(cursor string) (roomKey, error) {
+	if cursor == "" {
+		return noCursor, nil
+	}
+	bad := errors.New("after is not a cursor of the rooms directory")
+	raw, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil || len(cursor) > maxCursorLen {
+		return roomKey{}, bad
+	}
+	nanos, room, ok := strings.Cut(string(raw), ":")
+	n, err := strconv.ParseInt(nanos, 10, 64)
+	if !ok || err != nil || n < 0 || broker.ValidateRoom(room) != nil {
+		return roomKey{}, bad
+	}
+	return roomKey{nanos: n, room: room}, nil
 }
 
 func (s *Service) handleGet(req micro.Request) {
@@ -219,7 +372,7 @@ func (s *Service) handleGet(req micro.Request) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	counts := s.countsAsync()
+	counts := s.countsAsync(r.Room)
 	info, err := s.room(ctx, r.Room)
 	if err != nil {
 		s.fail(req, "get", err)
@@ -254,7 +407,7 @@ func (s *Service) handleTopic(req micro.Request) {
 		return
 	}
 	s.log.Debug("topic set", "room", r.Room, "topic", topic)
-	counts := s.countsAsync()
+	counts := s.countsAsync(r.Room)
 	info, err := s.room(ctx, r.Room)
 	if err != nil {
 		s.fail(req, "topic", err)
@@ -262,6 +415,63 @@ func (s *Service) handleTopic(req micro.Request) {
 	}
 	info.Members = memberCount(<-counts, r.Room)
 	s.respond(req, info)
+}
+
+// directory is the whole directory as computed at one version of the bus.
+type directory struct {
+	version [4]uint64
+	rooms   []broker.RoomInfo
+}
+
+// cachedList returns the directory (see list), reusing the last one
+// computed while the history stream and the topics bucket are unchanged:
+// two cheap info requests instead of a scan of every room, so a client
+// paging through a quiet directory, or many clients refreshing it, cost
+// little. The slice is shared: callers copy what they change.
+func (s *Service) cachedList(ctx context.Context) ([]broker.RoomInfo, error) {
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	version, err := s.version(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if s.cache != nil && s.cache.version == version {
+		return s.cache.rooms, nil
+	}
+	rooms, err := s.list(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.cache = &directory{version: version, rooms: rooms}
+	return rooms, nil
+}
+
+// version tells whether the history stream or the topics bucket changed:
+// their first and last sequences (expired messages move the first, new
+// ones and topic writes and deletes the last).
+func (s *Service) version(ctx context.Context) ([4]uint64, error) {
+	var v [4]uint64
+	stream, err := s.js.Stream(ctx, broker.StreamName)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+	case err != nil:
+		return v, fmt.Errorf("stream %s: %w", broker.StreamName, err)
+	default:
+		info, err := stream.Info(ctx)
+		if err != nil {
+			return v, fmt.Errorf("stream %s: %w", broker.StreamName, err)
+		}
+		// The creation time tells a recreated stream from the old one.
+		v[0], v[1] = info.State.LastSeq, uint64(info.Created.UnixNano())^info.State.FirstSeq
+	}
+	st, err := s.kv.Status(ctx)
+	if err != nil {
+		return v, fmt.Errorf("topics bucket %s: %w", TopicsBucket, err)
+	}
+	if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok && bs.StreamInfo() != nil {
+		v[2], v[3] = bs.StreamInfo().State.LastSeq, bs.StreamInfo().State.FirstSeq
+	}
+	return v, nil
 }
 
 // list returns every room with messages or a topic, most recently active
@@ -386,17 +596,19 @@ func (s *Service) topics(ctx context.Context) (map[string]string, error) {
 	}
 }
 
-// countsAsync asks the presence service for member counts and delivers
-// them on the returned channel: nil if presence did not answer in time or
-// answered with an error.
-func (s *Service) countsAsync() <-chan map[string]int {
+// countsAsync asks the presence service for the member count of room
+// and delivers the counts on the returned channel: nil if presence did not
+// answer in time or answered with an error.
+func (s *Service) countsAsync(room string) <-chan map[string]int {
 	ch := make(chan map[string]int, 1)
-	go func() { ch <- s.counts() }()
+	go func() { ch <- s.counts([]string{room}) }()
 	return ch
 }
 
-func (s *Service) counts() map[string]int {
-	msg, err := s.nc.Request(broker.PresenceCountsSubject, []byte("{}"), s.presenceTimeout)
+// counts asks the presence service for the member counts of rooms.
+func (s *Service) counts(rooms []string) map[string]int {
+	req, _ := json.Marshal(broker.CountsRequest{Rooms: rooms})
+	msg, err := s.nc.Request(broker.PresenceCountsSubject, req, s.presenceTimeout)
 	if err != nil {
 		s.log.Debug("no member counts from presence", "err", err)
 		return nil

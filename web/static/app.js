@@ -15,6 +15,7 @@ const PAGE_SIZE = 50;
 const USER_KEY = "chat.user";
 const ANONYMOUS = "anonymous";
 const ROOMS_EVERY_MS = 15000;
+const REFETCH_DELAY_MS = 250; // members and rooms after presence events, coalesced
 const REQUEST_TIMEOUT_MS = 15000;
 const GROUP_WITHIN_MS = 5 * 60 * 1000;
 
@@ -518,8 +519,8 @@ function connect() {
   });
   es.addEventListener("presence", () => {
     if (es !== source) return;
-    loadMembers();
-    refreshRoomsSoon();
+    membersSoon();
+    roomsSoon();
   });
   // The server could not replay everything missed while disconnected
   // (history trimmed or recreated, or too much missed).
@@ -828,7 +829,6 @@ async function loadMembers() {
 
 let roomsSeq = 0;
 let roomsKey = "";
-let roomsSoon = 0;
 
 function buildRoom(r) {
   const li = el("li", "room-item");
@@ -881,10 +881,35 @@ async function loadRooms() {
   renderRooms(rooms);
 }
 
-function refreshRoomsSoon() {
-  clearTimeout(roomsSoon);
-  roomsSoon = setTimeout(loadRooms, 300);
+// coalesce returns a trigger for the async function load that runs it
+// REFETCH_DELAY_MS after the first trigger of a burst, with at most one run
+// in flight and one more pending: a room where people come and go quickly
+// sends many presence events, and each need not cost a request.
+function coalesce(load) {
+  let timer = 0;
+  let running = false;
+  let again = false;
+  const run = async () => {
+    timer = 0;
+    running = true;
+    try {
+      await load();
+    } finally {
+      running = false;
+      if (again) {
+        again = false;
+        timer = setTimeout(run, REFETCH_DELAY_MS);
+      }
+    }
+  };
+  return () => {
+    if (running) again = true;
+    else if (!timer) timer = setTimeout(run, REFETCH_DELAY_MS);
+  };
 }
+
+const membersSoon = coalesce(loadMembers);
+const roomsSoon = coalesce(loadRooms);
 
 roomForm.noValidate = true;
 roomForm.addEventListener("submit", (e) => {

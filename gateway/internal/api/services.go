@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/chatscalable/chatscalable/broker"
 	"github.com/gorilla/mux"
@@ -15,9 +16,23 @@ import (
 // CodeServiceError is the code of an error a chat service reported.
 const CodeServiceError = "service_error"
 
-// listRooms is GET /rooms: the rooms directory.
+// listRooms is GET /rooms?limit=&after=: a page of the rooms directory.
 func (s *Server) listRooms(w http.ResponseWriter, r *http.Request) {
-	s.ask(w, r, "the rooms directory", broker.RoomsListSubject, struct{}{})
+	q := r.URL.Query()
+	req := broker.RoomsListRequest{Limit: broker.DefaultRoomsPage, After: q.Get("after")}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > broker.MaxRoomsPage {
+			writeError(w, http.StatusBadRequest, CodeInvalidLimit, fmt.Sprintf("limit must be a whole number from 1 to %d", broker.MaxRoomsPage))
+			return
+		}
+		req.Limit = n
+	}
+	if len(req.After) > 256 {
+		writeError(w, http.StatusBadRequest, CodeInvalidCursor, "after is not a cursor of the rooms directory")
+		return
+	}
+	s.ask(w, r, "the rooms directory", broker.RoomsListSubject, req)
 }
 
 // getRoom is GET /rooms/{room}: one room of the directory.
