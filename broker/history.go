@@ -312,17 +312,25 @@ func (h *History) After(ctx context.Context, room string, after uint64, limit in
 // Before returns the last (up to) limit messages of room with a sequence
 // lower than before (0: the newest messages), oldest first. The stream can
 // only be read forwards, so it reads windows of growing size backwards from
-// before until it has limit messages or reaches the start of the stream.
+// before until it has limit messages or reaches the room's first message.
+// The room's first and last messages bound the windows; they are found
+// with direct gets, without asking for the stream's info.
 func (h *History) Before(ctx context.Context, room string, before uint64, limit int) ([]Message, error) {
-	first, last, err := h.Bounds(ctx)
-	if err != nil {
+	if limit <= 0 {
+		return nil, nil
+	}
+	oldest, err := h.direct(ctx, map[string]any{"seq": 1, "next_by_subj": RoomSubject(room)})
+	if err != nil || oldest == nil {
 		return nil, err
 	}
-	hi := last
-	if before > 0 && before-1 < hi {
+	first := oldest.Seq
+	var hi uint64
+	if before > 0 {
 		hi = before - 1
+	} else if hi, err = h.LastSeq(ctx, room); err != nil {
+		return nil, err
 	}
-	if limit <= 0 || hi < first || hi == 0 {
+	if hi < first || hi == 0 {
 		return nil, nil
 	}
 	var out []Message

@@ -531,3 +531,56 @@ func TestHistoryRoomsBeyondOneBatch(t *testing.T) {
 		return nil
 	})
 }
+
+// Reading a room's history makes no STREAM.INFO request: a page, a
+// replay, a position and a single message are direct gets only, so a
+// busy gateway does not load the stream's leader with info requests.
+func TestHistoryReadsAskForNoStreamInfo(t *testing.T) {
+	e := newHistoryEnv(t, broker.HistoryConfig{})
+	ctx := testContext(t)
+	var seqs []uint64
+	for i := range 5 {
+		for _, room := range []string{"a", "b"} {
+			m, _, err := e.h.Publish(ctx, broker.Message{ID: broker.NewID(), Room: room, User: "u", Text: fmt.Sprint(room, i), TS: time.Now()}, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if room == "a" {
+				seqs = append(seqs, m.Seq)
+			}
+		}
+	}
+	infos, err := e.nc.SubscribeSync("$JS.API.STREAM.INFO.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	page, err := e.h.Before(ctx, "a", 0, 3)
+	if err != nil || len(page) != 3 || page[0].Text != "a2" || page[2].Text != "a4" {
+		t.Fatalf("newest page: %v, %v", page, err)
+	}
+	if page, err = e.h.Before(ctx, "a", seqs[2], 10); err != nil || len(page) != 2 || page[1].Text != "a1" {
+		t.Fatalf("page before a2: %v, %v", page, err)
+	}
+	if page, err = e.h.Before(ctx, "empty", 0, 10); err != nil || len(page) != 0 {
+		t.Fatalf("page of an empty room: %v, %v", page, err)
+	}
+	if _, _, err := e.h.After(ctx, "a", seqs[0], 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.h.LastSeq(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.h.Get(ctx, "a", seqs[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, _ := infos.Pending(); n != 0 {
+		msg, _ := infos.NextMsg(0)
+		t.Fatalf("history reads made %d STREAM.INFO requests (first on %s)", n, msg.Subject)
+	}
+}
