@@ -278,8 +278,8 @@ func (s *Stream) NextPresence(timeout time.Duration) (PresenceEvent, error) {
 // WaitForPresence waits until presence events reach watcher: it connects
 // and disconnects a listener named probe at eventsURL (a room's events
 // URL, on any gateway) until watcher, a listener of the same room, sees
-// the probe join and leave. Presence is announced by one replica of the
-// presence service, which leads only after a warm-up.
+// the probe join and leave. Presence is announced once the presence
+// replicas have warmed up and the gateway's room feed is subscribed.
 func WaitForPresence(t testing.TB, eventsURL string, watcher *Stream, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
