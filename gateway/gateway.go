@@ -67,8 +67,8 @@ type Options struct {
 	// WriteTimeout ends a response, or an SSE stream, whose client has not
 	// taken what was written to it within this time (default 10s).
 	WriteTimeout time.Duration
-	// MaxConns bounds the open HTTP connections (default: 90% of the
-	// process's open-file limit); MaxConnsPerIP bounds those of one client
+	// MaxConns bounds the open HTTP connections (default: the process's
+	// open-file limit less 512); MaxConnsPerIP bounds those of one client
 	// address (default: no limit). Connections beyond are refused with 503.
 	MaxConns, MaxConnsPerIP int
 	// Heartbeat is the SSE heartbeat interval.
@@ -500,15 +500,20 @@ func (g *Gateway) Ready() error {
 	return nil
 }
 
-// defaultMaxConns is 90% of the process's open-file limit (Go raises the
-// soft limit to the hard one at start), leaving the rest for NATS,
-// JetStream's files and the process itself; 0 (no limit) if unknown.
+// reservedFiles is how many open files the gateway keeps for itself
+// beyond HTTP connections: NATS connections, an embedded node's clients,
+// routes and JetStream files, logs.
+const reservedFiles = 512
+
+// defaultMaxConns is the process's open-file limit (Go raises the soft
+// limit to the hard one at start) less reservedFiles, and at least 64;
+// 0 (no limit) if the limit is unknown or unlimited.
 func defaultMaxConns() int {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur == 0 || lim.Cur > 1<<30 {
 		return 0
 	}
-	return int(lim.Cur * 9 / 10)
+	return max(int(lim.Cur)-reservedFiles, 64)
 }
 
 // Addr returns the HTTP listen address.

@@ -80,7 +80,7 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	fs.Int(&c.ClientQueue, "client-queue", 256, "messages queued per SSE client before it is disconnected as too slow")
 	fs.Int(&c.ClientBuffer, "client-buffer", 1<<20, "bytes waiting per SSE client (queued messages and output its connection has not taken) before it is disconnected as too slow")
 	fs.Duration(&c.WriteTimeout, "write-timeout", 10*time.Second, "how long a client may take to take a response, or to catch up with its SSE stream, however little it reads meanwhile")
-	fs.Int(&c.MaxConns, "max-conns", 0, "most open HTTP connections (SSE streams included); more are refused with 503 and Retry-After; 0: 90% of the process's open-file limit")
+	fs.Int(&c.MaxConns, "max-conns", 0, "most open HTTP connections (SSE streams included); more are refused with 503 and Retry-After; 0: the process's open-file limit less 512 kept for NATS and JetStream")
 	fs.Int(&c.MaxConnsPerIP, "max-conns-per-ip", 0, "most open HTTP connections from one client address; 0: no limit (behind a proxy every client shares its address)")
 	fs.Duration(&c.Heartbeat, "heartbeat", 15*time.Second, "interval of SSE heartbeat comments")
 	fs.String(&c.SSEWriter, "sse-writer", "loop", "how SSE streams are written: loop (a few goroutines write every stream, on connections taken over from net/http; Linux, else handler) or handler (one net/http handler per stream)")
