@@ -19,7 +19,7 @@ NATSCLI_VERSION := v0.5.0
 CADDY    := tools/bin/caddy
 CADDY_VERSION := v2.11.4
 
-COMMANDS := chat-gateway chat-broker chat-presence chat-rooms chat-lb
+COMMANDS := chat-gateway chat-broker chat-presence chat-rooms
 IMAGE_CONTEXT := build/image-context
 IMAGE_TAG ?= $(VERSION)
 IMAGE_LATEST ?= 1
@@ -39,7 +39,6 @@ build:
 	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o $(BIN)/chat-presence ./services/cmd/chat-presence
 	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o $(BIN)/chat-rooms ./services/cmd/chat-rooms
 	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o $(BIN)/chat-bench ./gateway/cmd/chat-bench
-	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o $(BIN)/chat-lb ./gateway/cmd/chat-lb
 
 ## run: build and start the quickstart (one gateway, embedded NATS) on :8080
 run: build
@@ -50,7 +49,6 @@ images: $(CADDY)
 	rm -rf $(IMAGE_CONTEXT) && mkdir -p $(IMAGE_CONTEXT)/empty $(IMAGE_CONTEXT)/caddy/empty
 	@command -v docker >/dev/null || { echo "make images needs docker"; exit 1; }
 	CGO_ENABLED=0 GOOS=linux go build $(GOFLAGS_BUILD) -o $(IMAGE_CONTEXT)/chat-gateway ./gateway/cmd/chat-gateway
-	CGO_ENABLED=0 GOOS=linux go build $(GOFLAGS_BUILD) -o $(IMAGE_CONTEXT)/chat-lb ./gateway/cmd/chat-lb
 	CGO_ENABLED=0 GOOS=linux go build $(GOFLAGS_BUILD) -o $(IMAGE_CONTEXT)/chat-broker ./broker/cmd/chat-broker
 	CGO_ENABLED=0 GOOS=linux go build $(GOFLAGS_BUILD) -o $(IMAGE_CONTEXT)/chat-presence ./services/cmd/chat-presence
 	CGO_ENABLED=0 GOOS=linux go build $(GOFLAGS_BUILD) -o $(IMAGE_CONTEXT)/chat-rooms ./services/cmd/chat-rooms
