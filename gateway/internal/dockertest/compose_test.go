@@ -171,6 +171,12 @@ func startCompose(t *testing.T) *project {
 		base: fmt.Sprintf("http://127.0.0.1:%d", port),
 	}
 	t.Cleanup(func() {
+		if t.Failed() {
+			// What the containers were doing, before they are gone.
+			ps, _ := dockertest.Try(p.env, "docker-compose", "-f", p.file, "-p", p.name, "ps")
+			logs, _ := dockertest.Try(p.env, "docker-compose", "-f", p.file, "-p", p.name, "logs", "--no-color", "--tail", "40", "lb")
+			t.Logf("compose ps:\n%s\nentry point log:\n%s", ps, logs)
+		}
 		out, err := dockertest.Try(p.env, "docker-compose", "-f", p.file, "-p", p.name, "down", "-v", "--remove-orphans", "-t", "5")
 		if err != nil {
 			t.Errorf("compose down: %v\n%s", err, out)
