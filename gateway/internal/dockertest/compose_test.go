@@ -324,4 +324,8 @@ func TestComposeDeployment(t *testing.T) {
 	t.Run("a replica that is not ready is taken out", func(t *testing.T) {
 		testUnreadyReplicaTakenOut(t, p)
 	})
+
+	t.Run("a frozen replica is taken out", func(t *testing.T) {
+		testFrozenReplicaTakenOut(t, p)
+	})
 }

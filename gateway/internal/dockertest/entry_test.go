@@ -261,33 +261,7 @@ func testUnreadyReplicaTakenOut(t *testing.T, p *project) {
 	const gw = "gateway-3"
 	id := p.containers(gw)[0]
 	network := p.name + "_chat"
-	client := &http.Client{Timeout: 5 * time.Second}
-	// /node answers even on a replica that is not ready, so it shows
-	// where the entry point sends requests.
-	node := func() (string, error) {
-		resp, err := client.Get(p.base + "/node")
-		if err != nil {
-			return "", err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return "", fmt.Errorf("GET /node: %d", resp.StatusCode)
-		}
-		return resp.Header.Get("X-Chat-Node"), nil
-	}
-	inRotation := func() error {
-		seen := map[string]int{}
-		for range 12 {
-			n, err := node()
-			if err == nil && n == gw {
-				return nil
-			}
-			seen[fmt.Sprint(n, err)]++
-		}
-		health, _ := dockertest.Try(nil, "docker", "exec", id, "/app", "healthcheck")
-		return fmt.Errorf("%s gets no requests: they went to %v; its healthcheck says %q", gw, seen, health)
-	}
-	brokertest.CheckFor(t, 30*time.Second, 250*time.Millisecond, inRotation)
+	brokertest.CheckFor(t, 30*time.Second, 250*time.Millisecond, func() error { return p.inRotation(gw) })
 
 	dockertest.Run(t, nil, "docker", "network", "disconnect", network, id)
 	reconnected := false
@@ -305,25 +279,12 @@ func testUnreadyReplicaTakenOut(t *testing.T, p *project) {
 		return nil
 	})
 	unready := time.Now()
-	// Requests go to the ready replicas in turn, so 12 in a row without
-	// it show it is out.
-	brokertest.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
-		for range 12 {
-			n, err := node()
-			if err != nil {
-				return err
-			}
-			if n == gw {
-				return fmt.Errorf("%s still gets requests", gw)
-			}
-		}
-		return nil
-	})
+	brokertest.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error { return p.outOfRotation(gw) })
 	t.Logf("%s taken out at most %s after this test saw its /readyz fail", gw, time.Since(unready).Round(100*time.Millisecond))
 
 	// Every request from now on succeeds, publishes included.
 	for i := range 20 {
-		if n, err := node(); err != nil || n == gw {
+		if n, err := p.node(); err != nil || n == gw {
 			t.Errorf("request %d: GET /node: %q %v", i, n, err)
 		}
 		if code, err := postMessage(p.base, "takenout", fmt.Sprintf("m%d", i)); err != nil || code != http.StatusCreated {
@@ -342,5 +303,73 @@ func testUnreadyReplicaTakenOut(t *testing.T, p *project) {
 
 	dockertest.Run(t, nil, "docker", "network", "connect", network, id)
 	reconnected = true
-	brokertest.CheckFor(t, 60*time.Second, 250*time.Millisecond, inRotation)
+	brokertest.CheckFor(t, 60*time.Second, 250*time.Millisecond, func() error { return p.inRotation(gw) })
+}
+
+// testFrozenReplicaTakenOut pauses a gateway, so its /readyz does not
+// answer at all, and checks that the entry point stops sending it requests
+// within seconds and takes it back once it runs again.
+func testFrozenReplicaTakenOut(t *testing.T, p *project) {
+	const gw = "gateway-1"
+	id := p.containers(gw)[0]
+	brokertest.CheckFor(t, 30*time.Second, 250*time.Millisecond, func() error { return p.inRotation(gw) })
+	dockertest.Run(t, nil, "docker", "pause", id)
+	paused := true
+	t.Cleanup(func() {
+		if paused {
+			_, _ = dockertest.Try(nil, "docker", "unpause", id)
+		}
+	})
+	start := time.Now()
+	// A request sent to it before the entry point noticed waits for its
+	// answer; the client gives up after 5 s and that try counts as failed.
+	brokertest.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error { return p.outOfRotation(gw) })
+	t.Logf("%s taken out %s after it froze", gw, time.Since(start).Round(100*time.Millisecond))
+	dockertest.Run(t, nil, "docker", "unpause", id)
+	paused = false
+	brokertest.CheckFor(t, 30*time.Second, 250*time.Millisecond, func() error { return p.inRotation(gw) })
+}
+
+// node asks the entry point which replica answers. /node answers even on
+// a replica that is not ready, so it shows where requests go.
+func (p *project) node() (string, error) {
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get(p.base + "/node")
+	if err != nil {
+		return "", err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET /node: %d", resp.StatusCode)
+	}
+	return resp.Header.Get("X-Chat-Node"), nil
+}
+
+// inRotation returns nil once gw answers one of 12 requests in a row
+// (requests go to the ready replicas in turn).
+func (p *project) inRotation(gw string) error {
+	seen := map[string]int{}
+	for range 12 {
+		n, err := p.node()
+		if err == nil && n == gw {
+			return nil
+		}
+		seen[fmt.Sprint(n, err)]++
+	}
+	return fmt.Errorf("%s gets no requests: they went to %v", gw, seen)
+}
+
+// outOfRotation returns nil when 12 requests in a row all succeed on
+// other replicas than gw.
+func (p *project) outOfRotation(gw string) error {
+	for range 12 {
+		n, err := p.node()
+		if err != nil {
+			return err
+		}
+		if n == gw {
+			return fmt.Errorf("%s still gets requests", gw)
+		}
+	}
+	return nil
 }
