@@ -15,8 +15,11 @@ FUZZ := ./gateway/internal/cursor:FuzzParse ./gateway/internal/sse:FuzzAppendEve
 
 NATSCLI  := tools/bin/nats
 NATSCLI_VERSION := v0.5.0
+# Caddy is the compose deployment's entry point (deployments/caddy).
+CADDY    := tools/bin/caddy
+CADDY_VERSION := v2.11.4
 
-COMMANDS := chat-gateway chat-broker chat-presence chat-rooms chat-lb
+COMMANDS := chat-gateway chat-broker chat-presence chat-rooms
 IMAGE_CONTEXT := build/image-context
 IMAGE_TAG ?= $(VERSION)
 IMAGE_LATEST ?= 1
@@ -36,18 +39,16 @@ build:
 	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o $(BIN)/chat-presence ./services/cmd/chat-presence
 	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o $(BIN)/chat-rooms ./services/cmd/chat-rooms
 	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o $(BIN)/chat-bench ./gateway/cmd/chat-bench
-	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o $(BIN)/chat-lb ./gateway/cmd/chat-lb
 
 ## run: build and start the quickstart (one gateway, embedded NATS) on :8080
 run: build
 	./$(BIN)/chat-gateway --http-addr :8080 --node-name $(NODE) --data-dir ./data
 
-## images: static linux binaries and one FROM-scratch image per command (chatscalable/<command>:$(IMAGE_TAG) and :latest)
-images:
-	rm -rf $(IMAGE_CONTEXT) && mkdir -p $(IMAGE_CONTEXT)/empty
+## images: static linux binaries and one FROM-scratch image per command, plus chatscalable/caddy (the compose entry point); tagged $(IMAGE_TAG) and :latest
+images: $(CADDY)
+	rm -rf $(IMAGE_CONTEXT) && mkdir -p $(IMAGE_CONTEXT)/empty $(IMAGE_CONTEXT)/caddy/empty
 	@command -v docker >/dev/null || { echo "make images needs docker"; exit 1; }
 	CGO_ENABLED=0 GOOS=linux go build $(GOFLAGS_BUILD) -o $(IMAGE_CONTEXT)/chat-gateway ./gateway/cmd/chat-gateway
-	CGO_ENABLED=0 GOOS=linux go build $(GOFLAGS_BUILD) -o $(IMAGE_CONTEXT)/chat-lb ./gateway/cmd/chat-lb
 	CGO_ENABLED=0 GOOS=linux go build $(GOFLAGS_BUILD) -o $(IMAGE_CONTEXT)/chat-broker ./broker/cmd/chat-broker
 	CGO_ENABLED=0 GOOS=linux go build $(GOFLAGS_BUILD) -o $(IMAGE_CONTEXT)/chat-presence ./services/cmd/chat-presence
 	CGO_ENABLED=0 GOOS=linux go build $(GOFLAGS_BUILD) -o $(IMAGE_CONTEXT)/chat-rooms ./services/cmd/chat-rooms
@@ -58,10 +59,14 @@ images:
 		docker build -q --build-arg BIN=$$c --build-arg VERSION=$(VERSION) \
 			-t chatscalable/$$c:$(IMAGE_TAG) $$latest $(IMAGE_CONTEXT) >/dev/null || exit 1; \
 	done
+	cp $(CADDY) deployments/caddy/Caddyfile deployments/caddy/Dockerfile $(IMAGE_CONTEXT)/caddy/
+	@echo "image chatscalable/caddy:$(IMAGE_TAG)"
+	@latest=""; [ "$(IMAGE_LATEST)" = 1 ] && latest="-t chatscalable/caddy:latest"; \
+	docker build -q --build-arg VERSION=$(VERSION) -t chatscalable/caddy:$(IMAGE_TAG) $$latest $(IMAGE_CONTEXT)/caddy >/dev/null
 
-## compose-up: the compose project (3 brokers, 3 gateways behind :8080, services); needs `make images`
+## compose-up: the compose project (3 brokers, 3 gateways behind Caddy on :8080, services); needs `make images`
 compose-up:
-	$(COMPOSE) up -d --scale gateway=3 --scale presence=2
+	$(COMPOSE) up -d --scale presence=2
 	@echo "ChatScalable on http://localhost:$${CHAT_PORT:-8080} (make compose-down stops it)"
 
 ## compose-down: stop the compose project and remove its containers, network and volumes
@@ -91,16 +96,20 @@ cluster-brokers: build
 bench: build
 	BIN=$(BIN) deployments/local/bench.sh
 
-## tools: install natscli $(NATSCLI_VERSION) into tools/bin (used by the tests; try tools/bin/nats)
-tools: $(NATSCLI)
+## tools: install natscli $(NATSCLI_VERSION) and Caddy $(CADDY_VERSION) into tools/bin (used by the tests and `make images`)
+tools: $(NATSCLI) $(CADDY)
 
 $(NATSCLI):
 	GOBIN=$(CURDIR)/tools/bin go install github.com/nats-io/natscli/nats@$(NATSCLI_VERSION)
 
+# A static binary for the FROM-scratch image; built once (about two minutes).
+$(CADDY):
+	CGO_ENABLED=0 GOBIN=$(CURDIR)/tools/bin go install -trimpath -ldflags '-s -w' github.com/caddyserver/caddy/v2/cmd/caddy@$(CADDY_VERSION)
+
 ## test: every test of every module with the race detector, then brief fuzzing
 test: unit fuzz
 
-unit: $(NATSCLI)
+unit: $(NATSCLI) $(CADDY)
 	go test -race -count=1 -timeout 8m $(PKGS)
 
 fuzz:

@@ -171,16 +171,41 @@ func startCompose(t *testing.T) *project {
 		base: fmt.Sprintf("http://127.0.0.1:%d", port),
 	}
 	t.Cleanup(func() {
+		if t.Failed() {
+			// What the containers were doing, before they are gone.
+			ps, _ := dockertest.Try(p.env, "docker-compose", "-f", p.file, "-p", p.name, "ps")
+			logs, _ := dockertest.Try(p.env, "docker-compose", "-f", p.file, "-p", p.name, "logs", "--no-color", "--tail", "40", "lb")
+			t.Logf("compose ps:\n%s\nentry point log:\n%s", ps, logs)
+		}
 		out, err := dockertest.Try(p.env, "docker-compose", "-f", p.file, "-p", p.name, "down", "-v", "--remove-orphans", "-t", "5")
 		if err != nil {
 			t.Errorf("compose down: %v\n%s", err, out)
 		}
 	})
-	p.compose("up", "-d", "--scale", "gateway=3", "--scale", "presence=2")
-	// Ready when three different replicas answer /readyz through the port.
-	brokertest.CheckFor(t, 120*time.Second, 250*time.Millisecond, func() error {
+	p.compose("up", "-d", "--scale", "presence=2")
+	// Up as a user sees it: the entry point answers /readyz with 200.
+	client := &http.Client{Timeout: 5 * time.Second}
+	brokertest.CheckFor(t, 120*time.Second, 100*time.Millisecond, func() error {
+		resp, err := client.Get(p.base + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("readyz %d", resp.StatusCode)
+		}
+		return nil
+	})
+	return p
+}
+
+// waitReplicas waits until n different replicas answer /readyz through
+// the entry point.
+func (p *project) waitReplicas(n int) {
+	p.t.Helper()
+	brokertest.CheckFor(p.t, 120*time.Second, 250*time.Millisecond, func() error {
 		nodes := map[string]bool{}
-		for range 9 {
+		for range 4 * n {
 			resp, err := http.Get(p.base + "/readyz")
 			if err != nil {
 				return err
@@ -191,13 +216,15 @@ func startCompose(t *testing.T) *project {
 			}
 			nodes[resp.Header.Get("X-Chat-Node")] = true
 		}
-		if len(nodes) < 3 {
+		if len(nodes) < n {
 			return fmt.Errorf("%d replicas ready", len(nodes))
 		}
 		return nil
 	})
-	return p
 }
+
+// gateways are the compose file's gateway services.
+var gateways = []string{"gateway-1", "gateway-2", "gateway-3"}
 
 // followOnSeveralReplicas starts n followers through the published port,
 // until they are spread over at least two replicas.
@@ -232,6 +259,14 @@ func followOnSeveralReplicas(t *testing.T, base, room string, n int) []*ssetest.
 func TestComposeDeployment(t *testing.T) {
 	p := startCompose(t)
 
+	t.Run("listeners right after start", func(t *testing.T) {
+		// The entry point has just answered /readyz: some replicas may
+		// still be starting, and none of these may meet one.
+		streams := openListeners(t, p.base, "start", 30)
+		receiveOne(t, p.base, "start", streams)
+	})
+
+	p.waitReplicas(3)
 	// Publishing through the one published port reaches several replicas.
 	seen := map[string]bool{}
 	for i := range 12 {
@@ -259,26 +294,19 @@ func TestComposeDeployment(t *testing.T) {
 			}
 			return nil
 		})
-		dockertest.Run(t, nil, "docker", "kill", p.containers("gateway")[0])
+		dockertest.Run(t, nil, "docker", "kill", p.containers("gateway-1")[0])
 		dockertest.Run(t, nil, "docker", "kill", p.containers("broker-2")[0])
 		if err := <-published; err != nil {
 			t.Fatal(err)
 		}
 		expectAll(t, followers, pub.count())
-		p.compose("up", "-d", "--scale", "gateway=3", "--scale", "presence=2") // bring them back
+		p.compose("up", "-d", "--scale", "presence=2") // bring them back
 	})
 
 	t.Run("rolling restart of the gateways", func(t *testing.T) {
 		stop := pub.keepPublishing(t)
-		for _, id := range p.containers("gateway") {
-			dockertest.Run(t, nil, "docker", "restart", "-t", "10", id)
-			brokertest.CheckFor(t, 60*time.Second, 250*time.Millisecond, func() error {
-				out := dockertest.Run(t, nil, "docker", "inspect", "--format", "{{.State.Health.Status}}", id)
-				if strings.TrimSpace(out) != "healthy" {
-					return fmt.Errorf("%s is %s", id, out)
-				}
-				return nil
-			})
+		for _, gw := range gateways {
+			p.restart(gw)
 		}
 		stop()
 		expectAll(t, followers, pub.count())
@@ -287,5 +315,17 @@ func TestComposeDeployment(t *testing.T) {
 			reconnects += f.Reconnects()
 		}
 		t.Logf("%d messages: every listener has each once, in order, over %d reconnects", pub.count(), reconnects)
+	})
+
+	t.Run("listeners while a replica restarts", func(t *testing.T) {
+		testListenersWhileRestarting(t, p)
+	})
+
+	t.Run("a replica that is not ready is taken out", func(t *testing.T) {
+		testUnreadyReplicaTakenOut(t, p)
+	})
+
+	t.Run("a frozen replica is taken out", func(t *testing.T) {
+		testFrozenReplicaTakenOut(t, p)
 	})
 }

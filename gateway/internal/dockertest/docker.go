@@ -70,8 +70,9 @@ var (
 	imagesOut  string
 )
 
-// Commands are the commands with an image each.
-var Commands = []string{"chat-gateway", "chat-broker", "chat-presence", "chat-rooms", "chat-lb"}
+// ImageNames are the images `make images` builds (chatscalable/<name>):
+// one per command, and caddy, the compose deployment's entry point.
+var ImageNames = []string{"chat-gateway", "chat-broker", "chat-presence", "chat-rooms", "caddy"}
 
 // Images builds the images once per test binary run, under a tag of their
 // own (never :latest), and returns the tag. RemoveImages removes them.
@@ -92,7 +93,7 @@ func RemoveImages() {
 	if imageTag == "" {
 		return
 	}
-	for _, c := range Commands {
-		_, _ = Try(nil, "docker", "rmi", "-f", "chatscalable/"+c+":"+imageTag)
+	for _, name := range ImageNames {
+		_, _ = Try(nil, "docker", "rmi", "-f", "chatscalable/"+name+":"+imageTag)
 	}
 }

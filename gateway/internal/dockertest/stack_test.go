@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -91,14 +92,18 @@ func TestSwarmStack(t *testing.T) {
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	if err := waitReady(base, 20*time.Second); err != nil {
 		// The routing mesh balances with the kernel's IPVS; without it the
-		// published port does not answer. Reach the gateways the same way
-		// the mesh would: every replica, round robin, over the stack's
-		// overlay network.
-		t.Logf("ROUTING MESH UNREACHABLE on this engine (%v; it needs the kernel's ip_vs module): reaching the replicas through a chat-lb container on the stack's network", err)
+		// published port does not answer. Reach the gateways the way the
+		// mesh would: every running task, round robin, over the stack's
+		// overlay network, through Caddy.
+		t.Logf("ROUTING MESH UNREACHABLE on this engine (%v; it needs the kernel's ip_vs module): reaching the replicas through a Caddy container on the stack's network", err)
+		caddyfile := filepath.Join(t.TempDir(), "Caddyfile")
+		if err := os.WriteFile(caddyfile, []byte(tasksCaddyfile), 0o644); err != nil {
+			t.Fatal(err)
+		}
 		probe := freePort(t)
 		id := strings.TrimSpace(dockertest.Run(t, nil, "docker", "run", "-d", "--network", name+"_chat",
-			"-p", fmt.Sprintf("127.0.0.1:%d:8080", probe), "-e", "CHAT_BACKEND=tasks.gateway:8080",
-			"chatscalable/chat-lb:"+tag))
+			"-p", fmt.Sprintf("127.0.0.1:%d:8080", probe), "-v", caddyfile+":/etc/caddy/Caddyfile:ro",
+			"chatscalable/caddy:"+tag))
 		t.Cleanup(func() { _, _ = dockertest.Try(nil, "docker", "rm", "-f", id) })
 		base = fmt.Sprintf("http://127.0.0.1:%d", probe)
 		if err := waitReady(base, 60*time.Second); err != nil {
@@ -119,6 +124,33 @@ func TestSwarmStack(t *testing.T) {
 	expectAll(t, followers, pub.count())
 	t.Logf("swarm stack: %d messages across a rolling update, each once and in order on every listener", pub.count())
 }
+
+// tasksCaddyfile balances over the swarm gateway service's tasks, found by
+// DNS (swarm's tasks.<service> name), like the routing mesh.
+const tasksCaddyfile = `{
+	admin off
+	auto_https off
+	persist_config off
+}
+
+http://:8080 {
+	reverse_proxy {
+		dynamic a tasks.gateway 8080 {
+			refresh 1s
+		}
+		lb_policy round_robin
+		lb_try_duration 5s
+		lb_retry_match {
+			method GET HEAD
+		}
+		lb_retry_match {
+			method GET HEAD
+			expression ` + "`{rp.status_code} == 503`" + `
+		}
+		flush_interval -1
+	}
+}
+`
 
 // waitReady waits until base/readyz answers 200 from several replicas.
 func waitReady(base string, timeout time.Duration) error {
