@@ -363,12 +363,14 @@ func (g *Gateway) ensureHistory(parent context.Context) error {
 			g.hub.Reset()
 		}
 	}
-	g.streamReady.Store(true)
 	if g.servicesPending() {
+		// Started before the gateway says it is ready, so the first
+		// listeners' joins are heard by a presence replica of this node.
 		ctx, cancel := step()
 		g.startServices(ctx)
 		cancel()
 	}
+	g.streamReady.Store(true)
 	if g.hub != nil {
 		// Deliver what the live feeds missed while NATS was unreachable.
 		ctx, cancel := step()
