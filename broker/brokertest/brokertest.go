@@ -3,6 +3,7 @@
 package brokertest
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -69,4 +70,22 @@ func SubscribeSync(t testing.TB, nc *nats.Conn, subject string) *nats.Subscripti
 		t.Fatalf("flush after subscribing to %s: %v", subject, err)
 	}
 	return sub
+}
+
+// StartHistory starts a node, connects to it and ensures the history
+// stream with its default limits; everything ends with the test.
+func StartHistory(t testing.TB) (*nats.Conn, *broker.History) {
+	t.Helper()
+	node := StartNode(t)
+	nc := Connect(t, node.ClientURL())
+	h, err := broker.NewHistory(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := h.Ensure(ctx, broker.HistoryConfig{}); err != nil {
+		t.Fatalf("ensure the history stream: %v", err)
+	}
+	return nc, h
 }

@@ -64,17 +64,7 @@ type rig struct {
 
 func newRig(t *testing.T, slowRoom string) *rig {
 	t.Helper()
-	node := brokertest.StartNode(t)
-	nc := brokertest.Connect(t, node.ClientURL())
-	h, err := broker.NewHistory(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	if _, err := h.Ensure(ctx, broker.HistoryConfig{}); err != nil {
-		t.Fatal(err)
-	}
+	nc, h := brokertest.StartHistory(t)
 	slow := &slowHistory{History: h, room: slowRoom, gate: make(chan struct{}), reading: make(chan string, 16)}
 	encode := func(m broker.Message) []byte { return []byte(m.Text) }
 	hb := hub.New(nc, slow, encode, hub.Options{CatchUpTimeout: 3 * time.Second, ActivateTimeout: 2 * wait})

@@ -30,17 +30,7 @@ type rig struct {
 
 func newRig(t *testing.T, o stream.Options) *rig {
 	t.Helper()
-	node := brokertest.StartNode(t)
-	nc := brokertest.Connect(t, node.ClientURL())
-	h, err := broker.NewHistory(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	if _, err := h.Ensure(ctx, broker.HistoryConfig{}); err != nil {
-		t.Fatal(err)
-	}
+	nc, h := brokertest.StartHistory(t)
 	encode := func(m broker.Message) []byte {
 		return fmt.Appendf(nil, "id: %d\ndata: %s\n\n", m.Seq, m.Text)
 	}
