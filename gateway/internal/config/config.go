@@ -129,8 +129,8 @@ func (c Config) validate() error {
 	if c.ClientQueue < 1 {
 		errs = append(errs, errors.New("--client-queue must be at least 1"))
 	}
-	if c.ClientBuffer < 4096 {
-		errs = append(errs, errors.New("--client-buffer must be at least 4096 bytes"))
+	if c.ClientBuffer < 4096 || c.ClientBuffer > 1<<30 {
+		errs = append(errs, errors.New("--client-buffer must be from 4096 bytes to 1 GiB"))
 	}
 	if c.WriteTimeout < 100*time.Millisecond {
 		errs = append(errs, errors.New("--write-timeout must be at least 100ms"))

@@ -67,10 +67,10 @@ func (l *Listener) Accept() (net.Conn, error) {
 		}
 		ip := addrOf(c.RemoteAddr())
 		reason := l.admit(ip)
-		if reason == "" {
+		if reason == admitted {
 			return &Conn{Conn: c, l: l, ip: ip}, nil
 		}
-		l.opts.Refused(reason)
+		l.opts.Refused(reasons[reason])
 		if l.refusing.Add(1) > int64(l.opts.MaxRefusing) {
 			l.refusing.Add(-1)
 			_ = c.Close()
@@ -80,19 +80,28 @@ func (l *Listener) Accept() (net.Conn, error) {
 	}
 }
 
+// A connection's admission, kept in a byte: every listener holds one.
+const (
+	admitted uint8 = iota
+	overTotal
+	overPerIP
+)
+
+var reasons = [...]string{admitted: "", overTotal: ReasonTotal, overPerIP: ReasonPerIP}
+
 // admit counts a connection from ip, or returns why it is over a limit.
-func (l *Listener) admit(ip netip.Addr) string {
+func (l *Listener) admit(ip netip.Addr) uint8 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.opts.MaxConns > 0 && l.total >= l.opts.MaxConns {
-		return ReasonTotal
+		return overTotal
 	}
 	if l.opts.MaxConnsPerIP > 0 && l.byIP[ip] >= l.opts.MaxConnsPerIP {
-		return ReasonPerIP
+		return overPerIP
 	}
 	l.total++
 	l.byIP[ip]++
-	return ""
+	return admitted
 }
 
 func (l *Listener) release(ip netip.Addr) {
@@ -130,20 +139,20 @@ type Conn struct {
 	net.Conn
 	l       *Listener
 	ip      netip.Addr
-	refused string
-	once    sync.Once
+	closed  atomic.Bool
+	refused uint8
 }
 
 // Close closes the connection and releases its place.
 func (c *Conn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() {
-		if c.refused != "" {
+	if c.closed.CompareAndSwap(false, true) {
+		if c.refused != admitted {
 			c.l.refusing.Add(-1)
 		} else {
 			c.l.release(c.ip)
 		}
-	})
+	}
 	return err
 }
 
@@ -176,7 +185,7 @@ func WithConn(ctx context.Context, c net.Conn) context.Context {
 // limit, or "" if it is not.
 func Refusal(ctx context.Context) string {
 	if c, ok := ctx.Value(connKey{}).(*Conn); ok {
-		return c.refused
+		return reasons[c.refused]
 	}
 	return ""
 }

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 )
@@ -31,12 +32,14 @@ type Client struct {
 	room *room
 	// pending holds the frames not yet taken; it grows only while a
 	// client is behind, so an idle client costs a few bytes.
+	// The counters are 32-bit: an idle client should fit a small size
+	// class, and frames and budgets stay far below 2 GB.
 	mu           sync.Mutex
 	pending      []Frame
-	pendingBytes int
-	maxFrames    int
-	budget       int
-	unsent       atomic.Int64
+	pendingBytes int32
+	maxFrames    int32
+	budget       int32
+	unsent       atomic.Int32
 	ready        chan struct{} // signalled when pending becomes non-empty
 	notify       func()        // called instead, when set
 	done         chan struct{}
@@ -46,7 +49,8 @@ type Client struct {
 }
 
 func newClient(l Listener) *Client {
-	c := &Client{maxFrames: max(l.Queue, 1), budget: l.Budget, notify: l.Notify, done: make(chan struct{}), onEnd: l.OnEnd}
+	c := &Client{maxFrames: int32(min(max(l.Queue, 1), math.MaxInt32)), budget: int32(min(max(l.Budget, 0), math.MaxInt32)),
+		notify: l.Notify, done: make(chan struct{}), onEnd: l.OnEnd}
 	if l.Notify == nil {
 		c.ready = make(chan struct{}, 1)
 	}
@@ -95,22 +99,22 @@ func (c *Client) AppendWaiting(buf []byte, sent *uint64) ([]byte, int) {
 
 // SetUnsent tells the client how many bytes its writer holds that the
 // connection has not taken yet; they count against the byte budget.
-func (c *Client) SetUnsent(n int) { c.unsent.Store(int64(n)) }
+func (c *Client) SetUnsent(n int) { c.unsent.Store(int32(min(n, math.MaxInt32))) }
 
 // push queues f, or returns why the client cannot take it.
 func (c *Client) push(f Frame) error {
 	c.mu.Lock()
-	waiting := c.pendingBytes + int(c.unsent.Load())
+	waiting := int(c.pendingBytes) + int(c.unsent.Load())
 	switch {
-	case len(c.pending) >= c.maxFrames:
+	case len(c.pending) >= int(c.maxFrames):
 		c.mu.Unlock()
 		return fmt.Errorf("%w: %d messages waiting, the limit is %d", ErrSlowClient, len(c.pending), c.maxFrames)
-	case c.budget > 0 && waiting > 0 && waiting+len(f.Data) > c.budget:
+	case c.budget > 0 && waiting > 0 && waiting+len(f.Data) > int(c.budget):
 		c.mu.Unlock()
 		return fmt.Errorf("%w: %d bytes waiting and %d more, the budget is %d", ErrSlowClient, waiting, len(f.Data), c.budget)
 	}
 	c.pending = append(c.pending, f)
-	c.pendingBytes += len(f.Data)
+	c.pendingBytes += int32(len(f.Data))
 	c.mu.Unlock()
 	if c.notify != nil {
 		c.notify()
