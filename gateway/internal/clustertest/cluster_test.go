@@ -664,17 +664,19 @@ func TestBrokerHealthcheckAndLameDuckStop(t *testing.T) {
 	})
 }
 
-// collect reads every message of s in the background until stop is
-// closed or the stream ends.
-func collect(s *ssetest.Stream) func() []ssetest.Message {
+// collect reads every message of s in the background until the stream
+// ends; ended says why it did, if it has.
+func collect(s *ssetest.Stream) (received func() []ssetest.Message, ended func() error) {
 	var mu sync.Mutex
 	var got []ssetest.Message
-	done := make(chan struct{})
+	var end error
 	go func() {
-		defer close(done)
 		for {
 			m, _, err := s.NextMessage(time.Hour)
 			if err != nil {
+				mu.Lock()
+				end = err
+				mu.Unlock()
 				return
 			}
 			mu.Lock()
@@ -682,11 +684,17 @@ func collect(s *ssetest.Stream) func() []ssetest.Message {
 			mu.Unlock()
 		}
 	}()
-	return func() []ssetest.Message {
+	received = func() []ssetest.Message {
 		mu.Lock()
 		defer mu.Unlock()
 		return append([]ssetest.Message(nil), got...)
 	}
+	ended = func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		return end
+	}
+	return received, ended
 }
 
 // TestListenerOnAFailedOverGatewayMissesNothing kills the broker a gateway
@@ -701,7 +709,7 @@ func TestListenerOnAFailedOverGatewayMissesNothing(t *testing.T) {
 	b := clustertest.StartGateway(t, "gw-b", "--nats-url", bs.Nodes[0].ClientURL+","+bs.Nodes[1].ClientURL)
 	a.WaitReady(t, 60*time.Second)
 	b.WaitReady(t, 60*time.Second)
-	received := collect(ssetest.Open(t, a.URL+"/rooms/failover/events", nil))
+	received, ended := collect(ssetest.Open(t, a.URL+"/rooms/failover/events", nil))
 	p := startPublisher(b, "failover", 5*time.Millisecond, 5000)
 	defer p.Stop()
 	brokertest.CheckFor(t, wait, 20*time.Millisecond, func() error {
@@ -750,7 +758,16 @@ func TestListenerOnAFailedOverGatewayMissesNothing(t *testing.T) {
 	resp.Body.Close()
 	brokertest.CheckFor(t, wait, 50*time.Millisecond, func() error {
 		if got := received(); len(got) < len(page.Messages) {
-			return fmt.Errorf("listener has %d of %d messages", len(got), len(page.Messages))
+			// Say whether gw-a ended the stream, and what it logged of
+			// its feed, so a failure here can be explained.
+			var feed []string
+			for _, line := range strings.Split(a.Proc.Log(), "\n") {
+				if strings.Contains(line, "backfill") || strings.Contains(line, "resync") || strings.Contains(line, "recreated") || strings.Contains(line, "cut off") {
+					feed = append(feed, line)
+				}
+			}
+			return fmt.Errorf("listener has %d of %d messages (stream ended: %v); gw-a's feed log:\n%s",
+				len(got), len(page.Messages), ended(), strings.Join(feed, "\n"))
 		}
 		return nil
 	})
