@@ -1,7 +1,7 @@
 // Package broker is the bus contract shared by every ChatScalable program:
-// starting an embedded NATS node, the subject scheme and room-name rules,
-// the message envelope, and the JetStream stream that keeps each room's
-// history.
+// the subject scheme and room-name rules, the message envelope, and the
+// JetStream stream that keeps each room's history. It depends on nats.go
+// only; the embedded NATS server is package broker/node.
 //
 // Subjects:
 //

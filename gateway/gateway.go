@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
+	"github.com/chatscalable/chatscalable/broker/node"
 	"github.com/chatscalable/chatscalable/gateway/internal/api"
 	"github.com/chatscalable/chatscalable/gateway/internal/connlimit"
 	"github.com/chatscalable/chatscalable/gateway/internal/hub"
@@ -46,11 +47,11 @@ type Options struct {
 	// disables it.
 	NATSListen string
 	// ClusterName, ClusterListen and ClusterRoutes join the embedded node
-	// to a peer mesh of gateways (see broker.NodeOptions).
+	// to a peer mesh of gateways (see node.Options).
 	ClusterName   string
 	ClusterListen string
 	ClusterRoutes []string
-	// ElectionTimeout tunes the mesh's Raft failover (see broker.NodeOptions).
+	// ElectionTimeout tunes the mesh's Raft failover (see node.Options).
 	ElectionTimeout time.Duration
 	// MaxMessageBytes is the largest message text accepted.
 	MaxMessageBytes int
@@ -99,7 +100,7 @@ type Options struct {
 type Gateway struct {
 	opts     Options
 	log      *slog.Logger
-	node     *broker.Node
+	node     *node.Node
 	nc       *nats.Conn
 	closed   chan struct{}
 	history  *broker.History
@@ -307,7 +308,7 @@ func (g *Gateway) connect() error {
 		if listen == "off" {
 			listen = ""
 		}
-		g.node, err = broker.StartNode(broker.NodeOptions{
+		g.node, err = node.Start(node.Options{
 			Name:            o.NodeName,
 			DataDir:         o.DataDir,
 			ClientListen:    listen,
@@ -447,7 +448,7 @@ func (g *Gateway) startServices(ctx context.Context) {
 // external cluster, the servers it was given or has discovered.
 func (g *Gateway) clusterSize() int {
 	if g.node != nil {
-		return broker.MeshSize(g.node.ClusterURL(), g.opts.ClusterRoutes)
+		return node.MeshSize(g.node.ClusterURL(), g.opts.ClusterRoutes)
 	}
 	return len(g.nc.Servers())
 }
@@ -535,7 +536,7 @@ func (g *Gateway) URL() string {
 func (g *Gateway) Clients() int64 { return g.hub.Clients() }
 
 // Node returns the embedded NATS node, or nil with an external NATS.
-func (g *Gateway) Node() *broker.Node { return g.node }
+func (g *Gateway) Node() *node.Node { return g.node }
 
 // Shutdown stops the gateway: it stops accepting requests, ends SSE
 // streams with a short retry hint (clients resume elsewhere), drains the

@@ -8,15 +8,16 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
+	"github.com/chatscalable/chatscalable/broker/node"
 	"github.com/nats-io/nats.go"
 )
 
 // StartNode starts an embedded JetStream node with a client listener on a
 // random loopback port and data in a temporary folder; it is shut down when
 // the test ends.
-func StartNode(t testing.TB) *broker.Node {
+func StartNode(t testing.TB) *node.Node {
 	t.Helper()
-	n, err := broker.StartNode(broker.NodeOptions{
+	n, err := node.Start(node.Options{
 		Name:         "test-" + broker.NewID()[20:],
 		DataDir:      t.TempDir(),
 		ClientListen: "127.0.0.1:0",
@@ -76,8 +77,8 @@ func SubscribeSync(t testing.TB, nc *nats.Conn, subject string) *nats.Subscripti
 // stream with its default limits; everything ends with the test.
 func StartHistory(t testing.TB) (*nats.Conn, *broker.History) {
 	t.Helper()
-	node := StartNode(t)
-	nc := Connect(t, node.ClientURL())
+	n := StartNode(t)
+	nc := Connect(t, n.ClientURL())
 	h, err := broker.NewHistory(nc)
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/chatscalable/chatscalable/broker"
 	"github.com/chatscalable/chatscalable/broker/brokertest"
+	"github.com/chatscalable/chatscalable/broker/node"
 	"github.com/chatscalable/chatscalable/services/rooms"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -20,7 +21,7 @@ import (
 const timeout = 5 * time.Second
 
 type env struct {
-	node *broker.Node
+	node *node.Node
 	nc   *nats.Conn
 	hist *broker.History
 }

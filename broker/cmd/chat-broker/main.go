@@ -19,9 +19,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/chatscalable/chatscalable/broker"
 	"github.com/chatscalable/chatscalable/broker/envflag"
 	"github.com/chatscalable/chatscalable/broker/health"
+	"github.com/chatscalable/chatscalable/broker/node"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -90,7 +90,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "chat-broker: --auth-user and --auth-password-file go together (%v)\n", err)
 		return 2
 	}
-	opts := broker.NodeOptions{
+	opts := node.Options{
 		Username:         c.authUser,
 		Password:         password,
 		Name:             c.name,
@@ -110,16 +110,16 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	node, err := broker.StartNode(opts)
+	n, err := node.Start(opts)
 	if err != nil {
 		log.Error("start", "err", err)
 		return 1
 	}
-	log.Info("broker started", "node", c.name, "version", version, "nats", node.ClientURL(),
-		"cluster", node.ClusterURL(), "monitor", node.MonitorURL())
+	log.Info("broker started", "node", c.name, "version", version, "nats", n.ClientURL(),
+		"cluster", n.ClusterURL(), "monitor", n.MonitorURL())
 	<-ctx.Done()
 	log.Info("stopping", "lame_duck", c.lameDuck)
-	node.Shutdown()
+	n.Shutdown()
 	log.Info("broker stopped", "node", c.name)
 	return 0
 }

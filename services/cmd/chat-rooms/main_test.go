@@ -14,6 +14,7 @@ import (
 
 	"github.com/chatscalable/chatscalable/broker"
 	"github.com/chatscalable/chatscalable/broker/brokertest"
+	"github.com/chatscalable/chatscalable/broker/node"
 	"github.com/chatscalable/chatscalable/broker/proctest"
 )
 
@@ -61,11 +62,11 @@ func TestRun(t *testing.T) {
 	p := proctest.StartEnv(t, "chat-rooms", []string{"CHAT_NATS_URL=nats://" + addr, "CHAT_LOG_LEVEL=debug", "CHAT_HEALTH_FILE=" + healthFile}, bin)
 	p.WaitLog(t, regexp.MustCompile(`not started yet`), 20*time.Second)
 
-	node, err := broker.StartNode(broker.NodeOptions{Name: "rooms-cmd-test", DataDir: t.TempDir(), ClientListen: addr})
+	n, err := node.Start(node.Options{Name: "rooms-cmd-test", DataDir: t.TempDir(), ClientListen: addr})
 	if err != nil {
 		t.Fatalf("start node: %v", err)
 	}
-	t.Cleanup(node.Shutdown)
+	t.Cleanup(n.Shutdown)
 	p.WaitLog(t, regexp.MustCompile(`msg="rooms service started"`), 20*time.Second)
 	brokertest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
 		if !healthy() {
@@ -74,7 +75,7 @@ func TestRun(t *testing.T) {
 		return nil
 	})
 
-	nc := brokertest.Connect(t, node.ClientURL())
+	nc := brokertest.Connect(t, n.ClientURL())
 	msg, err := nc.Request(broker.RoomsGetSubject, []byte(`{"room":"lobby"}`), 5*time.Second)
 	if err != nil {
 		t.Fatalf("get: %v", err)

@@ -1,4 +1,9 @@
-package broker
+// Package node runs an embedded NATS server with JetStream: the bus of a
+// quickstart gateway, a member of a gateway peer mesh, or a dedicated
+// chat-broker. It is apart from package broker (the bus contract) so that
+// programs that only use the bus, such as the chat services, do not link
+// nats-server.
+package node
 
 import (
 	"errors"
@@ -15,8 +20,8 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// NodeOptions describes an embedded NATS node.
-type NodeOptions struct {
+// Options describes an embedded NATS node.
+type Options struct {
 	// Name is the node's server name; it must be unique within a cluster.
 	Name string
 	// DataDir holds the JetStream store (nats-server uses DataDir/jetstream).
@@ -58,12 +63,12 @@ type Node struct {
 	lameDuck bool
 }
 
-// ErrNodeNotReady is returned when a node does not become ready in time.
-var ErrNodeNotReady = errors.New("nats node did not become ready")
+// ErrNotReady is returned when a node does not become ready in time.
+var ErrNotReady = errors.New("nats node did not become ready")
 
-// StartNode starts an embedded NATS node and waits until it accepts
+// Start starts an embedded NATS node and waits until it accepts
 // connections. The node does not handle signals: its owner shuts it down.
-func StartNode(o NodeOptions) (*Node, error) {
+func Start(o Options) (*Node, error) {
 	opts := &server.Options{
 		ServerName: o.Name,
 		JetStream:  true,
@@ -129,7 +134,7 @@ func StartNode(o NodeOptions) (*Node, error) {
 	}
 	if !srv.ReadyForConnections(wait) {
 		srv.Shutdown()
-		return nil, fmt.Errorf("%w within %s", ErrNodeNotReady, wait)
+		return nil, fmt.Errorf("%w within %s", ErrNotReady, wait)
 	}
 	return &Node{srv: srv, lameDuck: o.LameDuckDuration > 0}, nil
 }
