@@ -25,8 +25,6 @@ import (
 	"github.com/chatscalable/chatscalable/gateway/internal/report"
 	"github.com/chatscalable/chatscalable/gateway/internal/sse"
 	"github.com/chatscalable/chatscalable/gateway/internal/stream"
-	"github.com/chatscalable/chatscalable/services/presence"
-	"github.com/chatscalable/chatscalable/services/rooms"
 	"github.com/nats-io/nats.go"
 )
 
@@ -84,12 +82,16 @@ type Options struct {
 	// BodyTimeout bounds reading a request body (default 10s).
 	BodyTimeout time.Duration
 	// Services says where the presence and rooms services run: "in-process"
-	// (this gateway runs a replica of each), "off" (they run elsewhere), or
-	// "auto" / "" (in-process with an embedded NATS node, else off).
+	// (this gateway runs a replica of each with StartServices), "off" (they
+	// run elsewhere), or "auto" / "" (in-process with an embedded NATS node
+	// when StartServices is set, else off).
 	Services string
-	// PresenceWarmUp is how long an in-process presence replica listens
-	// before it may announce events (default broker.PresenceHeartbeat+1s).
-	PresenceWarmUp time.Duration
+	// StartServices, if set, starts this gateway's replicas of the chat
+	// services on its NATS connection, once the history stream is ready,
+	// for a cluster of clusterSize servers; the gateway calls stop when it
+	// shuts down. chat-gateway passes services/inprocess; the gateway
+	// itself knows nothing of the services.
+	StartServices func(ctx context.Context, nc *nats.Conn, clusterSize int) (stop func() error, err error)
 	// Version is reported by /node.
 	Version string
 	// Logger receives the gateway's logs; nil discards them.
@@ -107,7 +109,7 @@ type Gateway struct {
 	hub      *hub.Hub
 	metrics  *metrics.Metrics
 	reporter *report.Reporter
-	services []stopper
+	services []func() error // stop the in-process services
 	srv      *http.Server
 	loop     *stream.Loop // nil: each SSE stream runs on its handler
 	ln       *connlimit.Listener
@@ -127,6 +129,9 @@ type Gateway struct {
 // NATS the gateway keeps trying to connect and reports not ready until it
 // has.
 func Start(ctx context.Context, o Options) (*Gateway, error) {
+	if o.Services == "in-process" && o.StartServices == nil {
+		return nil, errors.New("services in-process: no StartServices to run them with")
+	}
 	if o.MaxMessageBytes <= 0 {
 		o.MaxMessageBytes = 4096
 	}
@@ -405,9 +410,6 @@ func (a *atomicString) Swap(s string) string {
 	return old
 }
 
-// stopper is a running in-process service.
-type stopper interface{ Stop() error }
-
 func (g *Gateway) inProcessServices() bool {
 	switch g.opts.Services {
 	case "in-process":
@@ -415,7 +417,7 @@ func (g *Gateway) inProcessServices() bool {
 	case "off":
 		return false
 	default:
-		return g.node != nil
+		return g.node != nil && g.opts.StartServices != nil
 	}
 }
 
@@ -426,20 +428,13 @@ func (g *Gateway) startServices(ctx context.Context) {
 	// The mesh's size comes from its configuration: the connection may
 	// not have heard of every node yet, and a bucket made with one copy
 	// would die with its node.
-	size := g.clusterSize()
-	p, err := presence.Start(ctx, g.nc, presence.Options{Version: g.opts.Version, Logger: g.log, WarmUp: g.opts.PresenceWarmUp, ClusterSize: size})
+	stop, err := g.opts.StartServices(ctx, g.nc, g.clusterSize())
 	if err != nil {
-		g.log.Warn("in-process presence service not started", "err", err)
-		return
-	}
-	r, err := rooms.Start(ctx, g.nc, rooms.Options{Version: g.opts.Version, Logger: g.log, ClusterSize: size})
-	if err != nil {
-		g.log.Warn("in-process rooms service not started", "err", err)
-		_ = p.Stop()
+		g.log.Warn("in-process services not started", "err", err)
 		return
 	}
 	g.servicesMu.Lock()
-	g.services = append(g.services, p, r)
+	g.services = append(g.services, stop)
 	g.servicesMu.Unlock()
 }
 
@@ -560,8 +555,8 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	}
 	g.stopBackground() // says goodbye to presence, stops checking history
 	g.servicesMu.Lock()
-	for _, s := range g.services {
-		if err := s.Stop(); err != nil {
+	for _, stop := range g.services {
+		if err := stop(); err != nil {
 			errs = append(errs, fmt.Errorf("stop service: %w", err))
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/chatscalable/chatscalable/broker/brokertest"
 	"github.com/chatscalable/chatscalable/gateway"
 	"github.com/chatscalable/chatscalable/gateway/internal/ssetest"
+	"github.com/chatscalable/chatscalable/services/inprocess"
 	"github.com/nats-io/nats.go"
 )
 
@@ -32,6 +33,8 @@ func startGateway(t *testing.T, name, natsURL string, mod ...func(*gateway.Optio
 		DataDir:    t.TempDir(),
 		NATSListen: "off",
 		Heartbeat:  15 * time.Second,
+		// As chat-gateway runs them: in-process with an embedded node.
+		StartServices: inprocess.Starter(inprocess.Options{}),
 	}
 	for _, m := range mod {
 		m(&o)

@@ -10,9 +10,13 @@ import (
 	"github.com/chatscalable/chatscalable/gateway"
 	"github.com/chatscalable/chatscalable/gateway/internal/clustertest"
 	"github.com/chatscalable/chatscalable/gateway/internal/ssetest"
+	"github.com/chatscalable/chatscalable/services/inprocess"
 )
 
-func fastPresence(o *gateway.Options) { o.PresenceWarmUp = 100 * time.Millisecond }
+// fastPresence runs the in-process services with a short presence warm-up.
+func fastPresence(o *gateway.Options) {
+	o.StartServices = inprocess.Starter(inprocess.Options{PresenceWarmUp: 100 * time.Millisecond})
+}
 
 func nextPresence(t *testing.T, s *ssetest.Stream) ssetest.PresenceEvent {
 	t.Helper()

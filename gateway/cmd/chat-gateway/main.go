@@ -22,6 +22,7 @@ import (
 	"github.com/chatscalable/chatscalable/broker/health"
 	"github.com/chatscalable/chatscalable/gateway"
 	"github.com/chatscalable/chatscalable/gateway/internal/config"
+	"github.com/chatscalable/chatscalable/services/inprocess"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -127,6 +128,7 @@ func run(args []string) int {
 		SSEWriter:     cfg.SSEWriter,
 		SSECoalesce:   cfg.SSECoalesce,
 		Services:      cfg.Services,
+		StartServices: inprocess.Starter(inprocess.Options{Version: version, Logger: log}),
 		Version:       version,
 		Logger:        log,
 	})

@@ -16,6 +16,7 @@ import (
 	"github.com/chatscalable/chatscalable/broker/brokertest"
 	"github.com/chatscalable/chatscalable/gateway"
 	"github.com/chatscalable/chatscalable/gateway/internal/browsertest"
+	"github.com/chatscalable/chatscalable/services/inprocess"
 	"github.com/chromedp/chromedp"
 )
 
@@ -72,11 +73,11 @@ func startNodes(t *testing.T, count int) []*node {
 			services = "in-process"
 		}
 		n := &node{t: t, opts: gateway.Options{
-			HTTPAddr:       addr,
-			NodeName:       fmt.Sprintf("gw-%d", i+1),
-			NATSURL:        bus.ClientURL(),
-			Services:       services,
-			PresenceWarmUp: 100 * time.Millisecond,
+			HTTPAddr:      addr,
+			NodeName:      fmt.Sprintf("gw-%d", i+1),
+			NATSURL:       bus.ClientURL(),
+			Services:      services,
+			StartServices: inprocess.Starter(inprocess.Options{PresenceWarmUp: 100 * time.Millisecond}),
 		}}
 		n.start()
 		t.Cleanup(n.stop)
