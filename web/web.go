@@ -25,6 +25,9 @@ type PageData struct {
 	Room string
 	// Version is the build version of the service.
 	Version string
+	// MaxMessageBytes is the largest message text the gateway accepts;
+	// the page checks what is typed against it.
+	MaxMessageBytes int
 }
 
 // Static returns the contents of the embedded static/ folder, with the

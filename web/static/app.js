@@ -9,7 +9,8 @@
 const ROOM_RE = /^[A-Za-z0-9_-]{1,64}$/;
 // The server's control characters: C0, DEL, C1 and the line/paragraph separators.
 const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
-const MAX_TEXT_BYTES = 4096; // the server's default --max-message-bytes
+// The gateway's --max-message-bytes, from the page it served.
+const MAX_TEXT_BYTES = Number(document.body.dataset.maxMessageBytes) || 4096;
 const MAX_NICK_CHARS = 64;
 const PAGE_SIZE = 50;
 const USER_KEY = "chat.user";

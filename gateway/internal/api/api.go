@@ -332,7 +332,7 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Content-Security-Policy", "default-src 'self'")
 	w.Header().Set("Cache-Control", "no-cache")
-	err := web.Index().Execute(w, web.PageData{Node: s.cfg.Node, Room: room, Version: s.cfg.Version})
+	err := web.Index().Execute(w, web.PageData{Node: s.cfg.Node, Room: room, Version: s.cfg.Version, MaxMessageBytes: s.cfg.MaxMessageBytes})
 	if err != nil {
 		s.cfg.Log.Warn("render page", "err", err)
 	}

@@ -57,7 +57,7 @@ func (n *node) stop() {
 
 // startNodes starts n gateways sharing one NATS node, on fixed loopback
 // ports; the first also runs the presence and rooms services.
-func startNodes(t *testing.T, count int) []*node {
+func startNodes(t *testing.T, count int, mod ...func(*gateway.Options)) []*node {
 	t.Helper()
 	bus := brokertest.StartNode(t)
 	var nodes []*node
@@ -79,6 +79,9 @@ func startNodes(t *testing.T, count int) []*node {
 			Services:      services,
 			StartServices: inprocess.Starter(inprocess.Options{PresenceWarmUp: 100 * time.Millisecond}),
 		}}
+		for _, m := range mod {
+			m(&n.opts)
+		}
 		n.start()
 		t.Cleanup(n.stop)
 		nodes = append(nodes, n)
@@ -260,6 +263,38 @@ func TestTooLongMessageShowsInlineErrorAndIsNotSent(t *testing.T) {
 	if len(page.Messages) != 0 {
 		t.Fatalf("a too-long message was sent: %d in history", len(page.Messages))
 	}
+}
+
+// The page checks a message against the gateway's --max-message-bytes,
+// not a limit of its own: a gateway that takes 8000 bytes gets a
+// 5000-byte message, one that takes 100 refuses 101 in the page.
+func TestPageFollowsTheGatewaysMessageLimit(t *testing.T) {
+	browser := browsertest.NewBrowser(t)
+	large := startNodes(t, 1, func(o *gateway.Options) { o.MaxMessageBytes = 8000 })
+	tab := browsertest.NewTab(t, browser, "large")
+	openChat(t, tab, large[0].URL(), "ana")
+	browsertest.Within(t, tab, wait, chromedp.SetValue(chromedp.CSS("#message"), strings.Repeat("y", 5000)))
+	browsertest.Within(t, tab, wait, chromedp.SendKeys(chromedp.CSS("#message"), "\r"))
+	brokertest.CheckFor(t, wait, 50*time.Millisecond, func() error {
+		resp, err := http.Get(large[0].URL() + "/rooms/lobby/messages")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var page struct{ Messages []struct{ Text string } }
+		json.NewDecoder(resp.Body).Decode(&page)
+		if len(page.Messages) != 1 || len(page.Messages[0].Text) != 5000 {
+			return fmt.Errorf("history holds %d messages, want the 5000-byte one", len(page.Messages))
+		}
+		return nil
+	})
+
+	small := startNodes(t, 1, func(o *gateway.Options) { o.MaxMessageBytes = 100 })
+	tab = browsertest.NewTab(t, browser, "small")
+	openChat(t, tab, small[0].URL(), "bo")
+	browsertest.Within(t, tab, wait, chromedp.SetValue(chromedp.CSS("#message"), strings.Repeat("z", 101)))
+	browsertest.Within(t, tab, wait, chromedp.SendKeys(chromedp.CSS("#message"), "\r"))
+	browsertest.Within(t, tab, wait, chromedp.Poll[bool](`document.getElementById("error").textContent.includes("100")`))
 }
 
 func TestKeyboardAlone(t *testing.T) {
