@@ -11,6 +11,7 @@ import (
 	"github.com/chatscalable/chatscalable/broker"
 	"github.com/gorilla/mux"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
 )
 
 // CodeServiceError is the code of an error a chat service reported.
@@ -106,12 +107,12 @@ func (s *Server) ask(w http.ResponseWriter, r *http.Request, service, subject st
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, service+" did not answer; try again")
 		return
 	}
-	if code := msg.Header.Get("Nats-Service-Error-Code"); code != "" {
+	if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" {
 		status := http.StatusBadGateway
 		if code == "400" {
 			status = http.StatusBadRequest
 		}
-		writeError(w, status, CodeServiceError, msg.Header.Get("Nats-Service-Error"))
+		writeError(w, status, CodeServiceError, msg.Header.Get(micro.ErrorHeader))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")

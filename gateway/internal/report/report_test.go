@@ -13,6 +13,7 @@ import (
 	"github.com/chatscalable/chatscalable/gateway/internal/report"
 	"github.com/chatscalable/chatscalable/services/presence"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
 )
 
 // TestFiftyThousandListeners: a gateway holding 50,000 listeners reports
@@ -116,8 +117,8 @@ func request(nc *nats.Conn, subject string, req, reply any) error {
 	if err != nil {
 		return fmt.Errorf("request %s: %w", subject, err)
 	}
-	if code := msg.Header.Get("Nats-Service-Error-Code"); code != "" {
-		return fmt.Errorf("request %s: error %s %s", subject, code, msg.Header.Get("Nats-Service-Error"))
+	if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" {
+		return fmt.Errorf("request %s: error %s %s", subject, code, msg.Header.Get(micro.ErrorHeader))
 	}
 	return json.Unmarshal(msg.Data, reply)
 }

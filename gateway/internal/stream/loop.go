@@ -458,26 +458,10 @@ func (s *Stream) write(b []byte, kept bool) bool {
 	var n int
 	var werr error
 	err := s.raw.Write(func(fd uintptr) bool {
-		for n < len(b) {
-			m, err := syscall.Write(int(fd), b[n:])
-			if m > 0 {
-				n += m
-			}
-			if err == syscall.EINTR {
-				continue
-			}
-			if err != nil {
-				werr = err
-				break
-			}
-			if m == 0 {
-				werr = syscall.EAGAIN
-				break
-			}
-		}
+		n, werr = writeNonBlocking(int(fd), b)
 		return true // never wait: the poller says when to try again
 	})
-	if err == nil && werr != nil && werr != syscall.EAGAIN {
+	if err == nil {
 		err = werr
 	}
 	if err != nil {

@@ -2,8 +2,8 @@ package stream
 
 import (
 	"fmt"
+	"golang.org/x/sys/unix"
 	"sync"
-	"syscall"
 )
 
 const pollSupported = true
@@ -25,17 +25,17 @@ type poller struct {
 }
 
 func newPoller(l *Loop) (*poller, error) {
-	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("epoll: %w", err)
 	}
 	p := &poller{loop: l, epfd: epfd, byFD: map[int32]*Stream{}}
-	if err := syscall.Pipe2(p.wake[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
-		syscall.Close(epfd)
+	if err := unix.Pipe2(p.wake[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		unix.Close(epfd)
 		return nil, fmt.Errorf("epoll wake pipe: %w", err)
 	}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(p.wake[0])}
-	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, p.wake[0], &ev); err != nil {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(p.wake[0])}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, p.wake[0], &ev); err != nil {
 		p.closeFDs()
 		return nil, fmt.Errorf("epoll: %w", err)
 	}
@@ -48,12 +48,12 @@ func (p *poller) add(s *Stream) error {
 	p.mu.Unlock()
 	// The stream's id rides along, so an event for a socket closed and
 	// reused meanwhile is not taken for its new owner's.
-	ev := syscall.EpollEvent{
-		Events: syscall.EPOLLIN | syscall.EPOLLOUT | syscall.EPOLLRDHUP | -syscall.EPOLLET,
+	ev := unix.EpollEvent{
+		Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET,
 		Fd:     int32(s.fd),
 		Pad:    int32(s.id),
 	}
-	if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, s.fd, &ev); err != nil {
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, s.fd, &ev); err != nil {
 		p.mu.Lock()
 		delete(p.byFD, int32(s.fd))
 		p.mu.Unlock()
@@ -69,7 +69,7 @@ func (p *poller) remove(s *Stream) {
 		delete(p.byFD, int32(s.fd))
 	}
 	p.mu.Unlock()
-	_ = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, s.fd, &syscall.EpollEvent{})
+	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, s.fd, &unix.EpollEvent{})
 }
 
 // run watches the connections until close; it returns an error if epoll
@@ -81,10 +81,10 @@ func (p *poller) run() error {
 		p.closeFDs()
 		p.mu.Unlock()
 	}()
-	events := make([]syscall.EpollEvent, 256)
+	events := make([]unix.EpollEvent, 256)
 	for {
-		n, err := syscall.EpollWait(p.epfd, events, -1)
-		if err == syscall.EINTR {
+		n, err := unix.EpollWait(p.epfd, events, -1)
+		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
@@ -101,11 +101,11 @@ func (p *poller) run() error {
 			if s == nil || uint32(ev.Pad) != s.id {
 				continue
 			}
-			if ev.Events&(syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 && p.gone(s) {
+			if ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 && p.gone(s) {
 				s.end(ErrClientGone)
 				continue
 			}
-			if ev.Events&syscall.EPOLLOUT != 0 {
+			if ev.Events&unix.EPOLLOUT != 0 {
 				// The socket has room again after a write that did not fit
 				// (the kernel signals nothing else). Always run the stream:
 				// the edge may come before the worker has recorded that it
@@ -122,11 +122,11 @@ func (p *poller) gone(s *Stream) bool {
 	closed := false
 	err := s.raw.Read(func(fd uintptr) bool {
 		for {
-			n, err := syscall.Read(int(fd), p.buf[:])
-			if err == syscall.EINTR {
+			n, err := unix.Read(int(fd), p.buf[:])
+			if err == unix.EINTR {
 				continue
 			}
-			if err == syscall.EAGAIN {
+			if err == unix.EAGAIN {
 				return true
 			}
 			if n <= 0 || err != nil {
@@ -138,8 +138,31 @@ func (p *poller) gone(s *Stream) bool {
 	return closed || err != nil
 }
 
+// writeNonBlocking writes what the socket fd takes of b and returns how
+// much that was; a full socket is not an error.
+func writeNonBlocking(fd int, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := unix.Write(fd, b[n:])
+		if m > 0 {
+			n += m
+		}
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return n, nil
+		case err != nil:
+			return n, err
+		case m <= 0:
+			return n, nil
+		}
+	}
+	return n, nil
+}
+
 func setSendBuffer(fd, n int) error {
-	return syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, n)
+	return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, n)
 }
 
 // close stops run.
@@ -147,12 +170,12 @@ func (p *poller) close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.exited {
-		_, _ = syscall.Write(p.wake[1], []byte{0})
+		_, _ = unix.Write(p.wake[1], []byte{0})
 	}
 }
 
 func (p *poller) closeFDs() {
-	syscall.Close(p.wake[0])
-	syscall.Close(p.wake[1])
-	syscall.Close(p.epfd)
+	unix.Close(p.wake[0])
+	unix.Close(p.wake[1])
+	unix.Close(p.epfd)
 }

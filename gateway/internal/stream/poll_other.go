@@ -20,3 +20,5 @@ func (*poller) run() error        { return nil }
 func (*poller) close()            {}
 
 func setSendBuffer(int, int) error { return nil }
+
+func writeNonBlocking(int, []byte) (int, error) { return 0, errors.New("not supported") }
