@@ -451,6 +451,13 @@ func (h *History) Get(ctx context.Context, room string, seq uint64) (*Message, e
 }
 
 // direct makes a single-message direct get; nil means not found.
+//
+// It does not use jetstream.Stream.GetMsg: that parses the reply's
+// position headers with Header.Get, the first value, and a publisher can
+// put its own Nats-Sequence or Nats-Subject on a message; the server
+// appends the true ones after them, so StoredMessage takes the last value
+// (TestStoredMessageIgnoresPublisherPositionHeaders). GetMsg also needs a
+// stream handle, which costs a STREAM.INFO request to get.
 func (h *History) direct(ctx context.Context, req map[string]any) (*Message, error) {
 	body, _ := json.Marshal(req)
 	if _, ok := ctx.Deadline(); !ok {
