@@ -72,20 +72,16 @@ type Options struct {
 	MaxConns, MaxConnsPerIP int
 	// Heartbeat is the SSE heartbeat interval.
 	Heartbeat time.Duration
-	// SSEWriter is "loop" (or ""): SSE streams are written by a stream
-	// loop where the platform has one (Linux); "handler": each stream by
-	// its own net/http handler.
-	SSEWriter string
+	// SSEWriter says how SSE streams are written (default SSEWriterLoop).
+	SSEWriter SSEWriter
 	// SSECoalesce is the stream loop's shortest time between two writes
 	// to one stream (0: write each message at once).
 	SSECoalesce time.Duration
 	// BodyTimeout bounds reading a request body (default 10s).
 	BodyTimeout time.Duration
-	// Services says where the presence and rooms services run: "in-process"
-	// (this gateway runs a replica of each with StartServices), "off" (they
-	// run elsewhere), or "auto" / "" (in-process with an embedded NATS node
-	// when StartServices is set, else off).
-	Services string
+	// Services says where the presence and rooms services run (default
+	// ServicesAuto).
+	Services ServicesMode
 	// StartServices, if set, starts this gateway's replicas of the chat
 	// services on its NATS connection, once the history stream is ready,
 	// for a cluster of clusterSize servers; the gateway calls stop when it
@@ -96,6 +92,54 @@ type Options struct {
 	Version string
 	// Logger receives the gateway's logs; nil discards them.
 	Logger *slog.Logger
+}
+
+// SSEWriter says how SSE streams are written.
+type SSEWriter string
+
+const (
+	// SSEWriterLoop hands each stream, once its headers and replay are
+	// out, to a stream loop: a few goroutines write every stream (Linux;
+	// elsewhere the gateway falls back to SSEWriterHandler).
+	SSEWriterLoop SSEWriter = "loop"
+	// SSEWriterHandler keeps each stream on its own net/http handler.
+	SSEWriterHandler SSEWriter = "handler"
+)
+
+// ServicesMode says where the presence and rooms services run.
+type ServicesMode string
+
+const (
+	// ServicesAuto runs them in-process with an embedded NATS node, when
+	// StartServices is set, and elsewhere otherwise.
+	ServicesAuto ServicesMode = "auto"
+	// ServicesInProcess runs a replica of each here, with StartServices.
+	ServicesInProcess ServicesMode = "in-process"
+	// ServicesOff leaves them to processes of their own.
+	ServicesOff ServicesMode = "off"
+)
+
+// checkModes fills in the default modes and refuses unknown ones.
+func (o *Options) checkModes() error {
+	switch o.SSEWriter {
+	case "":
+		o.SSEWriter = SSEWriterLoop
+	case SSEWriterLoop, SSEWriterHandler:
+	default:
+		return fmt.Errorf("SSE writer %q is not one of loop, handler", o.SSEWriter)
+	}
+	switch o.Services {
+	case "":
+		o.Services = ServicesAuto
+	case ServicesAuto, ServicesOff:
+	case ServicesInProcess:
+		if o.StartServices == nil {
+			return errors.New("services in-process: no StartServices to run them with")
+		}
+	default:
+		return fmt.Errorf("services %q is not one of auto, in-process, off", o.Services)
+	}
+	return nil
 }
 
 // Gateway is a running chat-gateway.
@@ -129,8 +173,8 @@ type Gateway struct {
 // NATS the gateway keeps trying to connect and reports not ready until it
 // has.
 func Start(ctx context.Context, o Options) (*Gateway, error) {
-	if o.Services == "in-process" && o.StartServices == nil {
-		return nil, errors.New("services in-process: no StartServices to run them with")
+	if err := o.checkModes(); err != nil {
+		return nil, err
 	}
 	if o.MaxMessageBytes <= 0 {
 		o.MaxMessageBytes = 4096
@@ -185,7 +229,7 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 	if g.node != nil {
 		mode = "embedded"
 	}
-	if o.SSEWriter != "handler" && stream.Supported {
+	if o.SSEWriter != SSEWriterHandler && stream.Supported {
 		g.loop, err = stream.New(stream.Options{
 			Heartbeat:    o.Heartbeat,
 			WriteTimeout: o.WriteTimeout,
@@ -412,11 +456,11 @@ func (a *atomicString) Swap(s string) string {
 
 func (g *Gateway) inProcessServices() bool {
 	switch g.opts.Services {
-	case "in-process":
+	case ServicesInProcess:
 		return true
-	case "off":
+	case ServicesOff:
 		return false
-	default:
+	default: // ServicesAuto
 		return g.node != nil && g.opts.StartServices != nil
 	}
 }

@@ -58,9 +58,9 @@ func (s *rawStream) until(t *testing.T, prefix string) string {
 // Both SSE writers keep the same contract: headers, heartbeats, live
 // messages, resuming, and noticing a client that went away.
 func TestBothSSEWritersServeTheSameStream(t *testing.T) {
-	for _, writer := range []string{"loop", "handler"} {
-		t.Run(writer, func(t *testing.T) {
-			g := startGateway(t, "gw-"+writer, "", func(o *gateway.Options) {
+	for _, writer := range []gateway.SSEWriter{gateway.SSEWriterLoop, gateway.SSEWriterHandler} {
+		t.Run(string(writer), func(t *testing.T) {
+			g := startGateway(t, "gw-"+string(writer), "", func(o *gateway.Options) {
 				o.SSEWriter = writer
 				o.Heartbeat = 200 * time.Millisecond
 			})
@@ -77,7 +77,7 @@ func TestBothSSEWritersServeTheSameStream(t *testing.T) {
 				"Content-Type":           "text/event-stream",
 				"Cache-Control":          "no-cache",
 				"X-Accel-Buffering":      "no",
-				"X-Chat-Node":            "gw-" + writer,
+				"X-Chat-Node":            "gw-" + string(writer),
 				"X-Content-Type-Options": "nosniff",
 			} {
 				if got := header.Get(k); got != want {
@@ -116,11 +116,11 @@ func TestBothSSEWritersServeTheSameStream(t *testing.T) {
 func TestStreamLoopHoldsNoGoroutinePerListener(t *testing.T) {
 	const n = 200
 	for _, tt := range []struct {
-		writer   string
+		writer   gateway.SSEWriter
 		min, max int
-	}{{"loop", 0, n / 10}, {"handler", 2 * n, 3 * n}} {
-		t.Run(tt.writer, func(t *testing.T) {
-			g := startGateway(t, "gw-"+tt.writer, "", func(o *gateway.Options) { o.SSEWriter = tt.writer })
+	}{{gateway.SSEWriterLoop, 0, n / 10}, {gateway.SSEWriterHandler, 2 * n, 3 * n}} {
+		t.Run(string(tt.writer), func(t *testing.T) {
+			g := startGateway(t, "gw-"+string(tt.writer), "", func(o *gateway.Options) { o.SSEWriter = tt.writer })
 			before := runtime.NumGoroutine()
 			for range n {
 				openRaw(t, g.URL(), "/rooms/many/events").until(t, "retry: ")

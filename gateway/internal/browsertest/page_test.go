@@ -68,9 +68,9 @@ func startNodes(t *testing.T, count int, mod ...func(*gateway.Options)) []*node 
 		}
 		addr := l.Addr().String()
 		l.Close()
-		services := "off"
+		services := gateway.ServicesOff
 		if i == 0 {
-			services = "in-process"
+			services = gateway.ServicesInProcess
 		}
 		n := &node{t: t, opts: gateway.Options{
 			HTTPAddr:      addr,
