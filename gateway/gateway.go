@@ -20,6 +20,7 @@ import (
 	"github.com/chatscalable/chatscalable/broker/node"
 	"github.com/chatscalable/chatscalable/gateway/internal/api"
 	"github.com/chatscalable/chatscalable/gateway/internal/connlimit"
+	"github.com/chatscalable/chatscalable/gateway/internal/defaults"
 	"github.com/chatscalable/chatscalable/gateway/internal/hub"
 	"github.com/chatscalable/chatscalable/gateway/internal/metrics"
 	"github.com/chatscalable/chatscalable/gateway/internal/report"
@@ -177,7 +178,7 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 		return nil, err
 	}
 	if o.MaxMessageBytes <= 0 {
-		o.MaxMessageBytes = 4096
+		o.MaxMessageBytes = defaults.MaxMessageBytes
 	}
 	g := &Gateway{
 		opts:    o,
@@ -234,7 +235,7 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 			Heartbeat:    o.Heartbeat,
 			WriteTimeout: o.WriteTimeout,
 			Coalesce:     o.SSECoalesce,
-			Goodbye:      sse.AppendRetry(nil, api.DefaultShutdownRetry),
+			Goodbye:      sse.AppendRetry(nil, defaults.ShutdownRetry),
 			Delivered:    func(n int) { g.metrics.Delivered.Add(float64(n)) },
 			Log:          g.log,
 		})
@@ -542,20 +543,16 @@ func (g *Gateway) Ready() error {
 	return nil
 }
 
-// reservedFiles is how many open files the gateway keeps for itself
-// beyond HTTP connections: NATS connections, an embedded node's clients,
-// routes and JetStream files, logs.
-const reservedFiles = 512
-
 // defaultMaxConns is the process's open-file limit (Go raises the soft
-// limit to the hard one at start) less reservedFiles, and at least 64;
+// limit to the hard one at start) less defaults.ReservedFiles (NATS
+// connections, an embedded node's clients, routes and JetStream files), and at least 64;
 // 0 (no limit) if the limit is unknown or unlimited.
 func defaultMaxConns() int {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur == 0 || lim.Cur > 1<<30 {
 		return 0
 	}
-	return max(int(lim.Cur)-reservedFiles, 64)
+	return max(int(lim.Cur)-defaults.ReservedFiles, 64)
 }
 
 // Addr returns the HTTP listen address.

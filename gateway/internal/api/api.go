@@ -18,6 +18,7 @@ import (
 	"github.com/chatscalable/chatscalable/broker"
 	"github.com/chatscalable/chatscalable/gateway/internal/connlimit"
 	"github.com/chatscalable/chatscalable/gateway/internal/cursor"
+	"github.com/chatscalable/chatscalable/gateway/internal/defaults"
 	"github.com/chatscalable/chatscalable/gateway/internal/hub"
 	"github.com/chatscalable/chatscalable/gateway/internal/metrics"
 	"github.com/chatscalable/chatscalable/gateway/internal/sse"
@@ -106,19 +107,11 @@ type Server struct {
 
 // Defaults and limits of the API.
 const (
-	DefaultRoom  = "lobby"
-	DefaultUser  = "anonymous"
-	DefaultLimit = 50
-	MaxLimit     = 500
-	// DefaultClientBuffer is the byte budget of an SSE client.
-	DefaultClientBuffer = 1 << 20
-	// DefaultWriteTimeout is how long a client may take to take a
-	// response, or to catch up with its SSE stream.
-	DefaultWriteTimeout = 10 * time.Second
-	// DefaultShutdownRetry is the reconnect delay hinted to SSE clients
-	// when the gateway stops.
-	DefaultShutdownRetry = 250 * time.Millisecond
-	jsonBodyFactor       = 6 // a JSON string escapes a byte in at most 6 bytes
+	DefaultRoom    = "lobby"
+	DefaultUser    = "anonymous"
+	DefaultLimit   = 50
+	MaxLimit       = 500
+	jsonBodyFactor = 6 // a JSON string escapes a byte in at most 6 bytes
 )
 
 // New returns the API server for cfg.
@@ -127,19 +120,19 @@ func New(cfg Config) *Server {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Heartbeat <= 0 {
-		cfg.Heartbeat = 15 * time.Second
+		cfg.Heartbeat = defaults.Heartbeat
 	}
 	if cfg.Retry <= 0 {
-		cfg.Retry = 2 * time.Second
+		cfg.Retry = defaults.Retry
 	}
 	if cfg.ShutdownRetry <= 0 {
-		cfg.ShutdownRetry = DefaultShutdownRetry
+		cfg.ShutdownRetry = defaults.ShutdownRetry
 	}
 	if cfg.BodyTimeout <= 0 {
-		cfg.BodyTimeout = 10 * time.Second
+		cfg.BodyTimeout = defaults.BodyTimeout
 	}
 	if cfg.PublishTimeout <= 0 {
-		cfg.PublishTimeout = 5 * time.Second
+		cfg.PublishTimeout = defaults.PublishTimeout
 	}
 	if cfg.Metrics == nil {
 		zero := func() float64 { return 0 }
@@ -149,19 +142,19 @@ func New(cfg Config) *Server {
 		cfg.StoreFailed = func() {}
 	}
 	if cfg.ServiceTimeout <= 0 {
-		cfg.ServiceTimeout = 2 * time.Second
+		cfg.ServiceTimeout = defaults.ServiceTimeout
 	}
 	if cfg.MaxReplay <= 0 {
-		cfg.MaxReplay = 1000
+		cfg.MaxReplay = defaults.MaxReplay
 	}
 	if cfg.ClientQueue <= 0 {
-		cfg.ClientQueue = 256
+		cfg.ClientQueue = defaults.ClientQueue
 	}
 	if cfg.ClientBuffer <= 0 {
-		cfg.ClientBuffer = DefaultClientBuffer
+		cfg.ClientBuffer = defaults.ClientBuffer
 	}
 	if cfg.WriteTimeout <= 0 {
-		cfg.WriteTimeout = DefaultWriteTimeout
+		cfg.WriteTimeout = defaults.WriteTimeout
 	}
 	s := &Server{cfg: cfg, router: mux.NewRouter()}
 	r := s.router

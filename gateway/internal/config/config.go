@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker/envflag"
+	"github.com/chatscalable/chatscalable/gateway/internal/defaults"
 )
 
 // Config is chat-gateway's configuration.
@@ -60,35 +61,35 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	host, _ := os.Hostname()
 	var maxMsgs int
 	var routes string
-	fs.String(&c.HTTPAddr, "http-addr", ":8080", "HTTP listen address")
+	fs.String(&c.HTTPAddr, "http-addr", defaults.HTTPAddr, "HTTP listen address")
 	fs.String(&c.NodeName, "node-name", host, "name of this gateway node, shown to users and in X-Chat-Node; unique in a cluster")
 	fs.String(&c.NATSURL, "nats-url", "", "comma-separated NATS URLs of an external NATS cluster; empty starts an embedded NATS node")
 	fs.String(&c.NATSUser, "nats-user", "", "user name for the external NATS cluster")
 	var passwordFile string
 	fs.String(&passwordFile, "nats-password-file", "", "file holding the NATS password, e.g. a Docker secret")
-	fs.String(&c.DataDir, "data-dir", "./data", "folder for the embedded node's JetStream data")
-	fs.String(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "NATS client listener of the embedded node ('off' disables it)")
-	fs.String(&c.ClusterName, "cluster-name", "chat", "NATS cluster name of the embedded node's peer mesh")
+	fs.String(&c.DataDir, "data-dir", defaults.DataDir, "folder for the embedded node's JetStream data")
+	fs.String(&c.NATSListen, "nats-listen", defaults.NATSListen, "NATS client listener of the embedded node ('off' disables it)")
+	fs.String(&c.ClusterName, "cluster-name", defaults.ClusterName, "NATS cluster name of the embedded node's peer mesh")
 	fs.String(&c.ClusterListen, "cluster-listen", "", "route listener (host:port) joining the embedded node to a peer mesh; empty: standalone")
 	fs.String(&routes, "cluster-routes", "", "comma-separated route URLs of the mesh's nodes (nats://host:6222), this node's own allowed")
-	fs.Duration(&c.ElectionTimeout, "election-timeout", time.Second, "Raft election timeout of the mesh: a new leader is elected between this and twice this after a node is lost")
-	fs.Int(&c.MaxMessageBytes, "max-message-bytes", 4096, "largest message text accepted, in bytes")
-	fs.Int(&maxMsgs, "history-max-msgs", 1000, "messages kept per room")
-	fs.Duration(&c.HistoryMaxAge, "history-max-age", 168*time.Hour, "how long messages are kept")
+	fs.Duration(&c.ElectionTimeout, "election-timeout", defaults.ElectionTimeout, "Raft election timeout of the mesh: a new leader is elected between this and twice this after a node is lost")
+	fs.Int(&c.MaxMessageBytes, "max-message-bytes", defaults.MaxMessageBytes, "largest message text accepted, in bytes")
+	fs.Int(&maxMsgs, "history-max-msgs", defaults.HistoryMaxMsgs, "messages kept per room")
+	fs.Duration(&c.HistoryMaxAge, "history-max-age", defaults.HistoryMaxAge, "how long messages are kept")
 	fs.Int(&c.HistoryReplicas, "history-replicas", 0, "replicas of the history stream; 0 picks 3 on a cluster of 3 or more nodes, else 1, and never scales down")
-	fs.Int(&c.MaxReplay, "max-replay", 1000, "most messages replayed to a client resuming from a cursor; beyond it the client gets a reset event and the newest messages")
-	fs.Int(&c.ClientQueue, "client-queue", 256, "messages queued per SSE client before it is disconnected as too slow")
-	fs.Int(&c.ClientBuffer, "client-buffer", 1<<20, "bytes waiting per SSE client (queued messages and output its connection has not taken) before it is disconnected as too slow")
-	fs.Duration(&c.WriteTimeout, "write-timeout", 10*time.Second, "how long a client may take to take a response, or to catch up with its SSE stream, however little it reads meanwhile")
+	fs.Int(&c.MaxReplay, "max-replay", defaults.MaxReplay, "most messages replayed to a client resuming from a cursor; beyond it the client gets a reset event and the newest messages")
+	fs.Int(&c.ClientQueue, "client-queue", defaults.ClientQueue, "messages queued per SSE client before it is disconnected as too slow")
+	fs.Int(&c.ClientBuffer, "client-buffer", defaults.ClientBuffer, "bytes waiting per SSE client (queued messages and output its connection has not taken) before it is disconnected as too slow")
+	fs.Duration(&c.WriteTimeout, "write-timeout", defaults.WriteTimeout, "how long a client may take to take a response, or to catch up with its SSE stream, however little it reads meanwhile")
 	fs.Int(&c.MaxConns, "max-conns", 0, "most open HTTP connections (SSE streams included); more are refused with 503 and Retry-After; 0: the process's open-file limit less 512 kept for NATS and JetStream")
 	fs.Int(&c.MaxConnsPerIP, "max-conns-per-ip", 0, "most open HTTP connections from one client address; 0: no limit (behind a proxy every client shares its address)")
-	fs.Duration(&c.Heartbeat, "heartbeat", 15*time.Second, "interval of SSE heartbeat comments")
-	fs.String(&c.SSEWriter, "sse-writer", "loop", "how SSE streams are written: loop (a few goroutines write every stream, on connections taken over from net/http; Linux, else handler) or handler (one net/http handler per stream)")
-	fs.Duration(&c.SSECoalesce, "sse-coalesce", 20*time.Millisecond, "with --sse-writer loop, while many streams wait to be written: the shortest time between two writes to one SSE stream, so a busy room's messages go out together (an idle gateway writes at once; 0: always at once)")
-	fs.Duration(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "grace period for a graceful stop")
-	fs.String(&c.Services, "services", "auto", "where the presence and rooms services run: in-process, off (run elsewhere), or auto (in-process with the embedded NATS node)")
-	fs.String(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.String(&c.LogFormat, "log-format", "text", "log format: text or json")
+	fs.Duration(&c.Heartbeat, "heartbeat", defaults.Heartbeat, "interval of SSE heartbeat comments")
+	fs.String(&c.SSEWriter, "sse-writer", defaults.SSEWriter, "how SSE streams are written: loop (a few goroutines write every stream, on connections taken over from net/http; Linux, else handler) or handler (one net/http handler per stream)")
+	fs.Duration(&c.SSECoalesce, "sse-coalesce", defaults.SSECoalesce, "with --sse-writer loop, while many streams wait to be written: the shortest time between two writes to one SSE stream, so a busy room's messages go out together (an idle gateway writes at once; 0: always at once)")
+	fs.Duration(&c.ShutdownTimeout, "shutdown-timeout", defaults.ShutdownTimeout, "grace period for a graceful stop")
+	fs.String(&c.Services, "services", defaults.Services, "where the presence and rooms services run: in-process, off (run elsewhere), or auto (in-process with the embedded NATS node)")
+	fs.String(&c.LogLevel, "log-level", defaults.LogLevel, "log level: debug, info, warn or error")
+	fs.String(&c.LogFormat, "log-format", defaults.LogFormat, "log format: text or json")
 	fs.String(&c.PprofListen, "pprof-listen", "", "address of a pprof listener for profiling, e.g. 127.0.0.1:6060 (empty: off)")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "chat-gateway serves the ChatScalable HTTP API and chat page on a NATS bus.\n\nUsage: chat-gateway [flags]\n\nFlags:\n")

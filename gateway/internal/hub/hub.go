@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
+	"github.com/chatscalable/chatscalable/gateway/internal/defaults"
 	"github.com/nats-io/nats.go"
 )
 
@@ -112,13 +113,13 @@ type Hub struct {
 // encodes with encode.
 func New(nc *nats.Conn, src Source, encode Encoder, o Options) *Hub {
 	if o.MaxBackfill <= 0 {
-		o.MaxBackfill = 10000
+		o.MaxBackfill = defaults.MaxBackfill
 	}
 	if o.CatchUpTimeout <= 0 {
-		o.CatchUpTimeout = 5 * time.Second
+		o.CatchUpTimeout = defaults.CatchUpTimeout
 	}
 	if o.ActivateTimeout <= 0 {
-		o.ActivateTimeout = 5 * time.Second
+		o.ActivateTimeout = defaults.ActivateTimeout
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)

@@ -35,6 +35,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/chatscalable/chatscalable/gateway/internal/defaults"
 	"github.com/chatscalable/chatscalable/gateway/internal/hub"
 	"github.com/chatscalable/chatscalable/gateway/internal/sse"
 )
@@ -120,16 +121,16 @@ func New(o Options) (*Loop, error) {
 		o.Workers = runtime.GOMAXPROCS(0)
 	}
 	if o.Heartbeat <= 0 {
-		o.Heartbeat = 15 * time.Second
+		o.Heartbeat = defaults.Heartbeat
 	}
 	if o.WriteTimeout <= 0 {
-		o.WriteTimeout = 10 * time.Second
+		o.WriteTimeout = defaults.WriteTimeout
 	}
 	if o.BusyStreams <= 0 {
-		o.BusyStreams = 128
+		o.BusyStreams = defaults.BusyStreams
 	}
 	if o.SendBuffer <= 0 {
-		o.SendBuffer = 128 << 10
+		o.SendBuffer = defaults.SendBuffer
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
