@@ -18,6 +18,9 @@ NATSCLI_VERSION := v0.5.0
 # Caddy is the compose deployment's entry point (deployments/caddy).
 CADDY    := tools/bin/caddy
 CADDY_VERSION := v2.11.4
+# golangci-lint runs the checks of .golangci.yml in `make lint`.
+GOLANGCI := tools/bin/golangci-lint
+GOLANGCI_VERSION := v2.15.0
 
 COMMANDS := chat-gateway chat-broker chat-presence chat-rooms
 IMAGE_CONTEXT := build/image-context
@@ -96,13 +99,16 @@ cluster-brokers: build
 bench: build
 	BIN=$(BIN) deployments/local/bench.sh
 
-## tools: install natscli $(NATSCLI_VERSION) and Caddy $(CADDY_VERSION) into tools/bin (used by the tests and `make images`)
-tools: $(NATSCLI) $(CADDY)
+## tools: install natscli $(NATSCLI_VERSION), Caddy $(CADDY_VERSION) and golangci-lint $(GOLANGCI_VERSION) into tools/bin (used by the tests, `make images` and `make lint`)
+tools: $(NATSCLI) $(CADDY) $(GOLANGCI)
 
 $(NATSCLI):
 	GOBIN=$(CURDIR)/tools/bin go install github.com/nats-io/natscli/nats@$(NATSCLI_VERSION)
 
 # A static binary for the FROM-scratch image; built once (about two minutes).
+$(GOLANGCI):
+	GOBIN=$(CURDIR)/tools/bin go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
+
 $(CADDY):
 	CGO_ENABLED=0 GOBIN=$(CURDIR)/tools/bin go install -trimpath -ldflags '-s -w' github.com/caddyserver/caddy/v2/cmd/caddy@$(CADDY_VERSION)
 
@@ -119,10 +125,11 @@ fuzz:
 		go test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg; \
 	done
 
-## lint: gofmt check and go vet
-lint:
+## lint: gofmt check, go vet, and golangci-lint with .golangci.yml (errcheck, staticcheck, unused, gosec, ineffassign)
+lint: $(GOLANGCI)
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet $(PKGS)
+	@set -e; for m in $(MODULES); do echo "golangci-lint $$m"; (cd $$m && ../$(GOLANGCI) run --config ../.golangci.yml ./...); done
 
 fmt:
 	gofmt -w $(MODULES)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -63,7 +64,7 @@ func (c HistoryConfig) streamConfig() jetstream.StreamConfig {
 	}
 	maxMsgSize := int32(-1)
 	if c.MaxTextBytes > 0 {
-		maxMsgSize = int32(MaxPayloadBytes(c.MaxTextBytes))
+		maxMsgSize = int32(min(MaxPayloadBytes(c.MaxTextBytes), math.MaxInt32)) //nolint:gosec // clamped on this line
 	}
 	return jetstream.StreamConfig{
 		Name:              StreamName,
@@ -391,7 +392,7 @@ func (h *History) batch(ctx context.Context, room string, from, upTo uint64, lim
 	if err != nil {
 		return nil, 0, fmt.Errorf("history read: %w", err)
 	}
-	defer sub.Unsubscribe()
+	defer func() { _ = sub.Unsubscribe() }() // the inbox is this read's alone
 	if err := h.nc.PublishRequest("$JS.API.DIRECT.GET."+StreamName, inbox, req); err != nil {
 		return nil, 0, fmt.Errorf("history read: %w", err)
 	}
@@ -538,7 +539,7 @@ func (h *History) lastOf(ctx context.Context, subjects []string, out map[string]
 	if err != nil {
 		return fmt.Errorf("room stats: %w", err)
 	}
-	defer sub.Unsubscribe()
+	defer func() { _ = sub.Unsubscribe() }() // the inbox is this read's alone
 	if err := h.nc.PublishRequest("$JS.API.DIRECT.GET."+StreamName, inbox, req); err != nil {
 		return fmt.Errorf("room stats: %w", err)
 	}

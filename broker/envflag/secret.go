@@ -13,7 +13,7 @@ func ReadSecret(path string) (string, error) {
 	if path == "" {
 		return "", nil
 	}
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(path) //nolint:gosec // the operator names the secret file
 	if err != nil {
 		return "", fmt.Errorf("read secret: %w", err)
 	}

@@ -21,7 +21,7 @@ func CheckURL(url string, timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s answered %d %s", url, resp.StatusCode, strings.TrimSpace(string(body)))
@@ -44,14 +44,14 @@ func CheckFile(path string, maxAge time.Duration) error {
 // KeepFile touches path every interval while healthy() is true, until ctx
 // ends; then it removes the file.
 func KeepFile(ctx context.Context, path string, interval time.Duration, healthy func() bool) {
-	defer os.Remove(path)
+	defer func() { _ = os.Remove(path) }() // gone already is fine
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		if healthy() {
 			now := time.Now()
 			if err := os.Chtimes(path, now, now); err != nil {
-				_ = os.WriteFile(path, []byte("ok\n"), 0o644)
+				_ = os.WriteFile(path, []byte("ok\n"), 0o600) // read by the same user's healthcheck
 			}
 		}
 		select {

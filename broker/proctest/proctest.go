@@ -31,7 +31,7 @@ func Build(t testing.TB, pkg string) string {
 		name = filepath.Base(wd)
 	}
 	bin := filepath.Join(t.TempDir(), name)
-	cmd := exec.Command("go", "build", "-o", bin, pkg)
+	cmd := exec.Command("go", "build", "-o", bin, pkg) //nolint:gosec // a test builds its own package
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
@@ -65,7 +65,7 @@ func Start(t testing.TB, name, bin string, args ...string) *Proc {
 func StartEnv(t testing.TB, name string, env []string, bin string, args ...string) *Proc {
 	t.Helper()
 	p := &Proc{name: name, notify: make(chan struct{}, 1), exited: make(chan struct{})}
-	p.Cmd = exec.Command(bin, args...)
+	p.Cmd = exec.Command(bin, args...) //nolint:gosec // a test runs the binary it built
 	p.Cmd.Env = append(os.Environ(), env...)
 	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	pr, pw := io.Pipe()
@@ -73,10 +73,17 @@ func StartEnv(t testing.TB, name string, env []string, bin string, args ...strin
 	if err := p.Cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
-	go p.collect(pr)
+	collected := make(chan struct{})
+	go func() {
+		defer close(collected)
+		p.collect(pr)
+	}()
 	go func() {
 		p.err = p.Cmd.Wait()
-		pw.Close()
+		_ = pw.Close() // ends collect
+		// Exited means every line is in the log: a test reading the log
+		// of a process that ended sees all of it.
+		<-collected
 		close(p.exited)
 	}()
 	t.Cleanup(func() {

@@ -151,16 +151,13 @@ func Start(ctx context.Context, nc *nats.Conn, o Options) (*Service, error) {
 		return nil, fmt.Errorf("presence: add micro service: %w", err)
 	}
 	if err := s.svc.AddEndpoint("members", micro.HandlerFunc(s.members), micro.WithEndpointSubject(broker.PresenceMembersSubject)); err != nil {
-		s.close()
-		return nil, fmt.Errorf("presence: members endpoint: %w", err)
+		return nil, errors.Join(fmt.Errorf("presence: members endpoint: %w", err), s.close())
 	}
 	if err := s.svc.AddEndpoint("counts", micro.HandlerFunc(s.counts), micro.WithEndpointSubject(broker.PresenceCountsSubject)); err != nil {
-		s.close()
-		return nil, fmt.Errorf("presence: counts endpoint: %w", err)
+		return nil, errors.Join(fmt.Errorf("presence: counts endpoint: %w", err), s.close())
 	}
 	if err := nc.Flush(); err != nil {
-		s.close()
-		return nil, fmt.Errorf("presence: %w", err)
+		return nil, errors.Join(fmt.Errorf("presence: %w", err), s.close())
 	}
 	// Learn every live gateway's listeners now, not at their next
 	// heartbeat.

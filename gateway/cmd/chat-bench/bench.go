@@ -40,14 +40,14 @@ func (s *subscriber) subscribe(ctx context.Context, url string, probe bool, read
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	resp, err := transport.RoundTrip(req)
 	if err == nil && resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		err = fmt.Errorf("status %d", resp.StatusCode)
 	}
 	if err != nil {
 		ready(err)
 		return
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	r := bufio.NewReaderSize(resp.Body, 32<<10)
 	if _, err := r.ReadString('\n'); err != nil { // "retry: …"
 		ready(err)
@@ -170,8 +170,8 @@ func (p *publisher) publishOne(ctx context.Context, i int64) {
 		p.failures.Add(1)
 		return
 	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated {
 		p.failures.Add(1)
 		return
@@ -347,7 +347,7 @@ func idle(ctx context.Context, o options) (Result, error) {
 	var cmds []*exec.Cmd
 	defer func() {
 		for _, in := range stdins {
-			in.Close()
+			_ = in.Close()
 		}
 		for _, c := range cmds {
 			_ = c.Wait()
@@ -359,7 +359,7 @@ func idle(ctx context.Context, o options) (Result, error) {
 		if n <= 0 {
 			break
 		}
-		cmd := exec.CommandContext(ctx, self, "worker", "--urls", strings.Join(o.urls, ","), "--room", o.room, "--conns", strconv.Itoa(n))
+		cmd := exec.CommandContext(ctx, self, "worker", "--urls", strings.Join(o.urls, ","), "--room", o.room, "--conns", strconv.Itoa(n)) //nolint:gosec // runs itself as a worker
 		cmd.Stderr = os.Stderr
 		in, _ := cmd.StdinPipe()
 		out, _ := cmd.StdoutPipe()
@@ -416,7 +416,7 @@ func worker(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	wg.Wait()
-	json.NewEncoder(stdout).Encode(workerResult{Opened: int(opened.Load()), Errors: failed.Load()})
-	io.Copy(io.Discard, os.Stdin) // hold until the parent closes our stdin
+	_ = json.NewEncoder(stdout).Encode(workerResult{Opened: int(opened.Load()), Errors: failed.Load()})
+	_, _ = io.Copy(io.Discard, os.Stdin) // hold until the parent closes our stdin
 	return 0
 }

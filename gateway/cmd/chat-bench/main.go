@@ -84,11 +84,11 @@ func main() {
 	// CHAT_BENCH_CPUPROFILE=file profiles the load generator itself, to
 	// see what the machine spends on generating load rather than serving it.
 	if path := os.Getenv("CHAT_BENCH_CPUPROFILE"); path != "" {
-		if f, err := os.Create(path); err == nil {
+		if f, err := os.Create(path); err == nil { //nolint:gosec // the operator names the profile file
 			if pprof.StartCPUProfile(f) == nil {
 				code := run(os.Args[1:], os.Stdout, os.Stderr)
 				pprof.StopCPUProfile()
-				f.Close()
+				_ = f.Close()
 				os.Exit(code)
 			}
 		}

@@ -99,7 +99,7 @@ func suite(args []string, stdout, stderr io.Writer) int {
 				o.urls, o.conns, o.room = []string{idleURL}, idleConns, fmt.Sprintf("idle-%d", time.Now().UnixNano())
 				if pid != "" {
 					var p int
-					fmt.Sscanf(pid, "%d", &p)
+					_, _ = fmt.Sscanf(pid, "%d", &p) // no pid: no memory figure
 					o.pids = []int{p}
 				}
 				return idle(ctx, o)
@@ -176,11 +176,11 @@ func writeReport(path, table string, runs int, short bool) error {
 	}
 	gen := fmt.Sprintf("%s\nMeasured %s with `make bench` (%s, %d runs each): %d cores (%s), %s, Go %s.\n\n%s%s",
 		begin, time.Now().UTC().Format("2006-01-02 15:04 UTC"), kind, runs, runtime.NumCPU(), cpu, runtime.GOOS+"/"+runtime.GOARCH, runtime.Version(), table, end)
-	old, err := os.ReadFile(path)
+	old, err := os.ReadFile(path) //nolint:gosec // the report file the operator names
 	if err != nil || !strings.Contains(string(old), begin) || !strings.Contains(string(old), end) {
-		return os.WriteFile(path, []byte("# Benchmarks\n\n"+gen+"\n"), 0o644)
+		return os.WriteFile(path, []byte("# Benchmarks\n\n"+gen+"\n"), 0o644) //nolint:gosec // a document of the repository, readable by all
 	}
 	s := string(old)
 	i, j := strings.Index(s, begin), strings.Index(s, end)+len(end)
-	return os.WriteFile(path, []byte(s[:i]+gen+s[j:]), 0o644)
+	return os.WriteFile(path, []byte(s[:i]+gen+s[j:]), 0o644) //nolint:gosec // a document of the repository, readable by all
 }

@@ -49,7 +49,10 @@ func servePprof(addr string, log *slog.Logger) error {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	log.Info("pprof listening", "addr", ln.Addr().String())
-	go func() { _ = http.Serve(ln, mux) }()
+	// A profile or trace may take a minute to write; a header must come
+	// quickly, and an idle connection does not stay.
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 2 * time.Minute, IdleTimeout: time.Minute}
+	go func() { _ = srv.Serve(ln) }()
 	return nil
 }
 

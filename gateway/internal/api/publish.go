@@ -263,7 +263,7 @@ func (s *Server) readForm(w http.ResponseWriter, r *http.Request) (url.Values, *
 	case "multipart/form-data":
 		s.setBodyDeadline(w)
 		r.Body = http.MaxBytesReader(w, r.Body, int64(limit))
-		if err := r.ParseMultipartForm(int64(limit)); err != nil {
+		if err := r.ParseMultipartForm(int64(limit)); err != nil { //nolint:gosec // the body is under http.MaxBytesReader just above
 			return nil, bodyError(w, err)
 		}
 		if r.MultipartForm != nil && len(r.MultipartForm.File) > 0 {

@@ -162,8 +162,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, room string) {
 			}
 			var delivered int
 			out, delivered = c.AppendWaiting(out[:0], &sent)
-			c.SetUnsent(len(out)) // until the connection has taken it
-			if _, err := w.Write(out); err != nil {
+			c.SetUnsent(len(out))                   // until the connection has taken it
+			if _, err := w.Write(out); err != nil { //nolint:gosec // SSE frames of JSON, served as text/event-stream
 				return
 			}
 			if cap(out) > 64<<10 {
@@ -462,7 +462,7 @@ func (s *Server) setDeadline(rc *http.ResponseController, c *hub.Client) bool {
 func (s *Server) write(w http.ResponseWriter, rc *http.ResponseController, b []byte) bool {
 	_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 	if len(b) > 0 {
-		if _, err := w.Write(b); err != nil {
+		if _, err := w.Write(b); err != nil { //nolint:gosec // SSE frames of JSON, served as text/event-stream
 			return false
 		}
 	}

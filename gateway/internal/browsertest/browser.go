@@ -101,12 +101,12 @@ func saveScreenshot(t testing.TB, tab context.Context, name string) {
 		return
 	}
 	dir := ArtifactsDir()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil { //nolint:gosec // screenshots of a failed test, for the developer
 		t.Logf("artifacts: %v", err)
 		return
 	}
 	path := filepath.Join(dir, unsafeName.ReplaceAllString(t.Name()+"-"+name, "_")+".png")
-	if err := os.WriteFile(path, png, 0o644); err != nil {
+	if err := os.WriteFile(path, png, 0o644); err != nil { //nolint:gosec // screenshots of a failed test, for the developer
 		t.Logf("save screenshot: %v", err)
 		return
 	}

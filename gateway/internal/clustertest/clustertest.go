@@ -46,7 +46,7 @@ var (
 func Main(m *testing.M) {
 	code := m.Run()
 	if binDir != "" {
-		os.RemoveAll(binDir)
+		_ = os.RemoveAll(binDir)
 	}
 	os.Exit(code)
 }
@@ -69,7 +69,7 @@ func Binary(t testing.TB, pkg string) string {
 		binDir = dir
 	}
 	bin := filepath.Join(binDir, filepath.Base(pkg))
-	if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil { //nolint:gosec // a test builds its own package
 		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
 	}
 	built[pkg] = bin
@@ -82,7 +82,7 @@ func FreePorts(t testing.TB, n int) []int {
 	var ls []net.Listener
 	defer func() {
 		for _, l := range ls {
-			l.Close()
+			_ = l.Close()
 		}
 	}()
 	ports := make([]int, n)
@@ -156,7 +156,7 @@ func (g *Gateway) Ready() error {
 	if err != nil {
 		return err
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s: /readyz %d", g.Name, resp.StatusCode)
 	}
@@ -278,7 +278,7 @@ func Members(base, room string) (map[string]int, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("members of %s: status %d", room, resp.StatusCode)
 	}
@@ -323,7 +323,7 @@ func WaitInstances(t testing.TB, natsURL, service string, n int, timeout time.Du
 		if err != nil {
 			return err
 		}
-		defer sub.Unsubscribe()
+		defer func() { _ = sub.Unsubscribe() }()
 		if err := nc.PublishRequest("$SRV.PING."+service, inbox, nil); err != nil {
 			return err
 		}

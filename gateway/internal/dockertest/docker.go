@@ -55,7 +55,7 @@ func Run(t testing.TB, env []string, name string, args ...string) string {
 func Try(env []string, name string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
+	cmd := exec.CommandContext(ctx, name, args...) //nolint:gosec // a test runs docker with its own arguments
 	cmd.Env = append(os.Environ(), env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -79,7 +79,7 @@ var ImageNames = []string{"chat-gateway", "chat-broker", "chat-presence", "chat-
 func Images(t testing.TB) string {
 	t.Helper()
 	imagesOnce.Do(func() {
-		imageTag = fmt.Sprintf("cstest-%d", rand.IntN(1<<30))
+		imageTag = fmt.Sprintf("cstest-%d", rand.IntN(1<<30)) //nolint:gosec // a tag, not a secret
 		imagesOut, imagesErr = Try(nil, "make", "-C", Root(t), "images", "IMAGE_TAG="+imageTag, "IMAGE_LATEST=0")
 	})
 	if imagesErr != nil {

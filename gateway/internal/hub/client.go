@@ -99,7 +99,7 @@ func (c *Client) AppendWaiting(buf []byte, sent *uint64) ([]byte, int) {
 
 // SetUnsent tells the client how many bytes its writer holds that the
 // connection has not taken yet; they count against the byte budget.
-func (c *Client) SetUnsent(n int) { c.unsent.Store(int32(min(n, math.MaxInt32))) }
+func (c *Client) SetUnsent(n int) { c.unsent.Store(int32(min(n, math.MaxInt32))) } //nolint:gosec // clamped on this line
 
 // push queues f, or returns why the client cannot take it.
 func (c *Client) push(f Frame) error {
@@ -114,7 +114,7 @@ func (c *Client) push(f Frame) error {
 		return fmt.Errorf("%w: %d bytes waiting and %d more, the budget is %d", ErrSlowClient, waiting, len(f.Data), c.budget)
 	}
 	c.pending = append(c.pending, f)
-	c.pendingBytes += int32(len(f.Data))
+	c.pendingBytes += int32(len(f.Data)) //nolint:gosec // a frame is at most a few MB
 	c.mu.Unlock()
 	if c.notify != nil {
 		c.notify()

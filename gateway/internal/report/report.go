@@ -90,7 +90,7 @@ func (r *Reporter) Run(ctx context.Context) {
 	if err != nil {
 		r.log.Warn("presence sync", "err", err)
 	} else {
-		defer syncSub.Unsubscribe()
+		defer func() { _ = syncSub.Unsubscribe() }()
 	}
 	r.sendState()
 	for {

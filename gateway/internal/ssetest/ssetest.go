@@ -107,7 +107,7 @@ func Dial(url string, header http.Header, opts ...Option) (*Stream, error) {
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		cancel()
 		return nil, fmt.Errorf("status %d", resp.StatusCode)
 	}
@@ -242,7 +242,7 @@ func decodeMessage(data string) (Message, error) {
 func (s *Stream) Close() {
 	s.Resume()
 	s.cancel()
-	s.Resp.Body.Close()
+	_ = s.Resp.Body.Close()
 	s.client.CloseIdleConnections()
 }
 

@@ -24,6 +24,10 @@ type poller struct {
 	buf    [512]byte
 }
 
+// fd32 is a file descriptor as epoll carries it: the kernel's are ints,
+// epoll's 32 bits, and descriptors are small numbers.
+func fd32(fd int) int32 { return int32(fd) } //nolint:gosec // see above
+
 func newPoller(l *Loop) (*poller, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
@@ -31,10 +35,10 @@ func newPoller(l *Loop) (*poller, error) {
 	}
 	p := &poller{loop: l, epfd: epfd, byFD: map[int32]*Stream{}}
 	if err := unix.Pipe2(p.wake[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
-		unix.Close(epfd)
+		_ = unix.Close(epfd)
 		return nil, fmt.Errorf("epoll wake pipe: %w", err)
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(p.wake[0])}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: fd32(p.wake[0])}
 	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, p.wake[0], &ev); err != nil {
 		p.closeFDs()
 		return nil, fmt.Errorf("epoll: %w", err)
@@ -44,18 +48,18 @@ func newPoller(l *Loop) (*poller, error) {
 
 func (p *poller) add(s *Stream) error {
 	p.mu.Lock()
-	p.byFD[int32(s.fd)] = s
+	p.byFD[fd32(s.fd)] = s
 	p.mu.Unlock()
 	// The stream's id rides along, so an event for a socket closed and
 	// reused meanwhile is not taken for its new owner's.
 	ev := unix.EpollEvent{
 		Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET,
-		Fd:     int32(s.fd),
-		Pad:    int32(s.id),
+		Fd:     fd32(s.fd),
+		Pad:    int32(s.id), //nolint:gosec // the id round-trips through the event as 32 bits
 	}
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, s.fd, &ev); err != nil {
 		p.mu.Lock()
-		delete(p.byFD, int32(s.fd))
+		delete(p.byFD, fd32(s.fd))
 		p.mu.Unlock()
 		return fmt.Errorf("epoll add: %w", err)
 	}
@@ -65,8 +69,8 @@ func (p *poller) add(s *Stream) error {
 // remove stops watching s; the caller closes its connection after.
 func (p *poller) remove(s *Stream) {
 	p.mu.Lock()
-	if p.byFD[int32(s.fd)] == s {
-		delete(p.byFD, int32(s.fd))
+	if p.byFD[fd32(s.fd)] == s {
+		delete(p.byFD, fd32(s.fd))
 	}
 	p.mu.Unlock()
 	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, s.fd, &unix.EpollEvent{})
@@ -92,13 +96,13 @@ func (p *poller) run() error {
 			return fmt.Errorf("epoll wait: %w", err)
 		}
 		for _, ev := range events[:n] {
-			if ev.Fd == int32(p.wake[0]) {
+			if ev.Fd == fd32(p.wake[0]) {
 				return nil
 			}
 			p.mu.Lock()
 			s := p.byFD[ev.Fd]
 			p.mu.Unlock()
-			if s == nil || uint32(ev.Pad) != s.id {
+			if s == nil || uint32(ev.Pad) != s.id { //nolint:gosec // the id round-trips through the event as 32 bits
 				continue
 			}
 			if ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 && p.gone(s) {
@@ -175,7 +179,7 @@ func (p *poller) close() {
 }
 
 func (p *poller) closeFDs() {
-	unix.Close(p.wake[0])
-	unix.Close(p.wake[1])
-	unix.Close(p.epfd)
+	_ = unix.Close(p.wake[0])
+	_ = unix.Close(p.wake[1])
+	_ = unix.Close(p.epfd)
 }
