@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
@@ -28,120 +27,6 @@ import (
 	"github.com/chatscalable/chatscalable/gateway/internal/stream"
 	"github.com/nats-io/nats.go"
 )
-
-// Options configures a Gateway.
-type Options struct {
-	// HTTPAddr is the HTTP listen address ("127.0.0.1:0" picks a port).
-	HTTPAddr string
-	// NodeName names this gateway node.
-	NodeName string
-	// NATSURL lists external NATS servers, comma-separated; empty starts an
-	// embedded node.
-	NATSURL string
-	// NATSUser and NATSPassword authenticate to an external NATS.
-	NATSUser, NATSPassword string
-	// DataDir holds the embedded node's JetStream data.
-	DataDir string
-	// NATSListen is the embedded node's client listener; "" or "off"
-	// disables it.
-	NATSListen string
-	// ClusterName, ClusterListen and ClusterRoutes join the embedded node
-	// to a peer mesh of gateways (see node.Options).
-	ClusterName   string
-	ClusterListen string
-	ClusterRoutes []string
-	// ElectionTimeout tunes the mesh's Raft failover (see node.Options).
-	ElectionTimeout time.Duration
-	// MaxMessageBytes is the largest message text accepted.
-	MaxMessageBytes int
-	// History holds the history stream's limits.
-	History broker.HistoryConfig
-	// MaxReplay bounds the messages replayed to a resuming client
-	// (default 1000).
-	MaxReplay int
-	// ClientQueue is the number of frames queued per SSE client.
-	ClientQueue int
-	// ClientBuffer is the byte budget of an SSE client: queued frames and
-	// output its connection has not taken (default 1 MiB).
-	ClientBuffer int
-	// WriteTimeout ends a response, or an SSE stream, whose client has not
-	// taken what was written to it within this time (default 10s).
-	WriteTimeout time.Duration
-	// MaxConns bounds the open HTTP connections (default: the process's
-	// open-file limit less 512); MaxConnsPerIP bounds those of one client
-	// address (default: no limit). Connections beyond are refused with 503.
-	MaxConns, MaxConnsPerIP int
-	// Heartbeat is the SSE heartbeat interval.
-	Heartbeat time.Duration
-	// SSEWriter says how SSE streams are written (default SSEWriterLoop).
-	SSEWriter SSEWriter
-	// SSECoalesce is the stream loop's shortest time between two writes
-	// to one stream (0: write each message at once).
-	SSECoalesce time.Duration
-	// BodyTimeout bounds reading a request body (default 10s).
-	BodyTimeout time.Duration
-	// Services says where the presence and rooms services run (default
-	// ServicesAuto).
-	Services ServicesMode
-	// StartServices, if set, starts this gateway's replicas of the chat
-	// services on its NATS connection, once the history stream is ready,
-	// for a cluster of clusterSize servers; the gateway calls stop when it
-	// shuts down. chat-gateway passes services/inprocess; the gateway
-	// itself knows nothing of the services.
-	StartServices func(ctx context.Context, nc *nats.Conn, clusterSize int) (stop func() error, err error)
-	// Version is reported by /node.
-	Version string
-	// Logger receives the gateway's logs; nil discards them.
-	Logger *slog.Logger
-}
-
-// SSEWriter says how SSE streams are written.
-type SSEWriter string
-
-const (
-	// SSEWriterLoop hands each stream, once its headers and replay are
-	// out, to a stream loop: a few goroutines write every stream (Linux;
-	// elsewhere the gateway falls back to SSEWriterHandler).
-	SSEWriterLoop SSEWriter = "loop"
-	// SSEWriterHandler keeps each stream on its own net/http handler.
-	SSEWriterHandler SSEWriter = "handler"
-)
-
-// ServicesMode says where the presence and rooms services run.
-type ServicesMode string
-
-const (
-	// ServicesAuto runs them in-process with an embedded NATS node, when
-	// StartServices is set, and elsewhere otherwise.
-	ServicesAuto ServicesMode = "auto"
-	// ServicesInProcess runs a replica of each here, with StartServices.
-	ServicesInProcess ServicesMode = "in-process"
-	// ServicesOff leaves them to processes of their own.
-	ServicesOff ServicesMode = "off"
-)
-
-// checkModes fills in the default modes and refuses unknown ones.
-func (o *Options) checkModes() error {
-	switch o.SSEWriter {
-	case "":
-		o.SSEWriter = SSEWriterLoop
-	case SSEWriterLoop, SSEWriterHandler:
-	default:
-		return fmt.Errorf("SSE writer %q is not one of loop, handler", o.SSEWriter)
-	}
-	switch o.Services {
-	case "":
-		o.Services = ServicesAuto
-	case ServicesAuto, ServicesOff:
-	case ServicesInProcess:
-		if o.StartServices == nil {
-			return errors.New("services in-process: no StartServices to run them with")
-		}
-	default:
-		return fmt.Errorf("services %q is not one of auto, in-process, off", o.Services)
-	}
-	return nil
-}
 
 // Gateway is a running chat-gateway.
 type Gateway struct {
@@ -541,18 +426,6 @@ func (g *Gateway) Ready() error {
 		}
 	}
 	return nil
-}
-
-// defaultMaxConns is the process's open-file limit (Go raises the soft
-// limit to the hard one at start) less defaults.ReservedFiles (NATS
-// connections, an embedded node's clients, routes and JetStream files), and at least 64;
-// 0 (no limit) if the limit is unknown or unlimited.
-func defaultMaxConns() int {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur == 0 || lim.Cur > 1<<30 {
-		return 0
-	}
-	return max(int(lim.Cur)-defaults.ReservedFiles, 64)
 }
 
 // Addr returns the HTTP listen address.

@@ -29,17 +29,13 @@
 package rooms
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -251,120 +247,6 @@ func (s *Service) handleList(req micro.Request) {
 	}
 }
 
-// decodeList reads a list request. Anything that is not JSON (as list
-// took before it had pages) asks for the first page; JSON that is not a
-// valid RoomsListRequest gets a 400.
-func decodeList(req micro.Request) (broker.RoomsListRequest, bool) {
-	var in broker.RoomsListRequest
-	if data := req.Data(); json.Valid(data) {
-		if err := json.Unmarshal(data, &in); err != nil {
-			badRequest(req, "malformed JSON request: "+err.Error())
-			return in, false
-		}
-	}
-	switch {
-	case in.Limit == 0:
-		in.Limit = broker.DefaultRoomsPage
-	case in.Limit < 0 || in.Limit > broker.MaxRoomsPage:
-		badRequest(req, fmt.Sprintf("limit must be from 1 to %d", broker.MaxRoomsPage))
-		return in, false
-	}
-	return in, true
-}
-
-// maxReply is the size a reply must stay within: half the server's
-// maximum payload, leaving room for headers.
-func (s *Service) maxReply() int {
-	if n := s.nc.MaxPayload(); n > 0 {
-		return int(n / 2)
-	}
-	return 512 << 10
-}
-
-// encodePage encodes a directory page in at most limit bytes: the rooms
-// that do not fit are left for the next page, whose cursor follows the
-// last room that did.
-func encodePage(rooms []broker.RoomInfo, more bool, limit int) ([]byte, error) {
-	const tail = len(`],"next":""}`) + maxCursorLen
-	var b bytes.Buffer
-	b.WriteString(`{"rooms":[`)
-	n := 0
-	for i, r := range rooms {
-		data, err := json.Marshal(r)
-		if err != nil {
-			return nil, fmt.Errorf("encode room %s: %w", r.Room, err)
-		}
-		if i > 0 && b.Len()+1+len(data)+tail > limit {
-			more = true
-			break
-		}
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.Write(data)
-		n++
-	}
-	b.WriteByte(']')
-	if more && n > 0 {
-		b.WriteString(`,"next":"` + keyOf(rooms[n-1]).String() + `"`)
-	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
-}
-
-// roomKey is a room's place in the directory's order: most recently
-// active first (nanos since 1970, 0 for no messages), then by name.
-type roomKey struct {
-	nanos int64
-	room  string
-}
-
-func keyOf(r broker.RoomInfo) roomKey {
-	k := roomKey{room: r.Room}
-	if r.LastActivity != nil {
-		k.nanos = r.LastActivity.UnixNano()
-	}
-	return k
-}
-
-// before reports whether k comes before o in the directory.
-func (k roomKey) before(o roomKey) bool {
-	if k.nanos != o.nanos {
-		return k.nanos > o.nanos
-	}
-	return k.room < o.room
-}
-
-// maxCursorLen bounds an encoded cursor: base64 of a 64-bit number, a
-// colon and a room name.
-const maxCursorLen = (20 + 1 + broker.MaxRoomLen + 2) * 4 / 3
-
-// String is the key as an opaque cursor.
-func (k roomKey) String() string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(k.nanos, 10) + ":" + k.room))
-}
-
-// noCursor comes before every room: the first page.
-var noCursor = roomKey{nanos: math.MaxInt64}
-
-// parseCursor reads a cursor made by roomKey.String; "" is the start.
-func parseCursor(cursor string) (roomKey, error) {
-	if cursor == "" {
-		return noCursor, nil
-	}
-	bad := errors.New("after is not a cursor of the rooms directory")
-	raw, err := base64.RawURLEncoding.DecodeString(cursor)
-	if err != nil || len(cursor) > maxCursorLen {
-		return roomKey{}, bad
-	}
-	nanos, room, ok := strings.Cut(string(raw), ":")
-	n, err := strconv.ParseInt(nanos, 10, 64)
-	if !ok || err != nil || n < 0 || broker.ValidateRoom(room) != nil {
-		return roomKey{}, bad
-	}
-	return roomKey{nanos: n, room: room}, nil
-}
-
 func (s *Service) handleGet(req micro.Request) {
 	var r broker.RoomRequest
 	if !decode(req, &r) || !validRoom(req, r.Room) {
@@ -415,120 +297,6 @@ func (s *Service) handleTopic(req micro.Request) {
 	}
 	info.Members = memberCount(<-counts, r.Room)
 	s.respond(req, info)
-}
-
-// directory is the whole directory as computed at one version of the bus.
-type directory struct {
-	version [4]uint64
-	rooms   []broker.RoomInfo
-}
-
-// cachedList returns the directory (see list), reusing the last one
-// computed while the history stream and the topics bucket are unchanged:
-// two cheap info requests instead of a scan of every room, so a client
-// paging through a quiet directory, or many clients refreshing it, cost
-// little. The slice is shared: callers copy what they change.
-func (s *Service) cachedList(ctx context.Context) ([]broker.RoomInfo, error) {
-	s.cacheMu.Lock()
-	defer s.cacheMu.Unlock()
-	version, err := s.version(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if s.cache != nil && s.cache.version == version {
-		return s.cache.rooms, nil
-	}
-	rooms, err := s.list(ctx)
-	if err != nil {
-		return nil, err
-	}
-	s.cache = &directory{version: version, rooms: rooms}
-	return rooms, nil
-}
-
-// version tells whether the history stream or the topics bucket changed:
-// their first and last sequences (expired messages move the first, new
-// ones and topic writes and deletes the last).
-func (s *Service) version(ctx context.Context) ([4]uint64, error) {
-	var v [4]uint64
-	stream, err := s.js.Stream(ctx, broker.StreamName)
-	switch {
-	case errors.Is(err, jetstream.ErrStreamNotFound):
-	case err != nil:
-		return v, fmt.Errorf("stream %s: %w", broker.StreamName, err)
-	default:
-		info, err := stream.Info(ctx)
-		if err != nil {
-			return v, fmt.Errorf("stream %s: %w", broker.StreamName, err)
-		}
-		// The creation time tells a recreated stream from the old one.
-		v[0], v[1] = info.State.LastSeq, uint64(info.Created.UnixNano())^info.State.FirstSeq
-	}
-	st, err := s.kv.Status(ctx)
-	if err != nil {
-		return v, fmt.Errorf("topics bucket %s: %w", TopicsBucket, err)
-	}
-	if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok && bs.StreamInfo() != nil {
-		v[2], v[3] = bs.StreamInfo().State.LastSeq, bs.StreamInfo().State.FirstSeq
-	}
-	return v, nil
-}
-
-// list returns every room with messages or a topic, most recently active
-// first, without member counts.
-func (s *Service) list(ctx context.Context) ([]broker.RoomInfo, error) {
-	stats, err := s.hist.Rooms(ctx)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		stats, err = nil, nil // no history yet: no room has messages
-	}
-	if err != nil {
-		return nil, fmt.Errorf("room stats: %w", err)
-	}
-	topics, err := s.topics(ctx)
-	if err != nil {
-		return nil, err
-	}
-	byRoom := make(map[string]*broker.RoomInfo, len(stats)+len(topics))
-	get := func(room string) *broker.RoomInfo {
-		if byRoom[room] == nil {
-			byRoom[room] = &broker.RoomInfo{Room: room}
-		}
-		return byRoom[room]
-	}
-	for room, st := range stats {
-		if st.Messages == 0 {
-			continue
-		}
-		info := get(room)
-		info.Messages = st.Messages
-		info.LastActivity = timePtr(st.LastTime)
-	}
-	for room, topic := range topics {
-		get(room).Topic = topic
-	}
-	out := make([]broker.RoomInfo, 0, len(byRoom))
-	for _, info := range byRoom {
-		out = append(out, *info)
-	}
-	sortRooms(out)
-	return out, nil
-}
-
-// sortRooms orders rooms by last activity, newest first, rooms without
-// activity last, then by name.
-func sortRooms(rooms []broker.RoomInfo) {
-	sort.Slice(rooms, func(i, j int) bool {
-		a, b := rooms[i].LastActivity, rooms[j].LastActivity
-		switch {
-		case a != nil && b != nil && !a.Equal(*b):
-			return a.After(*b)
-		case a != nil && b == nil:
-			return true
-		case a == nil && b != nil:
-			return false
-		}
-		return rooms[i].Room < rooms[j].Room
-	})
 }
 
 // room returns one room's messages, last activity and topic.
