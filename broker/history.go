@@ -119,11 +119,18 @@ func (h *History) Ensure(ctx context.Context, cfg HistoryConfig) (uint64, error)
 	// only a real change goes through the cluster's metadata leader.
 	existing, err := h.js.Stream(ctx, StreamName)
 	var info *jetstream.StreamInfo
-	if err == nil {
+	switch {
+	case err == nil:
 		info = existing.CachedInfo()
 		if cfg.Replicas <= 0 {
 			cfg.Replicas = max(cfg.autoReplicas(), info.Config.Replicas)
 		}
+	case !errors.Is(err, jetstream.ErrStreamNotFound):
+		// The cluster cannot say right now (a leader election after a
+		// node was lost): creating the stream would wait for the same
+		// cluster and fail later, so say so at once and let the caller
+		// try again soon.
+		return 0, fmt.Errorf("stream %s: %w", StreamName, err)
 	}
 	want := cfg.streamConfig()
 	if info == nil || !sameLimits(info.Config, want) {
