@@ -260,20 +260,20 @@ func jetStreamAt(t *testing.T, natsURL string) jetstream.JetStream {
 	return js
 }
 
-// streamLeader returns the name of the server leading the history stream.
-func streamLeader(t *testing.T, natsURL string) string {
+// streamLeader returns the name of the server leading a stream.
+func streamLeader(t *testing.T, natsURL, stream string) string {
 	t.Helper()
 	js := jetStreamAt(t, natsURL)
 	var leader string
 	brokertest.CheckFor(t, wait, 100*time.Millisecond, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		s, err := js.Stream(ctx, broker.StreamName)
+		s, err := js.Stream(ctx, stream)
 		if err != nil {
 			return err
 		}
 		if c := s.CachedInfo().Cluster; c == nil || c.Leader == "" {
-			return fmt.Errorf("no stream leader")
+			return fmt.Errorf("no leader of stream %s", stream)
 		}
 		leader = s.CachedInfo().Cluster.Leader
 		return nil
@@ -286,7 +286,7 @@ func streamLeader(t *testing.T, natsURL string) string {
 func TestMeshSurvivesTheLossOfTheStreamLeader(t *testing.T) {
 	t.Parallel()
 	gws := clustertest.StartMesh(t, 3)
-	leader := streamLeader(t, gws[0].NATSURL)
+	leader := streamLeader(t, gws[0].NATSURL, broker.StreamName)
 	var victim *clustertest.Gateway
 	var rest []*clustertest.Gateway
 	for _, g := range gws {
@@ -391,7 +391,7 @@ func TestGatewaysSurviveTheLossOfABroker(t *testing.T) {
 		return err
 	})
 	nc.Close()
-	leader := streamLeader(t, bs.URLs)
+	leader := streamLeader(t, bs.URLs, broker.StreamName)
 	victim := bs.Nodes[0]
 	for _, n := range bs.Nodes {
 		if n.Name == leader {

@@ -2,13 +2,11 @@ package clustertest_test
 
 import (
 	"context"
-	"errors"
 	"regexp"
 	"testing"
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
-	"github.com/chatscalable/chatscalable/broker/brokertest"
 	"github.com/chatscalable/chatscalable/gateway/internal/clustertest"
 	"github.com/chatscalable/chatscalable/gateway/internal/ssetest"
 )
@@ -212,21 +210,7 @@ func TestPresenceWhileItsStreamLeaderDies(t *testing.T) {
 	t.Parallel()
 	gws := clustertest.StartMesh(t, 3)
 	clustertest.WaitInstances(t, gws[0].NATSURL, "chat-presence", 3, 60*time.Second)
-	js := jetStreamAt(t, gws[0].NATSURL)
-	var leader string
-	brokertest.CheckFor(t, wait, 100*time.Millisecond, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		s, err := js.Stream(ctx, broker.PresenceStream)
-		if err != nil {
-			return err
-		}
-		if c := s.CachedInfo().Cluster; c == nil || c.Leader == "" {
-			return errors.New("no presence stream leader")
-		}
-		leader = s.CachedInfo().Cluster.Leader
-		return nil
-	})
+	leader := streamLeader(t, gws[0].NATSURL, broker.PresenceStream)
 	var victim *clustertest.Gateway
 	var rest []*clustertest.Gateway
 	for _, g := range gws {
