@@ -20,11 +20,9 @@ import (
 	"github.com/chatscalable/chatscalable/gateway/internal/api"
 	"github.com/chatscalable/chatscalable/gateway/internal/connlimit"
 	"github.com/chatscalable/chatscalable/gateway/internal/defaults"
-	"github.com/chatscalable/chatscalable/gateway/internal/hub"
+	"github.com/chatscalable/chatscalable/gateway/internal/delivery"
 	"github.com/chatscalable/chatscalable/gateway/internal/metrics"
 	"github.com/chatscalable/chatscalable/gateway/internal/report"
-	"github.com/chatscalable/chatscalable/gateway/internal/sse"
-	"github.com/chatscalable/chatscalable/gateway/internal/stream"
 	"github.com/nats-io/nats.go"
 )
 
@@ -36,12 +34,11 @@ type Gateway struct {
 	nc       *nats.Conn
 	closed   chan struct{}
 	history  *broker.History
-	hub      *hub.Hub
+	delivery *delivery.Delivery
 	metrics  *metrics.Metrics
 	reporter *report.Reporter
 	services []func() error // stop the in-process services
 	srv      *http.Server
-	loop     *stream.Loop // nil: each SSE stream runs on its handler
 	ln       *connlimit.Listener
 
 	servicesMu  sync.Mutex
@@ -59,11 +56,9 @@ type Gateway struct {
 // NATS the gateway keeps trying to connect and reports not ready until it
 // has.
 func Start(ctx context.Context, o Options) (*Gateway, error) {
+	o.setBaseline()
 	if err := o.checkModes(); err != nil {
 		return nil, err
-	}
-	if o.MaxMessageBytes <= 0 {
-		o.MaxMessageBytes = defaults.MaxMessageBytes
 	}
 	g := &Gateway{
 		opts:    o,
@@ -76,14 +71,14 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 		g.log = slog.New(slog.DiscardHandler)
 	}
 	g.metrics = metrics.New(metrics.Sources{
-		Rooms: func() float64 { return float64(g.hub.Rooms()) },
+		Rooms: func() float64 { return float64(g.delivery.Rooms()) },
 		NATSConnected: func() float64 {
 			if g.nc.IsConnected() {
 				return 1
 			}
 			return 0
 		},
-		Backfills: func() float64 { return float64(g.hub.Backfills()) },
+		Backfills: func() float64 { return float64(g.delivery.Backfills()) },
 		Conns:     func() float64 { return float64(g.ln.Open()) },
 	})
 	if err := g.connect(); err != nil {
@@ -104,52 +99,47 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 		}
 	}
 
-	var a *api.Server
-	g.hub = hub.New(g.nc, g.history, func(m broker.Message) []byte { return a.EncodeFrame(m) }, hub.Options{
-		Log:      g.log,
-		Latency:  g.metrics.DeliverySeconds.Observe,
-		Presence: func(e broker.PresenceEvent) []byte { return a.EncodePresence(e) },
-	})
 	g.reporter = report.New(g.nc, o.NodeName, g.log)
 	mode := "external"
 	if g.node != nil {
 		mode = "embedded"
 	}
-	if o.SSEWriter != SSEWriterHandler && stream.Supported {
-		g.loop, err = stream.New(stream.Options{
-			Heartbeat:    o.Heartbeat,
-			WriteTimeout: o.WriteTimeout,
-			Coalesce:     o.SSECoalesce,
-			Goodbye:      sse.AppendRetry(nil, defaults.ShutdownRetry),
-			Delivered:    func(n int) { g.metrics.Delivered.Add(float64(n)) },
-			Log:          g.log,
-		})
-		if err != nil {
-			g.abort()
-			return nil, fmt.Errorf("start the SSE stream loop: %w", err)
-		}
+	g.delivery, err = delivery.New(g.nc, delivery.Options{
+		History:         g.history,
+		Epoch:           g.epoch.Load,
+		Presence:        g.reporter,
+		Metrics:         g.metrics,
+		Log:             g.log,
+		Loop:            o.SSEWriter != SSEWriterHandler,
+		MaxMessageBytes: o.MaxMessageBytes,
+		MaxReplay:       o.MaxReplay,
+		ClientQueue:     o.ClientQueue,
+		ClientBuffer:    o.ClientBuffer,
+		WriteTimeout:    o.WriteTimeout,
+		Heartbeat:       o.Heartbeat,
+		Coalesce:        o.SSECoalesce,
+		Retry:           defaults.Retry,
+		ShutdownRetry:   defaults.ShutdownRetry,
+		ReadTimeout:     defaults.PublishTimeout,
+	})
+	if err != nil {
+		g.abort()
+		return nil, fmt.Errorf("start the SSE stream loop: %w", err)
 	}
-	a = api.New(api.Config{
+	a := api.New(api.Config{
 		Node:            o.NodeName,
 		Version:         o.Version,
 		NATSMode:        mode,
 		Started:         time.Now(),
-		Hub:             g.hub,
-		Loop:            g.loop,
+		Delivery:        g.delivery,
 		Store:           g.history,
-		Epoch:           g.epoch.Load,
 		Ready:           g.Ready,
 		NATSServer:      g.nc.ConnectedServerName,
 		StoreFailed:     g.triggerRecheck,
 		Metrics:         g.metrics,
-		Presence:        g.reporter,
 		Request:         g.nc.RequestWithContext,
 		MaxMessageBytes: o.MaxMessageBytes,
-		ClientQueue:     o.ClientQueue,
-		ClientBuffer:    o.ClientBuffer,
 		WriteTimeout:    o.WriteTimeout,
-		MaxReplay:       o.MaxReplay,
-		Heartbeat:       o.Heartbeat,
 		BodyTimeout:     o.BodyTimeout,
 		Log:             g.log,
 	})
@@ -170,7 +160,7 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 	}
-	g.srv.RegisterOnShutdown(g.hub.Close)
+	g.srv.RegisterOnShutdown(g.delivery.Close)
 	ln, err := net.Listen("tcp", o.HTTPAddr)
 	if err != nil {
 		g.abort()
@@ -295,8 +285,8 @@ func (g *Gateway) ensureHistory(parent context.Context) error {
 	}
 	if old := g.epoch.Swap(epoch); old != 0 && old != epoch {
 		g.log.Warn("history stream was recreated", "old_epoch", old, "epoch", epoch)
-		if g.hub != nil {
-			g.hub.Reset()
+		if g.delivery != nil {
+			g.delivery.Reset()
 		}
 	}
 	if g.servicesPending() {
@@ -307,10 +297,10 @@ func (g *Gateway) ensureHistory(parent context.Context) error {
 		cancel()
 	}
 	g.streamReady.Store(true)
-	if g.hub != nil {
+	if g.delivery != nil {
 		// Deliver what the live feeds missed while NATS was unreachable.
 		ctx, cancel := step()
-		err := g.hub.Resync(ctx)
+		err := g.delivery.Resync(ctx)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("%w: %w", errResyncPending, err)
@@ -420,10 +410,8 @@ func (g *Gateway) Ready() error {
 	if !g.streamReady.Load() {
 		return errors.New("the history stream is not ready")
 	}
-	if g.loop != nil {
-		if err := g.loop.Err(); err != nil {
-			return fmt.Errorf("the SSE stream loop stopped: %w", err)
-		}
+	if err := g.delivery.Err(); err != nil {
+		return fmt.Errorf("the SSE stream loop stopped: %w", err)
 	}
 	return nil
 }
@@ -442,7 +430,7 @@ func (g *Gateway) URL() string {
 }
 
 // Clients returns the number of SSE clients connected to this gateway.
-func (g *Gateway) Clients() int64 { return g.hub.Clients() }
+func (g *Gateway) Clients() int64 { return g.delivery.Clients() }
 
 // Node returns the embedded NATS node, or nil with an external NATS.
 func (g *Gateway) Node() *node.Node { return g.node }
@@ -459,13 +447,10 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	if err := <-g.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		errs = append(errs, fmt.Errorf("http serve: %w", err))
 	}
-	if g.loop != nil {
-		// The hub has ended every listener; the loop writes each its
-		// goodbye and closes the connections net/http handed over.
-		g.hub.Close()
-		if err := g.loop.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("sse streams: %w", err))
-		}
+	// Every listener has been ended; the loop writes each its goodbye and
+	// closes the connections net/http handed over.
+	if err := g.delivery.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("sse streams: %w", err))
 	}
 	g.stopBackground() // says goodbye to presence, stops checking history
 	g.servicesMu.Lock()
@@ -515,8 +500,8 @@ func (g *Gateway) abort() {
 	g.stopBackground()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if g.loop != nil {
-		_ = g.loop.Shutdown(ctx)
+	if g.delivery != nil {
+		_ = g.delivery.Shutdown(ctx)
 	}
 	_ = g.closeBus(ctx)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"syscall"
 	"time"
 
@@ -104,18 +105,61 @@ const (
 	ServicesOff ServicesMode = "off"
 )
 
-// checkModes fills in the default modes and refuses unknown ones.
+// DefaultOptions returns the options chat-gateway runs with when no flag
+// or variable says otherwise; each default is a named constant of package
+// defaults. The flag parser starts from them, so --help shows them.
+func DefaultOptions() Options {
+	host, _ := os.Hostname()
+	o := Options{
+		HTTPAddr:        defaults.HTTPAddr,
+		NodeName:        host,
+		DataDir:         defaults.DataDir,
+		NATSListen:      defaults.NATSListen,
+		ElectionTimeout: defaults.ElectionTimeout,
+		SSECoalesce:     defaults.SSECoalesce,
+	}
+	o.setBaseline()
+	return o
+}
+
+// setBaseline gives every setting left zero, where zero means "the
+// default", its default. Start calls it, so a program sets only what it
+// changes. Zero keeps its meaning where it is a choice: NATSURL (an
+// embedded node), NATSListen (no client listener), ClusterListen (a
+// standalone node), ElectionTimeout (nats-server's own), MaxConns (derived
+// from the open-file limit), MaxConnsPerIP (no limit), History.Replicas
+// (automatic) and SSECoalesce (write at once).
+func (o *Options) setBaseline() {
+	orDefault(&o.ClusterName, defaults.ClusterName)
+	orDefault(&o.MaxMessageBytes, defaults.MaxMessageBytes)
+	orDefault(&o.History.MaxMsgsPerRoom, defaults.HistoryMaxMsgs)
+	orDefault(&o.History.MaxAge, defaults.HistoryMaxAge)
+	orDefault(&o.MaxReplay, defaults.MaxReplay)
+	orDefault(&o.ClientQueue, defaults.ClientQueue)
+	orDefault(&o.ClientBuffer, defaults.ClientBuffer)
+	orDefault(&o.WriteTimeout, defaults.WriteTimeout)
+	orDefault(&o.Heartbeat, defaults.Heartbeat)
+	orDefault(&o.SSEWriter, defaults.SSEWriter)
+	orDefault(&o.BodyTimeout, defaults.BodyTimeout)
+	orDefault(&o.Services, defaults.Services)
+}
+
+// orDefault sets *p to def if it is zero.
+func orDefault[T comparable](p *T, def T) {
+	var zero T
+	if *p == zero {
+		*p = def
+	}
+}
+
+// checkModes refuses modes it does not know.
 func (o *Options) checkModes() error {
 	switch o.SSEWriter {
-	case "":
-		o.SSEWriter = SSEWriterLoop
 	case SSEWriterLoop, SSEWriterHandler:
 	default:
 		return fmt.Errorf("SSE writer %q is not one of loop, handler", o.SSEWriter)
 	}
 	switch o.Services {
-	case "":
-		o.Services = ServicesAuto
 	case ServicesAuto, ServicesOff:
 	case ServicesInProcess:
 		if o.StartServices == nil {

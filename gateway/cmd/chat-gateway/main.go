@@ -17,11 +17,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/chatscalable/chatscalable/broker"
 	"github.com/chatscalable/chatscalable/broker/envflag"
 	"github.com/chatscalable/chatscalable/broker/health"
 	"github.com/chatscalable/chatscalable/gateway"
-	"github.com/chatscalable/chatscalable/gateway/internal/config"
 	"github.com/chatscalable/chatscalable/services/inprocess"
 )
 
@@ -79,8 +77,8 @@ func healthcheck(args []string) int {
 }
 
 func run(args []string) int {
-	cfg, err := config.Parse(args, os.Getenv, os.Stderr)
-	if errors.Is(err, config.ErrHelp) {
+	cfg, err := parseFlags(args, os.Getenv, os.Stderr)
+	if errors.Is(err, errHelp) {
 		return 0
 	}
 	if err != nil {
@@ -103,38 +101,11 @@ func run(args []string) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	g, err := gateway.Start(ctx, gateway.Options{
-		HTTPAddr:        cfg.HTTPAddr,
-		NodeName:        cfg.NodeName,
-		NATSURL:         cfg.NATSURL,
-		NATSUser:        cfg.NATSUser,
-		NATSPassword:    cfg.NATSPassword,
-		DataDir:         cfg.DataDir,
-		NATSListen:      cfg.NATSListen,
-		ClusterName:     cfg.ClusterName,
-		ClusterListen:   cfg.ClusterListen,
-		ClusterRoutes:   cfg.ClusterRoutes,
-		ElectionTimeout: cfg.ElectionTimeout,
-		MaxMessageBytes: cfg.MaxMessageBytes,
-		History: broker.HistoryConfig{
-			MaxMsgsPerRoom: cfg.HistoryMaxMsgs,
-			MaxAge:         cfg.HistoryMaxAge,
-			Replicas:       cfg.HistoryReplicas,
-		},
-		ClientQueue:   cfg.ClientQueue,
-		ClientBuffer:  cfg.ClientBuffer,
-		WriteTimeout:  cfg.WriteTimeout,
-		MaxConns:      cfg.MaxConns,
-		MaxConnsPerIP: cfg.MaxConnsPerIP,
-		MaxReplay:     cfg.MaxReplay,
-		Heartbeat:     cfg.Heartbeat,
-		SSEWriter:     gateway.SSEWriter(cfg.SSEWriter),
-		SSECoalesce:   cfg.SSECoalesce,
-		Services:      gateway.ServicesMode(cfg.Services),
-		StartServices: inprocess.Starter(inprocess.Options{Version: version, Logger: log}),
-		Version:       version,
-		Logger:        log,
-	})
+	o := cfg.Options
+	o.StartServices = inprocess.Starter(inprocess.Options{Version: version, Logger: log})
+	o.Version = version
+	o.Logger = log
+	g, err := gateway.Start(ctx, o)
 	if err != nil {
 		log.Error("start", "err", err)
 		return 1

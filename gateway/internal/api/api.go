@@ -4,7 +4,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io/fs"
 	"log/slog"
@@ -17,12 +16,9 @@ import (
 
 	"github.com/chatscalable/chatscalable/broker"
 	"github.com/chatscalable/chatscalable/gateway/internal/connlimit"
-	"github.com/chatscalable/chatscalable/gateway/internal/cursor"
 	"github.com/chatscalable/chatscalable/gateway/internal/defaults"
-	"github.com/chatscalable/chatscalable/gateway/internal/hub"
+	"github.com/chatscalable/chatscalable/gateway/internal/delivery"
 	"github.com/chatscalable/chatscalable/gateway/internal/metrics"
-	"github.com/chatscalable/chatscalable/gateway/internal/sse"
-	"github.com/chatscalable/chatscalable/gateway/internal/stream"
 	"github.com/chatscalable/chatscalable/web"
 	"github.com/gorilla/mux"
 	"github.com/nats-io/nats.go"
@@ -33,14 +29,6 @@ import (
 type Store interface {
 	Publish(ctx context.Context, m broker.Message, dedupeID string) (broker.Message, bool, error)
 	Before(ctx context.Context, room string, before uint64, limit int) ([]broker.Message, error)
-	After(ctx context.Context, room string, after uint64, limit int) ([]broker.Message, uint64, error)
-	Get(ctx context.Context, room string, seq uint64) (*broker.Message, error)
-}
-
-// Presence is told of listeners joining and leaving rooms.
-type Presence interface {
-	Join(room, user string) (id string)
-	Leave(id string)
 }
 
 // Config holds the API's dependencies and limits.
@@ -51,17 +39,12 @@ type Config struct {
 	NATSMode string
 	Started  time.Time
 
-	Hub *hub.Hub
-	// Loop, if set, writes SSE streams after their replay, on connections
-	// taken over from net/http; nil keeps each stream on its handler.
-	Loop  *stream.Loop
-	Store Store
-	// Epoch returns the history stream's current epoch, for cursors.
-	Epoch func() uint64
+	// Delivery streams rooms to listeners, and encodes messages as the
+	// API shows them.
+	Delivery *delivery.Delivery
+	Store    Store
 	// Ready returns nil while the gateway can publish and stream.
 	Ready func() error
-	// Presence, if set, is told of every listener joining and leaving.
-	Presence Presence
 	// Request, if set, sends a request to a chat service over NATS; the
 	// directory and presence endpoints need it.
 	Request func(ctx context.Context, subject string, data []byte) (*nats.Msg, error)
@@ -76,21 +59,9 @@ type Config struct {
 	NATSServer func() string
 
 	MaxMessageBytes int
-	// MaxReplay bounds the messages replayed to a resuming client.
-	MaxReplay   int
-	ClientQueue int
-	// ClientBuffer is the byte budget of an SSE client: queued frames
-	// and output not yet taken by its connection (default 1 MiB).
-	ClientBuffer int
-	// WriteTimeout ends a response, or an SSE stream, whose client has not
-	// taken what was written to it within this time (default 10s).
+	// WriteTimeout ends a response whose client has not taken it within
+	// this time (an SSE stream renews it for each write).
 	WriteTimeout time.Duration
-	Heartbeat    time.Duration
-	// Retry is the reconnect delay hinted to SSE clients.
-	Retry time.Duration
-	// ShutdownRetry is the reconnect delay hinted to SSE clients that the
-	// gateway disconnects because it stops.
-	ShutdownRetry time.Duration
 	// BodyTimeout bounds reading a request body.
 	BodyTimeout time.Duration
 	// PublishTimeout bounds waiting for the history stream to store a message.
@@ -119,15 +90,6 @@ func New(cfg Config) *Server {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Heartbeat <= 0 {
-		cfg.Heartbeat = defaults.Heartbeat
-	}
-	if cfg.Retry <= 0 {
-		cfg.Retry = defaults.Retry
-	}
-	if cfg.ShutdownRetry <= 0 {
-		cfg.ShutdownRetry = defaults.ShutdownRetry
-	}
 	if cfg.BodyTimeout <= 0 {
 		cfg.BodyTimeout = defaults.BodyTimeout
 	}
@@ -143,15 +105,6 @@ func New(cfg Config) *Server {
 	}
 	if cfg.ServiceTimeout <= 0 {
 		cfg.ServiceTimeout = defaults.ServiceTimeout
-	}
-	if cfg.MaxReplay <= 0 {
-		cfg.MaxReplay = defaults.MaxReplay
-	}
-	if cfg.ClientQueue <= 0 {
-		cfg.ClientQueue = defaults.ClientQueue
-	}
-	if cfg.ClientBuffer <= 0 {
-		cfg.ClientBuffer = defaults.ClientBuffer
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = defaults.WriteTimeout
@@ -364,32 +317,6 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "node": s.cfg.Node})
 }
 
-// wireMessage is a message as the API returns and streams it: the envelope,
-// its sequence and its resumable cursor.
-type wireMessage struct {
-	broker.Message
-	Cursor string `json:"cursor"`
-}
-
-func (s *Server) wire(m broker.Message) wireMessage {
-	return wireMessage{Message: m, Cursor: cursor.Encode(s.cfg.Epoch(), m.Seq, m.Room)}
-}
-
-// EncodeFrame returns the SSE frame of a stored message; the hub sends the
-// same bytes to every client of the room.
-//
-// A message that breaks the message rules (published around the gateway,
-// with NATS directly) is withheld: EncodeFrame returns nil, and it is
-// counted and logged.
-func (s *Server) EncodeFrame(m broker.Message) []byte {
-	if !s.acceptable(m) {
-		return nil
-	}
-	w := s.wire(m)
-	data, _ := json.Marshal(w)
-	return sse.AppendEvent(make([]byte, 0, len(data)+64), w.Cursor, "message", data)
-}
-
 func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 	room := mux.Vars(r)["room"]
 	if err := broker.ValidateRoom(room); err != nil {
@@ -408,14 +335,14 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 	}
 	var before uint64
 	if v := q.Get("before"); v != "" {
-		c, err := cursor.Parse(v, room)
+		c, err := delivery.ParseCursor(v, room)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, CodeInvalidCursor, "before: "+err.Error())
 			return
 		}
-		if c.Epoch != s.cfg.Epoch() {
+		if c.Epoch != s.cfg.Delivery.Epoch() {
 			// The history was recreated: nothing before that cursor is kept.
-			writeJSON(w, http.StatusOK, map[string]any{"messages": []wireMessage{}})
+			writeJSON(w, http.StatusOK, map[string]any{"messages": []delivery.WireMessage{}})
 			return
 		}
 		before = c.Seq
@@ -432,25 +359,13 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "history is unavailable; try again")
 		return
 	}
-	out := make([]wireMessage, 0, len(msgs))
+	out := make([]delivery.WireMessage, 0, len(msgs))
 	for _, m := range msgs {
-		if s.acceptable(m) {
-			out = append(out, s.wire(m))
+		if s.cfg.Delivery.Acceptable(m) {
+			out = append(out, s.cfg.Delivery.Wire(m))
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"messages": out})
-}
-
-// acceptable reports whether a stored message meets the message rules;
-// one that does not is counted and logged, and never shown.
-func (s *Server) acceptable(m broker.Message) bool {
-	err := broker.ValidateStored(m, s.cfg.MaxMessageBytes)
-	if err == nil {
-		return true
-	}
-	s.cfg.Metrics.Withheld.Inc()
-	s.cfg.Log.Warn("withheld a stored message that breaks the message rules", "room", m.Room, "seq", m.Seq, "user", m.User, "err", err)
-	return false
 }
 
 var errLimit = errors.New("limit must be a whole number from 1 to 500")

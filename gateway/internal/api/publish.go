@@ -47,7 +47,7 @@ func (s *Server) publishForm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if wantJSON {
-		writeJSON(w, status, s.wire(stored))
+		writeJSON(w, status, s.cfg.Delivery.Wire(stored))
 		return
 	}
 	target := "/"
@@ -90,7 +90,7 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if stored, status, ok := s.publish(w, r, room, user, *in.Text, id); ok {
-		writeJSON(w, status, s.wire(stored))
+		writeJSON(w, status, s.cfg.Delivery.Wire(stored))
 	}
 }
 

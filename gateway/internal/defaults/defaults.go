@@ -21,10 +21,10 @@ const (
 	ClientBuffer    = 1 << 20
 	WriteTimeout    = 10 * time.Second
 	Heartbeat       = 15 * time.Second
-	SSEWriter       = "loop"
+	SSEWriter       = "loop" // gateway.SSEWriterLoop
 	SSECoalesce     = 20 * time.Millisecond
 	ShutdownTimeout = 10 * time.Second
-	Services        = "auto"
+	Services        = "auto" // gateway.ServicesAuto
 	LogLevel        = "info"
 	LogFormat       = "text"
 )

@@ -1,6 +1,6 @@
 //go:build linux
 
-package stream
+package delivery
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 // A loop whose poller stops while the loop runs says so through Err, which
 // the gateway's /readyz reports; a loop shut down on purpose does not.
 func TestLoopReportsAStoppedPoller(t *testing.T) {
-	l, err := New(Options{})
+	l, err := NewLoop(LoopOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,7 @@ func TestLoopReportsAStoppedPoller(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 
-	healthy, err := New(Options{})
+	healthy, err := NewLoop(LoopOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

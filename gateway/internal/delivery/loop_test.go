@@ -1,6 +1,6 @@
 //go:build linux
 
-package stream_test
+package delivery_test
 
 import (
 	"bufio"
@@ -15,30 +15,27 @@ import (
 
 	"github.com/chatscalable/chatscalable/broker"
 	"github.com/chatscalable/chatscalable/broker/brokertest"
-	"github.com/chatscalable/chatscalable/gateway/internal/hub"
-	"github.com/chatscalable/chatscalable/gateway/internal/stream"
+	"github.com/chatscalable/chatscalable/gateway/internal/delivery"
 )
 
-const wait = 10 * time.Second
-
-// rig is a real hub on an embedded NATS node, and a loop.
-type rig struct {
-	hub     *hub.Hub
+// loopRig is a real hub on an embedded NATS node, and a loop.
+type loopRig struct {
+	hub     *delivery.Hub
 	history *broker.History
-	loop    *stream.Loop
+	loop    *delivery.Loop
 }
 
-func newRig(t *testing.T, o stream.Options) *rig {
+func newLoopRig(t *testing.T, o delivery.LoopOptions) *loopRig {
 	t.Helper()
 	nc, h := brokertest.StartHistory(t)
 	encode := func(m broker.Message) []byte {
 		return fmt.Appendf(nil, "id: %d\ndata: %s\n\n", m.Seq, m.Text)
 	}
-	l, err := stream.New(o)
+	l, err := delivery.NewLoop(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{hub: hub.New(nc, h, encode, hub.Options{}), history: h, loop: l}
+	r := &loopRig{hub: delivery.NewHub(nc, h, encode, delivery.HubOptions{}), history: h, loop: l}
 	t.Cleanup(func() {
 		r.hub.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), wait)
@@ -50,7 +47,7 @@ func newRig(t *testing.T, o stream.Options) *rig {
 	return r
 }
 
-func (r *rig) publish(t *testing.T, room, text string) uint64 {
+func (r *loopRig) publish(t *testing.T, room, text string) uint64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
@@ -61,8 +58,8 @@ func (r *rig) publish(t *testing.T, room, text string) uint64 {
 	return m.Seq
 }
 
-// attached is one stream's two ends.
-type attached struct {
+// attachedStream is one stream's two ends.
+type attachedStream struct {
 	client net.Conn
 	lines  *bufio.Reader
 	closed chan error // the reason the loop closed the stream
@@ -70,14 +67,14 @@ type attached struct {
 
 // attach joins room and hands the server side of a loopback TCP
 // connection to the loop; sent is the last sequence already "replayed".
-func (r *rig) attach(t *testing.T, room string, queue int, sent uint64) *attached {
+func (r *loopRig) attach(t *testing.T, room string, queue int, sent uint64) *attachedStream {
 	t.Helper()
-	return r.attachWith(t, room, hub.Listener{Queue: queue}, sent, 0)
+	return r.attachWith(t, room, delivery.Listener{Queue: queue}, sent, 0)
 }
 
 // attachWith is attach with the listener's limits, and the client's
 // socket receive buffer set to rcvbuf bytes (0: the system's default).
-func (r *rig) attachWith(t *testing.T, room string, l hub.Listener, sent uint64, rcvbuf int) *attached {
+func (r *loopRig) attachWith(t *testing.T, room string, l delivery.Listener, sent uint64, rcvbuf int) *attachedStream {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -109,7 +106,7 @@ func (r *rig) attachWith(t *testing.T, room string, l hub.Listener, sent uint64,
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &attached{client: client, lines: bufio.NewReader(client), closed: make(chan error, 1)}
+	a := &attachedStream{client: client, lines: bufio.NewReader(client), closed: make(chan error, 1)}
 	err = st.Attach(server, c, sent, func(reason error, _ int64) {
 		r.hub.Leave(c)
 		a.closed <- reason
@@ -121,7 +118,7 @@ func (r *rig) attachWith(t *testing.T, room string, l hub.Listener, sent uint64,
 }
 
 // next returns the next non-empty line the client receives.
-func (a *attached) next(t *testing.T) string {
+func (a *attachedStream) next(t *testing.T) string {
 	t.Helper()
 	_ = a.client.SetReadDeadline(time.Now().Add(wait))
 	for {
@@ -135,7 +132,7 @@ func (a *attached) next(t *testing.T) string {
 	}
 }
 
-func (a *attached) waitClosed(t *testing.T, timeout time.Duration) error {
+func (a *attachedStream) waitClosed(t *testing.T, timeout time.Duration) error {
 	t.Helper()
 	select {
 	case reason := <-a.closed:
@@ -147,7 +144,7 @@ func (a *attached) waitClosed(t *testing.T, timeout time.Duration) error {
 }
 
 func TestStreamsGetMessagesAfterTheirReplayPosition(t *testing.T) {
-	r := newRig(t, stream.Options{})
+	r := newLoopRig(t, delivery.LoopOptions{})
 	first := r.publish(t, "lobby", "before")
 	a := r.attach(t, "lobby", 16, 0)
 	b := r.attach(t, "lobby", 16, first+1) // as if the next one were replayed
@@ -169,7 +166,7 @@ func TestStreamsGetMessagesAfterTheirReplayPosition(t *testing.T) {
 }
 
 func TestQuietStreamGetsHeartbeats(t *testing.T) {
-	r := newRig(t, stream.Options{Heartbeat: 100 * time.Millisecond})
+	r := newLoopRig(t, delivery.LoopOptions{Heartbeat: 100 * time.Millisecond})
 	a := r.attach(t, "quiet", 16, 0)
 	for range 3 {
 		if got := a.next(t); got != ": heartbeat" {
@@ -179,11 +176,11 @@ func TestQuietStreamGetsHeartbeats(t *testing.T) {
 }
 
 func TestClientClosingEndsTheStream(t *testing.T) {
-	r := newRig(t, stream.Options{})
+	r := newLoopRig(t, delivery.LoopOptions{})
 	a := r.attach(t, "bye", 16, 0)
 	a.client.Close()
 	// The poller notices the close at once; no write is needed for it.
-	if reason := a.waitClosed(t, 2*time.Second); !errors.Is(reason, stream.ErrClientGone) {
+	if reason := a.waitClosed(t, 2*time.Second); !errors.Is(reason, delivery.ErrClientGone) {
 		t.Fatalf("stream ended with %v, want ErrClientGone", reason)
 	}
 	brokertest.CheckFor(t, wait, 10*time.Millisecond, func() error {
@@ -195,7 +192,7 @@ func TestClientClosingEndsTheStream(t *testing.T) {
 }
 
 func TestStuckClientIsClosedAfterTheWriteTimeout(t *testing.T) {
-	r := newRig(t, stream.Options{WriteTimeout: 300 * time.Millisecond})
+	r := newLoopRig(t, delivery.LoopOptions{WriteTimeout: 300 * time.Millisecond})
 	// A queue large enough that the hub never overflows it: only the
 	// write timeout can end this client, which never reads.
 	stuck := r.attach(t, "stuck", 100000, 0)
@@ -220,7 +217,7 @@ func TestStuckClientIsClosedAfterTheWriteTimeout(t *testing.T) {
 		default:
 		}
 	}
-	if !errors.Is(reason, stream.ErrWriteTimeout) {
+	if !errors.Is(reason, delivery.ErrWriteTimeout) {
 		t.Fatalf("stuck stream ended with %v, want ErrWriteTimeout", reason)
 	}
 }
@@ -230,8 +227,8 @@ func TestStuckClientIsClosedAfterTheWriteTimeout(t *testing.T) {
 // progress does not reset it.
 func TestTrickleReaderIsClosedAfterTheWriteTimeout(t *testing.T) {
 	const timeout = time.Second
-	r := newRig(t, stream.Options{WriteTimeout: timeout})
-	trickle := r.attachWith(t, "trickle", hub.Listener{Queue: 100000}, 0, 4096)
+	r := newLoopRig(t, delivery.LoopOptions{WriteTimeout: timeout})
+	trickle := r.attachWith(t, "trickle", delivery.Listener{Queue: 100000}, 0, 4096)
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
@@ -255,7 +252,7 @@ func TestTrickleReaderIsClosedAfterTheWriteTimeout(t *testing.T) {
 	// for ever; the bound on how soon is generous for a loaded machine.
 	start := time.Now()
 	reason := trickle.waitClosed(t, wait)
-	if !errors.Is(reason, stream.ErrWriteTimeout) {
+	if !errors.Is(reason, delivery.ErrWriteTimeout) {
 		t.Fatalf("trickle stream ended with %v, want ErrWriteTimeout", reason)
 	}
 	t.Logf("trickle stream closed %s after the last message (write timeout %s)", time.Since(start).Round(time.Millisecond), timeout)
@@ -265,15 +262,15 @@ func TestTrickleReaderIsClosedAfterTheWriteTimeout(t *testing.T) {
 // timeout passes, even while the loop still holds output for it.
 func TestStreamOverItsByteBudgetIsEndedAtOnce(t *testing.T) {
 	const budget = 256 << 10
-	r := newRig(t, stream.Options{WriteTimeout: time.Minute})
-	stalled := r.attachWith(t, "budget", hub.Listener{Queue: 100000, Budget: budget}, 0, 4096)
+	r := newLoopRig(t, delivery.LoopOptions{WriteTimeout: time.Minute})
+	stalled := r.attachWith(t, "budget", delivery.Listener{Queue: 100000, Budget: budget}, 0, 4096)
 	big := strings.Repeat("x", 60000)
 	sent := 0
 	for ; sent < 400; sent++ { // 24 MB at most
 		select {
 		case reason := <-stalled.closed:
-			if !errors.Is(reason, hub.ErrSlowClient) {
-				t.Fatalf("stalled stream ended with %v, want hub.ErrSlowClient", reason)
+			if !errors.Is(reason, delivery.ErrSlowClient) {
+				t.Fatalf("stalled stream ended with %v, want delivery.ErrSlowClient", reason)
 			}
 			t.Logf("stalled stream ended after %d messages of 60 KB: %v", sent, reason)
 			return
@@ -281,20 +278,20 @@ func TestStreamOverItsByteBudgetIsEndedAtOnce(t *testing.T) {
 		}
 		r.publish(t, "budget", big)
 	}
-	if reason := stalled.waitClosed(t, wait); !errors.Is(reason, hub.ErrSlowClient) {
-		t.Fatalf("stalled stream ended with %v after %d messages, want hub.ErrSlowClient", reason, sent)
+	if reason := stalled.waitClosed(t, wait); !errors.Is(reason, delivery.ErrSlowClient) {
+		t.Fatalf("stalled stream ended with %v after %d messages, want delivery.ErrSlowClient", reason, sent)
 	}
 }
 
 func TestShutdownSaysGoodbye(t *testing.T) {
-	r := newRig(t, stream.Options{Goodbye: []byte("retry: 250\n\n")})
+	r := newLoopRig(t, delivery.LoopOptions{Goodbye: []byte("retry: 250\n\n")})
 	a := r.attach(t, "stop", 16, 0)
 	r.hub.Close() // as the gateway does first when it stops
 	if got := a.next(t); got != "retry: 250" {
 		t.Fatalf("got %q, want the goodbye", got)
 	}
-	if reason := a.waitClosed(t, wait); !errors.Is(reason, hub.ErrClosed) {
-		t.Fatalf("stream ended with %v, want hub.ErrClosed", reason)
+	if reason := a.waitClosed(t, wait); !errors.Is(reason, delivery.ErrClosed) {
+		t.Fatalf("stream ended with %v, want delivery.ErrClosed", reason)
 	}
 }
 
@@ -302,8 +299,8 @@ func TestShutdownSaysGoodbye(t *testing.T) {
 // coalescing window, and what arrived meanwhile goes out together; every
 // message still arrives, in order.
 func TestBusyLoopCoalescesWrites(t *testing.T) {
-	r := newRig(t, stream.Options{Coalesce: 300 * time.Millisecond, BusyStreams: 10})
-	streams := make([]*attached, 100)
+	r := newLoopRig(t, delivery.LoopOptions{Coalesce: 300 * time.Millisecond, BusyStreams: 10})
+	streams := make([]*attachedStream, 100)
 	for i := range streams {
 		streams[i] = r.attach(t, "busy", 16, 0)
 	}

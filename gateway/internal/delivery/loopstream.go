@@ -1,4 +1,4 @@
-package stream
+package delivery
 
 import (
 	"errors"
@@ -7,9 +7,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/chatscalable/chatscalable/gateway/internal/hub"
-	"github.com/chatscalable/chatscalable/gateway/internal/sse"
 )
 
 // Stream is one SSE stream: a hub client written to a connection.
@@ -19,19 +16,16 @@ type Stream struct {
 	conn   net.Conn
 	raw    syscall.RawConn
 	fd     int
-	client *hub.Client
-	// OnClose is called once when the stream ends, from a loop goroutine,
-	// with the reason and the messages it delivered.
-	onClose func(reason error, delivered int64)
+	sess   *session
+	// onClose is called once when the stream ends, from a loop goroutine,
+	// with the reason.
+	onClose func(reason error)
 
 	attached atomic.Bool
 	state    atomic.Int32 // idle, queued, running, runningDirty
 	closed   atomic.Bool
 
-	// Touched by the worker running the stream only.
-	sent      uint64 // last sequence written; live frames up to it are skipped
-	out       []byte // bytes the socket did not take yet
-	delivered int64
+	out []byte // bytes the socket did not take yet; touched by the worker running the stream only
 
 	forced       atomic.Pointer[error] // set to end the stream at its next run
 	lastWrite    atomic.Int64          // unix nanoseconds of the last write that moved bytes
@@ -78,8 +72,16 @@ func (s *Stream) Notify() {
 
 // Attach hands conn (hijacked, response headers and any replay written)
 // over to the loop, which writes c's frames with sequence above sent until
-// the stream ends; then it closes conn and calls onClose.
-func (s *Stream) Attach(conn net.Conn, c *hub.Client, sent uint64, onClose func(reason error, delivered int64)) error {
+// the stream ends; then it closes conn and calls onClose with the reason
+// and the messages it delivered.
+func (s *Stream) Attach(conn net.Conn, c *Client, sent uint64, onClose func(reason error, delivered int64)) error {
+	sess := &session{client: c, sent: sent, goodbye: s.loop.opts.Goodbye}
+	return s.attach(conn, sess, func(reason error) { onClose(reason, sess.delivered) })
+}
+
+// attach hands conn over to the loop, which writes the session until the
+// stream ends; then it closes conn and calls onClose.
+func (s *Stream) attach(conn net.Conn, sess *session, onClose func(reason error)) error {
 	sc, ok := conn.(syscall.Conn)
 	if !ok {
 		return errors.New("connection has no file descriptor")
@@ -99,7 +101,7 @@ func (s *Stream) Attach(conn net.Conn, c *hub.Client, sent uint64, onClose func(
 		return fmt.Errorf("set the send buffer: %w", serr)
 	}
 	_ = conn.SetDeadline(time.Time{})
-	s.conn, s.raw, s.client, s.sent, s.onClose = conn, raw, c, sent, onClose
+	s.conn, s.raw, s.sess, s.onClose = conn, raw, sess, onClose
 	s.lastWrite.Store(time.Now().UnixNano())
 	l := s.loop
 	l.mu.Lock()
@@ -128,7 +130,8 @@ func (l *Loop) Err() error {
 	return nil
 }
 
-// run writes what is waiting for the stream, using buf to gather it.
+// run writes what is waiting for the stream, by the session's rules,
+// using buf to gather it.
 func (s *Stream) run(buf []byte) []byte {
 	if s.closed.Load() {
 		return buf
@@ -137,9 +140,7 @@ func (s *Stream) run(buf []byte) []byte {
 		s.close(*why)
 		return buf
 	}
-	ended, why := s.client.Ended()
-	if ended && errors.Is(why, hub.ErrSlowClient) {
-		// Over its budget: end it now, whatever is still unsent.
+	if why := s.sess.cutOff(); why != nil {
 		s.close(why)
 		return buf
 	}
@@ -153,26 +154,19 @@ func (s *Stream) run(buf []byte) []byte {
 			return buf
 		}
 	}
-	buf, n := s.client.AppendWaiting(buf, &s.sent)
-	if ended && errors.Is(why, hub.ErrClosed) {
-		buf = append(buf, s.loop.opts.Goodbye...)
-	}
-	if len(buf) == 0 && s.heartbeat.Load() {
-		buf = sse.AppendComment(buf, "heartbeat")
-	}
+	buf, n, end := s.sess.next(buf, s.heartbeat.Load())
 	if len(buf) > 0 {
 		s.heartbeat.Store(false)
 		if !s.write(buf, false) {
 			return buf
 		}
-		s.delivered += int64(n)
 		if n > 0 && s.loop.opts.Delivered != nil {
 			s.loop.opts.Delivered(n)
 		}
 	}
-	if ended {
+	if end != nil {
 		// What the socket took is the client's; the rest it resumes by cursor.
-		s.close(why)
+		s.close(end)
 	}
 	return buf
 }
@@ -208,7 +202,7 @@ func (s *Stream) write(b []byte, kept bool) bool {
 	default:
 		s.out = append([]byte(nil), rest...)
 	}
-	s.client.SetUnsent(len(s.out))
+	s.sess.client.SetUnsent(len(s.out))
 	// The write timeout runs from the moment the socket first refused
 	// bytes until it has taken all of them: a client that reads a trickle
 	// never catches up, and is ended when it runs out.
@@ -229,7 +223,7 @@ func (s *Stream) close(reason error) {
 	s.out = nil
 	s.loop.forget(s)
 	if s.onClose != nil {
-		s.onClose(reason, s.delivered)
+		s.onClose(reason)
 	}
 }
 

@@ -1,4 +1,4 @@
-package hub_test
+package delivery_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 
 	"github.com/chatscalable/chatscalable/broker"
 	"github.com/chatscalable/chatscalable/broker/brokertest"
-	"github.com/chatscalable/chatscalable/gateway/internal/hub"
+	"github.com/chatscalable/chatscalable/gateway/internal/delivery"
 	"github.com/nats-io/nats.go"
 )
 
@@ -55,19 +55,19 @@ func (s *slowHistory) LastSeq(ctx context.Context, room string) (uint64, error) 
 	return s.History.LastSeq(ctx, room)
 }
 
-type rig struct {
+type hubRig struct {
 	nc      *nats.Conn
 	history *broker.History
 	slow    *slowHistory
-	hub     *hub.Hub
+	hub     *delivery.Hub
 }
 
-func newRig(t *testing.T, slowRoom string) *rig {
+func newHubRig(t *testing.T, slowRoom string) *hubRig {
 	t.Helper()
 	nc, h := brokertest.StartHistory(t)
 	slow := &slowHistory{History: h, room: slowRoom, gate: make(chan struct{}), reading: make(chan string, 16)}
 	encode := func(m broker.Message) []byte { return []byte(m.Text) }
-	hb := hub.New(nc, slow, encode, hub.Options{CatchUpTimeout: 3 * time.Second, ActivateTimeout: 2 * wait})
+	hb := delivery.NewHub(nc, slow, encode, delivery.HubOptions{CatchUpTimeout: 3 * time.Second, ActivateTimeout: 2 * wait})
 	t.Cleanup(func() {
 		select {
 		case <-slow.gate:
@@ -76,21 +76,21 @@ func newRig(t *testing.T, slowRoom string) *rig {
 		}
 		hb.Close()
 	})
-	return &rig{nc: nc, history: h, slow: slow, hub: hb}
+	return &hubRig{nc: nc, history: h, slow: slow, hub: hb}
 }
 
-func (r *rig) join(t *testing.T, room string) *hub.Client {
+func (r *hubRig) join(t *testing.T, room string) *delivery.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	c, _, err := r.hub.Join(ctx, room, hub.Listener{Queue: 100})
+	c, _, err := r.hub.Join(ctx, room, delivery.Listener{Queue: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
 }
 
-func (r *rig) publish(t *testing.T, room, text string) {
+func (r *hubRig) publish(t *testing.T, room, text string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
@@ -100,7 +100,7 @@ func (r *rig) publish(t *testing.T, room, text string) {
 }
 
 // receive waits for the client's next frames and returns them.
-func receive(t *testing.T, c *hub.Client, within time.Duration) string {
+func receive(t *testing.T, c *delivery.Client, within time.Duration) string {
 	t.Helper()
 	select {
 	case <-c.Ready():
@@ -131,7 +131,7 @@ func within(t *testing.T, what string, d time.Duration, f func()) {
 // deliveries and the room count of other rooms go on while it activates
 // and while it backfills a hole.
 func TestSlowRoomDelaysNoOtherRoom(t *testing.T) {
-	r := newRig(t, "slow")
+	r := newHubRig(t, "slow")
 	other := r.join(t, "other")
 	leaver := r.join(t, "leaver")
 
@@ -140,7 +140,7 @@ func TestSlowRoomDelaysNoOtherRoom(t *testing.T) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*wait)
 		defer cancel()
-		_, _, err := r.hub.Join(ctx, "slow", hub.Listener{Queue: 100})
+		_, _, err := r.hub.Join(ctx, "slow", delivery.Listener{Queue: 100})
 		joined <- err
 	}()
 	if what := <-r.slow.reading; what != "last" {
@@ -179,7 +179,7 @@ func TestSlowRoomDelaysNoOtherRoom(t *testing.T) {
 	// room's client is sent away to resume by cursor.
 	select {
 	case <-slowClient.Done():
-		if !errors.Is(slowClient.Err(), hub.ErrResync) {
+		if !errors.Is(slowClient.Err(), delivery.ErrResync) {
 			t.Fatalf("slow room client ended with %v, want ErrResync", slowClient.Err())
 		}
 	case <-time.After(2 * wait):
@@ -190,10 +190,10 @@ func TestSlowRoomDelaysNoOtherRoom(t *testing.T) {
 // A client over its byte budget is ended with ErrSlowClient, saying why;
 // a client with nothing waiting always takes a frame, however large.
 func TestClientByteBudget(t *testing.T) {
-	r := newRig(t, "")
+	r := newHubRig(t, "")
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	small, _, err := r.hub.Join(ctx, "budget", hub.Listener{Queue: 100, Budget: 1000})
+	small, _, err := r.hub.Join(ctx, "budget", delivery.Listener{Queue: 100, Budget: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +205,7 @@ func TestClientByteBudget(t *testing.T) {
 	r.publish(t, "budget", strings.Repeat("b", 500))
 	select {
 	case <-small.Done():
-		if err := small.Err(); !errors.Is(err, hub.ErrSlowClient) || !strings.Contains(err.Error(), "budget is 1000") {
+		if err := small.Err(); !errors.Is(err, delivery.ErrSlowClient) || !strings.Contains(err.Error(), "budget is 1000") {
 			t.Fatalf("client ended with %v, want ErrSlowClient over its budget", err)
 		}
 	case <-time.After(wait):

@@ -1,5 +1,6 @@
-// Package sse writes Server-Sent Events frames.
-package sse
+// Server-Sent Events framing.
+
+package delivery
 
 import (
 	"bytes"
@@ -9,41 +10,41 @@ import (
 	"time"
 )
 
-// SetHeaders sets the response headers of an event stream.
-func SetHeaders(h http.Header) {
+// setSSEHeaders sets the response headers of an event stream.
+func setSSEHeaders(h http.Header) {
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	h.Set("Connection", "keep-alive")
 }
 
-// AppendRetry appends a retry field telling the client how long to wait
+// appendRetry appends a retry field telling the client how long to wait
 // before it reconnects.
-func AppendRetry(b []byte, d time.Duration) []byte {
+func appendRetry(b []byte, d time.Duration) []byte {
 	b = append(b, "retry: "...)
 	b = strconv.AppendInt(b, d.Milliseconds(), 10)
 	return append(b, "\n\n"...)
 }
 
-// AppendComment appends a comment line, such as a heartbeat.
-func AppendComment(b []byte, text string) []byte {
+// appendComment appends a comment line, such as a heartbeat.
+func appendComment(b []byte, text string) []byte {
 	b = append(b, ": "...)
-	b = append(b, clean(text)...)
+	b = append(b, cleanField(text)...)
 	return append(b, "\n\n"...)
 }
 
-// AppendEvent appends one event. CR, LF and NUL are removed from id and
+// appendEvent appends one event. CR, LF and NUL are removed from id and
 // event so no field can be injected; data is split into one data line per
 // line of text.
-func AppendEvent(b []byte, id, event string, data []byte) []byte {
+func appendEvent(b []byte, id, event string, data []byte) []byte {
 	if id != "" {
 		b = append(b, "id: "...)
-		b = append(b, clean(id)...)
+		b = append(b, cleanField(id)...)
 		b = append(b, '\n')
 	}
 	if event != "" {
 		b = append(b, "event: "...)
-		b = append(b, clean(event)...)
+		b = append(b, cleanField(event)...)
 		b = append(b, '\n')
 	}
 	for {
@@ -66,7 +67,7 @@ func AppendEvent(b []byte, id, event string, data []byte) []byte {
 	return append(b, '\n')
 }
 
-func clean(s string) string {
+func cleanField(s string) string {
 	if !strings.ContainsAny(s, "\r\n\x00") {
 		return s
 	}

@@ -1,4 +1,4 @@
-package config_test
+package main
 
 import (
 	"bytes"
@@ -10,7 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatscalable/chatscalable/gateway/internal/config"
+	"github.com/chatscalable/chatscalable/broker"
+	"github.com/chatscalable/chatscalable/gateway"
 )
 
 // envVars are the environment variables of the flags, one per flag.
@@ -51,10 +52,10 @@ func env(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
-func parse(t *testing.T, args []string, vars map[string]string) (config.Config, string, error) {
+func parse(t *testing.T, args []string, vars map[string]string) (options, string, error) {
 	t.Helper()
 	var out bytes.Buffer
-	c, err := config.Parse(args, env(vars), &out)
+	c, err := parseFlags(args, env(vars), &out)
 	return c, out.String(), err
 }
 
@@ -64,26 +65,28 @@ func TestDefaults(t *testing.T) {
 		t.Fatalf("Parse with no flags and no environment: %v\n%s", err, out)
 	}
 	host, _ := os.Hostname()
-	want := config.Config{
-		HTTPAddr:        ":8080",
-		NodeName:        host,
-		NATSURL:         "",
-		DataDir:         "./data",
-		NATSListen:      "127.0.0.1:4222",
-		ClusterName:     "chat",
-		ElectionTimeout: time.Second,
-		MaxMessageBytes: 4096,
-		HistoryMaxMsgs:  1000,
-		HistoryMaxAge:   168 * time.Hour,
-		MaxReplay:       1000,
-		ClientQueue:     256,
-		ClientBuffer:    1 << 20,
-		WriteTimeout:    10 * time.Second,
-		Heartbeat:       15 * time.Second,
-		SSEWriter:       "loop",
-		SSECoalesce:     20 * time.Millisecond,
+	want := options{
+		Options: gateway.Options{
+			HTTPAddr:        ":8080",
+			NodeName:        host,
+			NATSURL:         "",
+			DataDir:         "./data",
+			NATSListen:      "127.0.0.1:4222",
+			ClusterName:     "chat",
+			ElectionTimeout: time.Second,
+			MaxMessageBytes: 4096,
+			History:         broker.HistoryConfig{MaxMsgsPerRoom: 1000, MaxAge: 168 * time.Hour},
+			MaxReplay:       1000,
+			ClientQueue:     256,
+			ClientBuffer:    1 << 20,
+			WriteTimeout:    10 * time.Second,
+			Heartbeat:       15 * time.Second,
+			SSEWriter:       "loop",
+			SSECoalesce:     20 * time.Millisecond,
+			BodyTimeout:     10 * time.Second,
+			Services:        "auto",
+		},
 		ShutdownTimeout: 10 * time.Second,
-		Services:        "auto",
 		LogLevel:        "info",
 		LogFormat:       "text",
 	}
@@ -120,28 +123,30 @@ func TestEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Parse: %v\n%s", err, out)
 	}
-	want := config.Config{
-		HTTPAddr:        ":9000",
-		NodeName:        "gw-env",
-		NATSURL:         "nats://a:4222,nats://b:4222",
-		DataDir:         "/var/lib/chat",
-		NATSListen:      "off",
-		ClusterName:     "chat",
-		ElectionTimeout: time.Second,
-		MaxMessageBytes: 100,
-		HistoryMaxMsgs:  50,
-		HistoryMaxAge:   time.Hour,
-		MaxReplay:       1000,
-		ClientQueue:     8,
-		ClientBuffer:    65536,
-		WriteTimeout:    3 * time.Second,
-		MaxConns:        5000,
-		MaxConnsPerIP:   50,
-		Heartbeat:       5 * time.Second,
-		SSEWriter:       "handler",
-		SSECoalesce:     20 * time.Millisecond,
+	want := options{
+		Options: gateway.Options{
+			HTTPAddr:        ":9000",
+			NodeName:        "gw-env",
+			NATSURL:         "nats://a:4222,nats://b:4222",
+			DataDir:         "/var/lib/chat",
+			NATSListen:      "off",
+			ClusterName:     "chat",
+			ElectionTimeout: time.Second,
+			MaxMessageBytes: 100,
+			History:         broker.HistoryConfig{MaxMsgsPerRoom: 50, MaxAge: time.Hour},
+			MaxReplay:       1000,
+			ClientQueue:     8,
+			ClientBuffer:    65536,
+			WriteTimeout:    3 * time.Second,
+			MaxConns:        5000,
+			MaxConnsPerIP:   50,
+			Heartbeat:       5 * time.Second,
+			SSEWriter:       "handler",
+			SSECoalesce:     20 * time.Millisecond,
+			BodyTimeout:     10 * time.Second,
+			Services:        "auto",
+		},
 		ShutdownTimeout: 3 * time.Second,
-		Services:        "auto",
 		LogLevel:        "debug",
 		LogFormat:       "text",
 	}
@@ -155,12 +160,12 @@ func TestFlagsOverEnvironment(t *testing.T) {
 	tests := []struct {
 		name  string
 		args  []string
-		check func(config.Config) bool
+		check func(options) bool
 	}{
-		{"env when flag absent", nil, func(c config.Config) bool { return c.HTTPAddr == ":9000" && c.NodeName == "gw-env" }},
-		{"flag wins", []string{"--http-addr", ":7000"}, func(c config.Config) bool { return c.HTTPAddr == ":7000" && c.NodeName == "gw-env" }},
-		{"flag with =", []string{"-http-addr=:7001", "--node-name=gw-flag"}, func(c config.Config) bool { return c.HTTPAddr == ":7001" && c.NodeName == "gw-flag" }},
-		{"duration flag wins", []string{"--heartbeat", "1m"}, func(c config.Config) bool { return c.Heartbeat == time.Minute }},
+		{"env when flag absent", nil, func(c options) bool { return c.HTTPAddr == ":9000" && c.NodeName == "gw-env" }},
+		{"flag wins", []string{"--http-addr", ":7000"}, func(c options) bool { return c.HTTPAddr == ":7000" && c.NodeName == "gw-env" }},
+		{"flag with =", []string{"-http-addr=:7001", "--node-name=gw-flag"}, func(c options) bool { return c.HTTPAddr == ":7001" && c.NodeName == "gw-flag" }},
+		{"duration flag wins", []string{"--heartbeat", "1m"}, func(c options) bool { return c.Heartbeat == time.Minute }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -224,7 +229,7 @@ func TestHelp(t *testing.T) {
 	for _, arg := range []string{"--help", "-h"} {
 		t.Run(arg, func(t *testing.T) {
 			_, out, err := parse(t, []string{arg}, nil)
-			if !errors.Is(err, config.ErrHelp) {
+			if !errors.Is(err, errHelp) {
 				t.Fatalf("Parse(%s) = %v, want ErrHelp", arg, err)
 			}
 			if !strings.Contains(out, "Usage: chat-gateway") {
@@ -244,8 +249,8 @@ func TestHelp(t *testing.T) {
 func TestEveryVariableIsDocumented(t *testing.T) {
 	read := map[string]bool{}
 	var out bytes.Buffer
-	_, err := config.Parse([]string{"--help"}, func(k string) string { read[k] = true; return "" }, &out)
-	if !errors.Is(err, config.ErrHelp) {
+	_, err := parseFlags([]string{"--help"}, func(k string) string { read[k] = true; return "" }, &out)
+	if !errors.Is(err, errHelp) {
 		t.Fatalf("Parse(--help) = %v, want ErrHelp", err)
 	}
 	var got []string

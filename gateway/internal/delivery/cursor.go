@@ -1,12 +1,13 @@
-// Package cursor encodes and parses the resumable position of a message in
-// a room's history, sent as the SSE event id.
+// Cursors: the resumable position of a message in a room's history, sent
+// as the SSE event id.
 //
 // A cursor carries the history stream's epoch (its creation time), the
 // message's stream sequence and a tag of the room, in base 36:
 // "<epoch>-<seq>-<room tag>". Clients treat it as opaque. The epoch makes a
 // cursor from a recreated stream detectable; the room tag makes a cursor of
 // another room detectable.
-package cursor
+
+package delivery
 
 import (
 	"errors"
@@ -21,17 +22,17 @@ type Cursor struct {
 	Seq   uint64
 }
 
-// Errors of Parse; callers compare with errors.Is.
+// Errors of ParseCursor; callers compare with errors.Is.
 var (
-	ErrMalformed = errors.New("malformed cursor")
-	ErrOtherRoom = errors.New("cursor belongs to another room")
+	ErrMalformedCursor = errors.New("malformed cursor")
+	ErrCursorOtherRoom = errors.New("cursor belongs to another room")
 )
 
-// maxLen bounds what Parse looks at: three base-36 uint64s and two dashes.
-const maxLen = 3*13 + 2
+// maxCursorLen bounds what ParseCursor looks at: three base-36 uint64s and two dashes.
+const maxCursorLen = 3*13 + 2
 
-// Encode returns the cursor of sequence seq in room, for a stream of epoch.
-func Encode(epoch, seq uint64, room string) string {
+// EncodeCursor returns the cursor of sequence seq in room, for a stream of epoch.
+func EncodeCursor(epoch, seq uint64, room string) string {
 	b := make([]byte, 0, 32)
 	b = strconv.AppendUint(b, epoch, 36)
 	b = append(b, '-')
@@ -41,31 +42,31 @@ func Encode(epoch, seq uint64, room string) string {
 	return string(b)
 }
 
-// Parse reads a cursor made by Encode for room.
-func Parse(s, room string) (Cursor, error) {
-	if len(s) > maxLen {
-		return Cursor{}, ErrMalformed
+// ParseCursor reads a cursor made by EncodeCursor for room.
+func ParseCursor(s, room string) (Cursor, error) {
+	if len(s) > maxCursorLen {
+		return Cursor{}, ErrMalformedCursor
 	}
 	parts := strings.Split(s, "-")
 	if len(parts) != 3 {
-		return Cursor{}, ErrMalformed
+		return Cursor{}, ErrMalformedCursor
 	}
 	var n [3]uint64
 	for i, p := range parts {
 		if p == "" || strings.ToLower(p) != p || p[0] == '+' || len(p) > 1 && p[0] == '0' {
-			return Cursor{}, ErrMalformed
+			return Cursor{}, ErrMalformedCursor
 		}
 		v, err := strconv.ParseUint(p, 36, 64)
 		if err != nil {
-			return Cursor{}, ErrMalformed
+			return Cursor{}, ErrMalformedCursor
 		}
 		n[i] = v
 	}
 	if n[1] == 0 || n[2] > 0xffffffff {
-		return Cursor{}, ErrMalformed
+		return Cursor{}, ErrMalformedCursor
 	}
 	if uint32(n[2]) != roomTag(room) { //nolint:gosec // checked to fit 32 bits above
-		return Cursor{}, ErrOtherRoom
+		return Cursor{}, ErrCursorOtherRoom
 	}
 	return Cursor{Epoch: n[0], Seq: n[1]}, nil
 }

@@ -21,7 +21,7 @@
 // Activating a room (subscribing, learning its position) and filling a
 // hole from history therefore delay that room alone; joins, leaves and
 // deliveries of other rooms go on.
-package hub
+package delivery
 
 import (
 	"context"
@@ -72,8 +72,8 @@ type Frame struct {
 	Data []byte
 }
 
-// Options tunes a Hub.
-type Options struct {
+// HubOptions tunes a Hub.
+type HubOptions struct {
 	// MaxBackfill bounds the messages read to fill one hole; a larger hole
 	// ends the room's clients with ErrResync (default 10000).
 	MaxBackfill int
@@ -98,7 +98,7 @@ type Hub struct {
 	nc     *nats.Conn
 	src    Source
 	encode Encoder
-	opts   Options
+	opts   HubOptions
 	log    *slog.Logger
 
 	mu     sync.Mutex // guards rooms only; never held across I/O
@@ -109,9 +109,9 @@ type Hub struct {
 	backfills atomic.Int64
 }
 
-// New returns a Hub that subscribes through nc, backfills from src and
+// NewHub returns a Hub that subscribes through nc, backfills from src and
 // encodes with encode.
-func New(nc *nats.Conn, src Source, encode Encoder, o Options) *Hub {
+func NewHub(nc *nats.Conn, src Source, encode Encoder, o HubOptions) *Hub {
 	if o.MaxBackfill <= 0 {
 		o.MaxBackfill = defaults.MaxBackfill
 	}

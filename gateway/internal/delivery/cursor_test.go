@@ -1,4 +1,4 @@
-package cursor_test
+package delivery_test
 
 import (
 	"errors"
@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/chatscalable/chatscalable/gateway/internal/cursor"
+	"github.com/chatscalable/chatscalable/gateway/internal/delivery"
 )
 
 // tag is the room tag Encode writes, in base 36.
@@ -30,26 +30,26 @@ func TestEncodeParseRoundTrip(t *testing.T) {
 		{12345, 1 << 40, "A-b_9"},
 	}
 	for _, tt := range tests {
-		s := cursor.Encode(tt.epoch, tt.seq, tt.room)
+		s := delivery.EncodeCursor(tt.epoch, tt.seq, tt.room)
 		want := strconv.FormatUint(tt.epoch, 36) + "-" + strconv.FormatUint(tt.seq, 36) + "-" + tag(tt.room)
 		if s != want {
 			t.Errorf("Encode(%d, %d, %q) = %q, want %q", tt.epoch, tt.seq, tt.room, s, want)
 		}
-		c, err := cursor.Parse(s, tt.room)
+		c, err := delivery.ParseCursor(s, tt.room)
 		if err != nil {
 			t.Errorf("Parse(%q, %q): %v", s, tt.room, err)
 			continue
 		}
-		if c != (cursor.Cursor{Epoch: tt.epoch, Seq: tt.seq}) {
+		if c != (delivery.Cursor{Epoch: tt.epoch, Seq: tt.seq}) {
 			t.Errorf("Parse(%q, %q) = %+v, want epoch %d seq %d", s, tt.room, c, tt.epoch, tt.seq)
 		}
 	}
 }
 
 func TestParseOtherRoom(t *testing.T) {
-	s := cursor.Encode(99, 7, "lobby")
+	s := delivery.EncodeCursor(99, 7, "lobby")
 	for _, room := range []string{"lobby2", "Lobby", "a", ""} {
-		if _, err := cursor.Parse(s, room); !errors.Is(err, cursor.ErrOtherRoom) {
+		if _, err := delivery.ParseCursor(s, room); !errors.Is(err, delivery.ErrCursorOtherRoom) {
 			t.Errorf("Parse(cursor of lobby, %q) = %v, want ErrOtherRoom", room, err)
 		}
 	}
@@ -91,15 +91,15 @@ func TestParseMalformed(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := cursor.Parse(tt.s, room)
-			if !errors.Is(err, cursor.ErrMalformed) {
+			c, err := delivery.ParseCursor(tt.s, room)
+			if !errors.Is(err, delivery.ErrMalformedCursor) {
 				t.Fatalf("Parse(%q) = %+v, %v; want ErrMalformed", tt.s, c, err)
 			}
 		})
 	}
 	// The longest valid cursor must still be accepted at the length limit.
-	s := cursor.Encode(math.MaxUint64, math.MaxUint64, room)
-	if _, err := cursor.Parse(s, room); err != nil {
+	s := delivery.EncodeCursor(math.MaxUint64, math.MaxUint64, room)
+	if _, err := delivery.ParseCursor(s, room); err != nil {
 		t.Fatalf("Parse(%q) (%d bytes): %v", s, len(s), err)
 	}
 }
@@ -109,18 +109,18 @@ func TestParseMalformed(t *testing.T) {
 func TestParseRejectsLeadingZeros(t *testing.T) {
 	tg := tag("lobby")
 	for _, s := range []string{"01-1-" + tg, "1-01-" + tg, "1-1-0" + tg, "00-1-" + tg} {
-		if _, err := cursor.Parse(s, "lobby"); !errors.Is(err, cursor.ErrMalformed) {
+		if _, err := delivery.ParseCursor(s, "lobby"); !errors.Is(err, delivery.ErrMalformedCursor) {
 			t.Errorf("Parse(%q) = %v, want ErrMalformed", s, err)
 		}
 	}
 }
 
-func FuzzParse(f *testing.F) {
+func FuzzParseCursor(f *testing.F) {
 	rooms := []string{"lobby", "a", "A-b_9"}
 	for _, room := range rooms {
-		f.Add(cursor.Encode(1_700_000_000_123_456_789, 42, room), room)
-		f.Add(cursor.Encode(0, 1, room), room)
-		f.Add(cursor.Encode(math.MaxUint64, math.MaxUint64, room), room)
+		f.Add(delivery.EncodeCursor(1_700_000_000_123_456_789, 42, room), room)
+		f.Add(delivery.EncodeCursor(0, 1, room), room)
+		f.Add(delivery.EncodeCursor(math.MaxUint64, math.MaxUint64, room), room)
 	}
 	for _, s := range []string{"", "-", "--", "a-b", "1-2", "1-0-x", "+1-1-1", "A-1-1", "1-1-1-1", "3w5e11264sgsg-1-1", strings.Repeat("z", 50)} {
 		f.Add(s, "lobby")
@@ -139,9 +139,9 @@ func FuzzParse(f *testing.F) {
 // errors, and accepts only what Encode writes.
 func checkParse(t *testing.T, s, room string) {
 	t.Helper()
-	c, err := cursor.Parse(s, room)
+	c, err := delivery.ParseCursor(s, room)
 	if err != nil {
-		if !errors.Is(err, cursor.ErrMalformed) && !errors.Is(err, cursor.ErrOtherRoom) {
+		if !errors.Is(err, delivery.ErrMalformedCursor) && !errors.Is(err, delivery.ErrCursorOtherRoom) {
 			t.Fatalf("Parse(%q, %q) = %v, want ErrMalformed or ErrOtherRoom", s, room, err)
 		}
 		return
@@ -149,7 +149,7 @@ func checkParse(t *testing.T, s, room string) {
 	if c.Seq == 0 {
 		t.Fatalf("Parse(%q, %q) accepted sequence 0", s, room)
 	}
-	again := cursor.Encode(c.Epoch, c.Seq, room)
+	again := delivery.EncodeCursor(c.Epoch, c.Seq, room)
 	if again != s {
 		t.Fatalf("Parse(%q, %q) = %+v, which re-encodes to %q", s, room, c, again)
 	}

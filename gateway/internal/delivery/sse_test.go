@@ -1,4 +1,4 @@
-package sse_test
+package delivery
 
 import (
 	"bytes"
@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/chatscalable/chatscalable/gateway/internal/sse"
 )
 
 func TestAppendEvent(t *testing.T) {
@@ -40,7 +38,7 @@ func TestAppendEvent(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := string(sse.AppendEvent(nil, tt.id, tt.event, []byte(tt.data)))
+			got := string(appendEvent(nil, tt.id, tt.event, []byte(tt.data)))
 			if got != tt.want {
 				t.Fatalf("AppendEvent(%q, %q, %q) =\n  %q\nwant\n  %q", tt.id, tt.event, tt.data, got, tt.want)
 			}
@@ -50,7 +48,7 @@ func TestAppendEvent(t *testing.T) {
 
 func TestAppendEventAppends(t *testing.T) {
 	buf := []byte("prefix\n\n")
-	got := string(sse.AppendEvent(buf, "1", "message", []byte("x")))
+	got := string(appendEvent(buf, "1", "message", []byte("x")))
 	if want := "prefix\n\nid: 1\nevent: message\ndata: x\n\n"; got != want {
 		t.Fatalf("AppendEvent onto a buffer = %q, want %q", got, want)
 	}
@@ -67,11 +65,11 @@ func TestAppendRetry(t *testing.T) {
 		{1500 * time.Microsecond, "retry: 1\n\n"},
 	}
 	for _, tt := range tests {
-		if got := string(sse.AppendRetry([]byte(nil), tt.d)); got != tt.want {
+		if got := string(appendRetry([]byte(nil), tt.d)); got != tt.want {
 			t.Errorf("AppendRetry(%v) = %q, want %q", tt.d, got, tt.want)
 		}
 	}
-	if got, want := string(sse.AppendRetry([]byte(": x\n\n"), time.Second)), ": x\n\nretry: 1000\n\n"; got != want {
+	if got, want := string(appendRetry([]byte(": x\n\n"), time.Second)), ": x\n\nretry: 1000\n\n"; got != want {
 		t.Errorf("AppendRetry onto a buffer = %q, want %q", got, want)
 	}
 }
@@ -86,7 +84,7 @@ func TestAppendComment(t *testing.T) {
 		{"a\r\ndata: evil\x00", ": adata: evil\n\n"},
 	}
 	for _, tt := range tests {
-		if got := string(sse.AppendComment(nil, tt.text)); got != tt.want {
+		if got := string(appendComment(nil, tt.text)); got != tt.want {
 			t.Errorf("AppendComment(%q) = %q, want %q", tt.text, got, tt.want)
 		}
 	}
@@ -94,7 +92,7 @@ func TestAppendComment(t *testing.T) {
 
 func TestSetHeaders(t *testing.T) {
 	h := http.Header{}
-	sse.SetHeaders(h)
+	setSSEHeaders(h)
 	want := map[string]string{
 		"Content-Type":      "text/event-stream",
 		"Cache-Control":     "no-cache",
@@ -114,7 +112,7 @@ func FuzzAppendEvent(f *testing.F) {
 	f.Add("\x00", "\r", []byte("\n\n\r\r\n"))
 	f.Add("id: 1", "event: 2", []byte("id: 3\nevent: 4\r\ndata: 5\rretry: 6"))
 	f.Fuzz(func(t *testing.T, id, event string, data []byte) {
-		out := sse.AppendEvent(nil, id, event, data)
+		out := appendEvent(nil, id, event, data)
 		if !bytes.HasSuffix(out, []byte("\n\n")) {
 			t.Fatalf("AppendEvent(%q, %q, %q) = %q does not end with a blank line", id, event, data, out)
 		}

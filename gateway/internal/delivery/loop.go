@@ -21,7 +21,7 @@
 // An idle listener then costs its socket, its hub entry and this package's
 // small Stream, and a message to a room wakes a worker or two, not one
 // goroutine per listener.
-package stream
+package delivery
 
 import (
 	"context"
@@ -42,8 +42,8 @@ var (
 	ErrLoopClosed   = errors.New("stream loop closed")
 )
 
-// Options tunes a Loop.
-type Options struct {
+// LoopOptions tunes a Loop.
+type LoopOptions struct {
 	// Workers is the number of writing goroutines (default GOMAXPROCS).
 	Workers int
 	// Heartbeat is the longest a stream goes without bytes: a quiet
@@ -54,7 +54,7 @@ type Options struct {
 	// (default 10s).
 	WriteTimeout time.Duration
 	// Goodbye is written to streams that end because the gateway stops
-	// (hub.ErrClosed), typically a short retry hint.
+	// (ErrClosed), typically a short retry hint.
 	Goodbye []byte
 	// Coalesce is, while the loop is busy (more than BusyStreams streams
 	// wait to be written), the shortest time between two writes to one
@@ -81,7 +81,7 @@ type Options struct {
 
 // Loop owns the attached streams.
 type Loop struct {
-	opts   Options
+	opts   LoopOptions
 	poller *poller
 
 	qmu   sync.Mutex
@@ -106,12 +106,12 @@ type Loop struct {
 	wg     sync.WaitGroup
 }
 
-// Supported reports whether this platform can run a Loop; elsewhere the
+// LoopSupported reports whether this platform can run a Loop; elsewhere the
 // gateway keeps each stream on its net/http handler goroutine.
-const Supported = pollSupported
+const LoopSupported = pollSupported
 
-// New starts a Loop.
-func New(o Options) (*Loop, error) {
+// NewLoop starts a Loop.
+func NewLoop(o LoopOptions) (*Loop, error) {
 	if o.Workers <= 0 {
 		o.Workers = runtime.GOMAXPROCS(0)
 	}

@@ -1,0 +1,66 @@
+// The events a stream carries, encoded once per message for all listeners.
+
+package delivery
+
+import (
+	"encoding/json"
+
+	"github.com/chatscalable/chatscalable/broker"
+)
+
+// WireMessage is a message as the API returns and streams it: the
+// envelope, its sequence and its resumable cursor.
+type WireMessage struct {
+	broker.Message
+	Cursor string `json:"cursor"`
+}
+
+// Wire returns m as the API shows it.
+func (d *Delivery) Wire(m broker.Message) WireMessage {
+	return WireMessage{Message: m, Cursor: EncodeCursor(d.opts.Epoch(), m.Seq, m.Room)}
+}
+
+// Acceptable reports whether a stored message meets the message rules; one
+// that does not (published around the gateway, with NATS directly) is
+// counted and logged, and never shown.
+func (d *Delivery) Acceptable(m broker.Message) bool {
+	err := broker.ValidateStored(m, d.opts.MaxMessageBytes)
+	if err == nil {
+		return true
+	}
+	d.opts.Metrics.Withheld.Inc()
+	d.opts.Log.Warn("withheld a stored message that breaks the message rules", "room", m.Room, "seq", m.Seq, "user", m.User, "err", err)
+	return false
+}
+
+// messageFrame returns the "message" event of a stored message, with its
+// cursor as the event id; nil withholds a message that breaks the rules.
+func (d *Delivery) messageFrame(m broker.Message) []byte {
+	if !d.Acceptable(m) {
+		return nil
+	}
+	w := d.Wire(m)
+	data, _ := json.Marshal(w)
+	return appendEvent(make([]byte, 0, len(data)+64), w.Cursor, "message", data)
+}
+
+// presenceFrame returns the "presence" event of a presence event.
+func presenceFrame(e broker.PresenceEvent) []byte {
+	data, _ := json.Marshal(e)
+	return appendEvent(make([]byte, 0, len(data)+32), "", "presence", data)
+}
+
+// resetNotice is the data of a reset event: the client missed messages.
+type resetNotice struct {
+	// Reason is history_recreated, history_truncated, unknown_position
+	// or replay_limit.
+	Reason string `json:"reason"`
+	// Missed is how many messages the client missed, when known.
+	Missed *uint64 `json:"missed,omitempty"`
+}
+
+// resetFrame returns the "reset" event of n.
+func resetFrame(n resetNotice) []byte {
+	data, _ := json.Marshal(n)
+	return appendEvent(nil, "", "reset", data)
+}
