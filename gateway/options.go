@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"log/slog"
 	"os"
-	"syscall"
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
@@ -176,8 +176,8 @@ func (o *Options) checkModes() error {
 // connections, an embedded node's clients, routes and JetStream files), and at least 64;
 // 0 (no limit) if the limit is unknown or unlimited.
 func defaultMaxConns() int {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur == 0 || lim.Cur > 1<<30 {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil || lim.Cur == 0 || lim.Cur > 1<<30 {
 		return 0
 	}
 	return max(int(lim.Cur)-defaults.ReservedFiles, 64)
