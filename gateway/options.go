@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"golang.org/x/sys/unix"
 	"log/slog"
 	"os"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/chatscalable/chatscalable/broker"
 	"github.com/chatscalable/chatscalable/gateway/internal/defaults"
 	"github.com/nats-io/nats.go"
+	"golang.org/x/sys/unix"
 )
 
 // Options configures a Gateway.
