@@ -11,12 +11,12 @@ import (
 
 // Stream is one SSE stream: a hub client written to a connection.
 type Stream struct {
-	loop   *Loop
-	id     uint32
-	conn   net.Conn
-	raw    syscall.RawConn
-	fd     int
-	sess   *session
+	loop *Loop
+	id   uint32
+	conn net.Conn
+	raw  syscall.RawConn
+	fd   int
+	sess *session
 	// onClose is called once when the stream ends, from a loop goroutine,
 	// with the reason.
 	onClose func(reason error)
