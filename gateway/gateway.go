@@ -1,6 +1,6 @@
 // Package gateway assembles chat-gateway: a NATS connection (to an embedded
-// node or an external cluster), the room history stream, the per-room
-// fan-out hub and the HTTP API, with a graceful stop.
+// node or an external cluster), the room history stream, delivery (room
+// fan-out and the SSE writers) and the HTTP API, with a graceful stop.
 package gateway
 
 import (

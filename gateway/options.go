@@ -14,7 +14,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Options configures a Gateway.
+// Options configures a Gateway. Start gives every setting left zero its
+// default (see setBaseline); DefaultOptions returns them all, as
+// chat-gateway runs without flags.
 type Options struct {
 	// HTTPAddr is the HTTP listen address ("127.0.0.1:0" picks a port).
 	HTTPAddr string
