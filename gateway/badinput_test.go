@@ -12,17 +12,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatscalable/chatscalable/broker/brokertest"
+	"github.com/chatscalable/chatscalable/broker/node/nodetest"
 	"github.com/chatscalable/chatscalable/gateway"
 )
 
 func TestBadInputIsRejected(t *testing.T) {
-	node := brokertest.StartNode(t)
+	node := nodetest.StartNode(t)
 	g := startGateway(t, "gw-bad", node.ClientURL(), func(o *gateway.Options) {
 		o.MaxMessageBytes = 100
 		o.BodyTimeout = 500 * time.Millisecond
 	})
-	published := brokertest.SubscribeSync(t, brokertest.Connect(t, node.ClientURL()), "chat.room.>")
+	published := nodetest.SubscribeSync(t, nodetest.Connect(t, node.ClientURL()), "chat.room.>")
 
 	const jsonType = "application/json"
 	const formType = "application/x-www-form-urlencoded"

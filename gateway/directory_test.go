@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
-	"github.com/chatscalable/chatscalable/broker/brokertest"
+	"github.com/chatscalable/chatscalable/broker/node/nodetest"
 	"github.com/chatscalable/chatscalable/gateway"
 	"github.com/chatscalable/chatscalable/gateway/internal/ssetest"
 	"github.com/nats-io/nats.go/jetstream"
@@ -33,7 +33,7 @@ func TestRoomsDirectory(t *testing.T) {
 	ssetest.Open(t, g.URL()+"/rooms/alpha/events?user=ana", nil)
 
 	var rooms []roomInfo
-	brokertest.CheckFor(t, wait, 50*time.Millisecond, func() error {
+	nodetest.CheckFor(t, wait, 50*time.Millisecond, func() error {
 		r := do(t, http.MethodGet, g.URL()+"/rooms", "", nil, nil)
 		var reply struct{ Rooms []roomInfo }
 		if err := json.Unmarshal(r.body, &reply); r.status != http.StatusOK || err != nil {
@@ -91,9 +91,9 @@ func TestRoomsDirectory(t *testing.T) {
 // GET /rooms.
 func TestDirectoryPagesTwentyThousandRooms(t *testing.T) {
 	const rooms = 20000
-	node := brokertest.StartNode(t)
+	node := nodetest.StartNode(t)
 	g := startGateway(t, "gw-dir-big", node.ClientURL(), func(o *gateway.Options) { o.Services = "in-process" })
-	nc := brokertest.Connect(t, node.ClientURL())
+	nc := nodetest.Connect(t, node.ClientURL())
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +133,7 @@ func TestDirectoryPagesTwentyThousandRooms(t *testing.T) {
 	// machine that can outlast the gateway's 2 s wait for a service, and
 	// the first request gets a 503 while the rooms service finishes and
 	// keeps the result. Every request after that is served from it.
-	brokertest.CheckFor(t, wait, 200*time.Millisecond, func() error {
+	nodetest.CheckFor(t, wait, 200*time.Millisecond, func() error {
 		if r := do(t, http.MethodGet, g.URL()+"/rooms", "", nil, nil); r.status != http.StatusOK {
 			return fmt.Errorf("GET /rooms: %d %s", r.status, r.body)
 		}

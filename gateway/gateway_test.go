@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
-	"github.com/chatscalable/chatscalable/broker/brokertest"
+	"github.com/chatscalable/chatscalable/broker/node/nodetest"
 	"github.com/chatscalable/chatscalable/gateway"
 	"github.com/chatscalable/chatscalable/gateway/internal/ssetest"
 	"github.com/chatscalable/chatscalable/services/inprocess"
@@ -50,7 +50,7 @@ func startGateway(t *testing.T, name, natsURL string, mod ...func(*gateway.Optio
 			t.Errorf("shutdown %s: %v", name, err)
 		}
 	})
-	brokertest.CheckFor(t, wait, 20*time.Millisecond, g.Ready)
+	nodetest.CheckFor(t, wait, 20*time.Millisecond, g.Ready)
 	return g
 }
 
@@ -194,7 +194,7 @@ func TestThousandMessagesArriveInOrder(t *testing.T) {
 }
 
 func TestTwoGatewaysShareOneNode(t *testing.T) {
-	node := brokertest.StartNode(t)
+	node := nodetest.StartNode(t)
 	a := startGateway(t, "gw-a", node.ClientURL())
 	b := startGateway(t, "gw-b", node.ClientURL())
 	onB := ssetest.Open(t, b.URL()+"/listen?room=shared", nil)
@@ -222,10 +222,10 @@ func TestTwoGatewaysShareOneNode(t *testing.T) {
 }
 
 func TestNATSClientsShareTheBus(t *testing.T) {
-	node := brokertest.StartNode(t)
+	node := nodetest.StartNode(t)
 	g := startGateway(t, "gw-1", node.ClientURL())
-	nc := brokertest.Connect(t, node.ClientURL())
-	sub := brokertest.SubscribeSync(t, nc, "chat.room.>")
+	nc := nodetest.Connect(t, node.ClientURL())
+	sub := nodetest.SubscribeSync(t, nc, "chat.room.>")
 	listener := ssetest.Open(t, g.URL()+"/listen?room=lobby", nil)
 
 	// A gateway publish reaches a NATS subscriber as the envelope.

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatscalable/chatscalable/broker/brokertest"
+	"github.com/chatscalable/chatscalable/broker/node/nodetest"
 	"github.com/chatscalable/chatscalable/gateway"
 	"github.com/chatscalable/chatscalable/gateway/internal/ssetest"
 )
@@ -95,7 +95,7 @@ func TestHistoryPageToAClientThatStopsReadingIsDropped(t *testing.T) {
 	conn := dialSmall(t, g)
 	fmt.Fprintf(conn, "GET /rooms/big/messages?limit=100 HTTP/1.1\r\nHost: x\r\n\r\n")
 	start := time.Now()
-	brokertest.CheckFor(t, 5*time.Second, 50*time.Millisecond, func() error {
+	nodetest.CheckFor(t, 5*time.Second, 50*time.Millisecond, func() error {
 		if v := metricValue(t, g.URL(), sample); v != 1 {
 			return fmt.Errorf("the history request has not ended (%v)", v)
 		}
@@ -165,7 +165,7 @@ func TestConnectionsBeyondTheLimitAreRefused(t *testing.T) {
 		t.Fatalf("healthz on a full gateway: %d", resp.StatusCode)
 	}
 	open[0].Close()
-	brokertest.CheckFor(t, wait, 20*time.Millisecond, func() error {
+	nodetest.CheckFor(t, wait, 20*time.Millisecond, func() error {
 		resp, err := client.Get(g.URL() + "/node")
 		if err != nil {
 			return err

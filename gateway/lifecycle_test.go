@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatscalable/chatscalable/broker/brokertest"
+	"github.com/chatscalable/chatscalable/broker/node/nodetest"
 	"github.com/chatscalable/chatscalable/gateway"
 	"github.com/chatscalable/chatscalable/gateway/internal/ssetest"
 	"go.uber.org/goleak"
@@ -41,7 +41,7 @@ func TestListenerLeavesNoGoroutineBehind(t *testing.T) {
 }
 
 func TestSlowClientIsCutOffWithoutHurtingOthers(t *testing.T) {
-	node := brokertest.StartNode(t)
+	node := nodetest.StartNode(t)
 	g := startGateway(t, "gw-slow", node.ClientURL(), func(o *gateway.Options) { o.ClientQueue = 64 })
 	// The slow client never reads and has a tiny receive buffer: the
 	// connection fills up, its queue overflows and the hub ends it.
@@ -115,12 +115,12 @@ func TestShutdownEndsStreamsWithRetryHint(t *testing.T) {
 }
 
 func TestWithoutNATSPublishGets503(t *testing.T) {
-	node := brokertest.StartNode(t)
+	node := nodetest.StartNode(t)
 	g := startGateway(t, "gw-lost", node.ClientURL())
 	postJSON(t, g.URL(), "lobby", "ana", "while connected")
 
 	node.Shutdown()
-	brokertest.CheckFor(t, wait, 20*time.Millisecond, func() error {
+	nodetest.CheckFor(t, wait, 20*time.Millisecond, func() error {
 		if r := do(t, http.MethodGet, g.URL()+"/readyz", "", nil, nil); r.status != http.StatusServiceUnavailable {
 			return fmt.Errorf("readyz %d", r.status)
 		}

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatscalable/chatscalable/broker/brokertest"
+	"github.com/chatscalable/chatscalable/broker/node/nodetest"
 	"github.com/chatscalable/chatscalable/gateway/internal/ssetest"
 )
 
@@ -54,7 +54,7 @@ func TestMetricsMoveWhenMessagesFlow(t *testing.T) {
 		`chat_http_requests_total{code="201",method="POST",route="/rooms/{room}/messages"}`: 3,
 		`chat_http_requests_total{code="400",method="POST",route="/rooms/{room}/messages"}`: 1,
 	}
-	brokertest.CheckFor(t, wait, 20*time.Millisecond, func() error {
+	nodetest.CheckFor(t, wait, 20*time.Millisecond, func() error {
 		for sample, v := range want {
 			if got := metricValue(t, g.URL(), sample); got != v {
 				return fmt.Errorf("%s = %v, want %v", sample, got, v)
@@ -92,7 +92,7 @@ func TestMetricsMoveWhenMessagesFlow(t *testing.T) {
 	}
 	s.Close()
 	r.Close()
-	brokertest.CheckFor(t, wait, 20*time.Millisecond, func() error {
+	nodetest.CheckFor(t, wait, 20*time.Millisecond, func() error {
 		if v := metricValue(t, g.URL(), "chat_sse_connections"); v != 0 {
 			return fmt.Errorf("chat_sse_connections = %v after the listeners left", v)
 		}

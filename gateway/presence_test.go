@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatscalable/chatscalable/broker/brokertest"
+	"github.com/chatscalable/chatscalable/broker/node/nodetest"
 	"github.com/chatscalable/chatscalable/gateway"
 	"github.com/chatscalable/chatscalable/gateway/internal/clustertest"
 	"github.com/chatscalable/chatscalable/gateway/internal/ssetest"
@@ -61,7 +61,7 @@ func TestPresenceInTheQuickstart(t *testing.T) {
 }
 
 func TestWithoutServicesDirectoryAnswers503AndChatWorks(t *testing.T) {
-	node := brokertest.StartNode(t)
+	node := nodetest.StartNode(t)
 	g := startGateway(t, "gw-alone", node.ClientURL()) // external NATS: services off
 	for _, p := range []string{"/rooms", "/rooms/lobby/members", "/rooms/lobby"} {
 		start := time.Now()

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
-	"github.com/chatscalable/chatscalable/broker/brokertest"
+	"github.com/chatscalable/chatscalable/broker/node/nodetest"
 	"github.com/chatscalable/chatscalable/broker/proctest"
 	"github.com/chatscalable/chatscalable/gateway"
 	"github.com/chatscalable/chatscalable/gateway/internal/clustertest"
@@ -46,7 +46,7 @@ func expectTexts(t *testing.T, s *ssetest.Stream, want []string) ssetest.Message
 }
 
 func TestResumeOnAnotherGatewayGetsExactlyWhatWasMissed(t *testing.T) {
-	node := brokertest.StartNode(t)
+	node := nodetest.StartNode(t)
 	g1 := startGateway(t, "gw-1", node.ClientURL())
 	g2 := startGateway(t, "gw-2", node.ClientURL())
 	g3 := startGateway(t, "gw-3", node.ClientURL())
@@ -77,7 +77,7 @@ func TestResumeOnAnotherGatewayGetsExactlyWhatWasMissed(t *testing.T) {
 }
 
 func TestReplayRacingLiveTrafficLosesNothing(t *testing.T) {
-	node := brokertest.StartNode(t)
+	node := nodetest.StartNode(t)
 	gws := []*gateway.Gateway{
 		startGateway(t, "gw-1", node.ClientURL()),
 		startGateway(t, "gw-2", node.ClientURL()),
@@ -150,7 +150,7 @@ func TestReplayRacingLiveTrafficLosesNothing(t *testing.T) {
 }
 
 func TestResetWhenCursorIsOlderThanHistory(t *testing.T) {
-	node := brokertest.StartNode(t)
+	node := nodetest.StartNode(t)
 	g := startGateway(t, "gw-1", node.ClientURL(), func(o *gateway.Options) {
 		o.History.MaxMsgsPerRoom = 5
 	})
@@ -176,7 +176,7 @@ func TestResetWhenCursorIsOlderThanHistory(t *testing.T) {
 }
 
 func TestReplayIsCapped(t *testing.T) {
-	node := brokertest.StartNode(t)
+	node := nodetest.StartNode(t)
 	g := startGateway(t, "gw-1", node.ClientURL(), func(o *gateway.Options) { o.MaxReplay = 3 })
 	from := postJSON(t, g.URL(), "capped", "ana", "start")
 	var texts []string
@@ -299,7 +299,7 @@ func TestStalledClientKeepsMemoryBounded(t *testing.T) {
 	for i := 0; i < n; i++ {
 		postJSON(t, g.URL(), "mem", "p", text)
 	}
-	brokertest.CheckFor(t, wait, 20*time.Millisecond, func() error {
+	nodetest.CheckFor(t, wait, 20*time.Millisecond, func() error {
 		if g.Clients() != 0 {
 			return fmt.Errorf("stalled client still connected")
 		}
@@ -314,12 +314,12 @@ func TestStalledClientKeepsMemoryBounded(t *testing.T) {
 }
 
 func TestRecreatedHistoryResetsOldCursors(t *testing.T) {
-	node := brokertest.StartNode(t)
+	node := nodetest.StartNode(t)
 	g := startGateway(t, "gw-1", node.ClientURL())
 	old := postJSON(t, g.URL(), "epoch", "ana", "before")
 	live := ssetest.Open(t, g.URL()+"/rooms/epoch/events", nil)
 
-	nc := brokertest.Connect(t, node.ClientURL())
+	nc := nodetest.Connect(t, node.ClientURL())
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
@@ -328,7 +328,7 @@ func TestRecreatedHistoryResetsOldCursors(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The next publish fails and makes the gateway create the stream anew.
-	brokertest.CheckFor(t, wait, 50*time.Millisecond, func() error {
+	nodetest.CheckFor(t, wait, 50*time.Millisecond, func() error {
 		r := do(t, http.MethodPost, g.URL()+"/rooms/epoch/messages", "application/json", strings.NewReader(`{"text":"after"}`), nil)
 		if r.status != http.StatusCreated {
 			return fmt.Errorf("publish after the stream was deleted: %d %s", r.status, r.body)

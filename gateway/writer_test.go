@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatscalable/chatscalable/broker/brokertest"
+	"github.com/chatscalable/chatscalable/broker/node/nodetest"
 	"github.com/chatscalable/chatscalable/gateway"
 	"github.com/chatscalable/chatscalable/gateway/internal/ssetest"
 )
@@ -101,7 +101,7 @@ func TestBothSSEWritersServeTheSameStream(t *testing.T) {
 			raw.conn.Close()
 			s.Close()
 			resumed.Close()
-			brokertest.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+			nodetest.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 				if n := g.Clients(); n != 0 {
 					return fmt.Errorf("%d listeners still registered after their clients left", n)
 				}
@@ -125,7 +125,7 @@ func TestStreamLoopHoldsNoGoroutinePerListener(t *testing.T) {
 			for range n {
 				openRaw(t, g.URL(), "/rooms/many/events").until(t, "retry: ")
 			}
-			brokertest.CheckFor(t, wait, 10*time.Millisecond, func() error {
+			nodetest.CheckFor(t, wait, 10*time.Millisecond, func() error {
 				if c := g.Clients(); c != n {
 					return fmt.Errorf("%d listeners, want %d", c, n)
 				}

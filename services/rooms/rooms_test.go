@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
-	"github.com/chatscalable/chatscalable/broker/brokertest"
 	"github.com/chatscalable/chatscalable/broker/node"
+	"github.com/chatscalable/chatscalable/broker/node/nodetest"
 	"github.com/chatscalable/chatscalable/services/rooms"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -30,8 +30,8 @@ type env struct {
 // history stream.
 func newEnv(t *testing.T, history bool) *env {
 	t.Helper()
-	node := brokertest.StartNode(t)
-	nc := brokertest.Connect(t, node.ClientURL())
+	node := nodetest.StartNode(t)
+	nc := nodetest.Connect(t, node.ClientURL())
 	hist, err := broker.NewHistory(nc)
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +53,7 @@ func ctxT(t *testing.T) context.Context {
 // start starts a rooms service on its own connection.
 func (e *env) start(t *testing.T, o rooms.Options) *rooms.Service {
 	t.Helper()
-	nc := brokertest.Connect(t, e.node.ClientURL())
+	nc := nodetest.Connect(t, e.node.ClientURL())
 	s, err := rooms.Start(ctxT(t), nc, o)
 	if err != nil {
 		t.Fatalf("start rooms service: %v", err)
@@ -203,7 +203,7 @@ func TestListCountsAndOrdersByActivity(t *testing.T) {
 	if err := e.nc.Publish(broker.RoomSubject("beta"), []byte("plain text")); err != nil {
 		t.Fatal(err)
 	}
-	brokertest.CheckFor(t, timeout, 20*time.Millisecond, func() error {
+	nodetest.CheckFor(t, timeout, 20*time.Millisecond, func() error {
 		got := list(t, e.nc)
 		if len(got) == 0 || got[0].Room != "beta" || got[0].Messages != 3 {
 			return fmt.Errorf("list = %+v; want beta first with 3 messages", got)
@@ -386,8 +386,8 @@ func TestMembersWithoutPresence(t *testing.T) {
 	check()
 
 	// A presence service that never answers: the wait is bounded.
-	silent := brokertest.Connect(t, e.node.ClientURL())
-	brokertest.SubscribeSync(t, silent, broker.PresenceCountsSubject)
+	silent := nodetest.Connect(t, e.node.ClientURL())
+	nodetest.SubscribeSync(t, silent, broker.PresenceCountsSubject)
 	start := time.Now()
 	check()
 	if d := time.Since(start); d > 3*time.Second {
@@ -396,7 +396,7 @@ func TestMembersWithoutPresence(t *testing.T) {
 
 	// A presence service answering with an error (the silent one still
 	// listens but never answers first).
-	broken := brokertest.Connect(t, e.node.ClientURL())
+	broken := nodetest.Connect(t, e.node.ClientURL())
 	fake, err := micro.AddService(broken, micro.Config{Name: "fake-presence", Version: "0.0.1",
 		Endpoint: &micro.EndpointConfig{Subject: broker.PresenceCountsSubject, Handler: micro.HandlerFunc(func(r micro.Request) {
 			_ = r.Error("500", "boom", nil)
@@ -418,7 +418,7 @@ func TestMembersFromPresence(t *testing.T) {
 	e.publish(t, "empty", "hi")
 	setTopic(t, e.nc, "quiet", "shh")
 
-	presence := brokertest.Connect(t, e.node.ClientURL())
+	presence := nodetest.Connect(t, e.node.ClientURL())
 	requests := make(chan struct{}, 100)
 	sub, err := presence.Subscribe(broker.PresenceCountsSubject, func(m *nats.Msg) {
 		requests <- struct{}{}
@@ -506,7 +506,7 @@ func statsOf(t *testing.T, nc *nats.Conn, want int) []micro.Stats {
 		t.Fatal(err)
 	}
 	inbox := nc.NewRespInbox()
-	sub := brokertest.SubscribeSync(t, nc, inbox)
+	sub := nodetest.SubscribeSync(t, nc, inbox)
 	if err := nc.PublishRequest(subject, inbox, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -593,7 +593,7 @@ func TestNoHistoryStream(t *testing.T) {
 
 func TestStop(t *testing.T) {
 	e := newEnv(t, true)
-	nc := brokertest.Connect(t, e.node.ClientURL())
+	nc := nodetest.Connect(t, e.node.ClientURL())
 	s, err := rooms.Start(context.Background(), nc, rooms.Options{}) // no deadline
 	if err != nil {
 		t.Fatal(err)
@@ -605,7 +605,7 @@ func TestStop(t *testing.T) {
 	if err := s.Stop(); err != nil {
 		t.Errorf("second stop: %v", err)
 	}
-	brokertest.CheckFor(t, timeout, 20*time.Millisecond, func() error {
+	nodetest.CheckFor(t, timeout, 20*time.Millisecond, func() error {
 		_, err := e.nc.Request(broker.RoomsGetSubject, []byte(`{"room":"lobby"}`), time.Second)
 		if err != nats.ErrNoResponders {
 			return fmt.Errorf("after stop, request error = %v; want no responders", err)
@@ -790,7 +790,7 @@ func TestListReusesAnUnchangedDirectory(t *testing.T) {
 	e.start(t, rooms.Options{})
 	e.publish(t, "alpha", "a1")
 	e.publish(t, "beta", "b1")
-	scans := brokertest.SubscribeSync(t, brokertest.Connect(t, e.node.ClientURL()), "$JS.API.DIRECT.GET."+broker.StreamName)
+	scans := nodetest.SubscribeSync(t, nodetest.Connect(t, e.node.ClientURL()), "$JS.API.DIRECT.GET."+broker.StreamName)
 	count := func() int {
 		t.Helper()
 		n := 0

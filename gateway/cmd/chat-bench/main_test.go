@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatscalable/chatscalable/broker/brokertest"
+	"github.com/chatscalable/chatscalable/broker/node/nodetest"
 	"github.com/chatscalable/chatscalable/broker/proctest"
 	"github.com/chatscalable/chatscalable/gateway"
 )
@@ -34,7 +34,7 @@ type result struct {
 // gateways sharing a NATS node and checks nothing is lost at a low rate.
 func TestEveryModeAgainstATwoGatewayCluster(t *testing.T) {
 	bin := proctest.Build(t, ".")
-	node := brokertest.StartNode(t)
+	node := nodetest.StartNode(t)
 	var urls []string
 	for i := range 2 {
 		g, err := gateway.Start(context.Background(), gateway.Options{
@@ -48,7 +48,7 @@ func TestEveryModeAgainstATwoGatewayCluster(t *testing.T) {
 			defer cancel()
 			g.Shutdown(ctx)
 		})
-		brokertest.CheckFor(t, 10*time.Second, 20*time.Millisecond, g.Ready)
+		nodetest.CheckFor(t, 10*time.Second, 20*time.Millisecond, g.Ready)
 		urls = append(urls, g.URL())
 	}
 	all := strings.Join(urls, ",")

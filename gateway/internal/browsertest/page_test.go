@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatscalable/chatscalable/broker/brokertest"
+	"github.com/chatscalable/chatscalable/broker/node/nodetest"
 	"github.com/chatscalable/chatscalable/gateway"
 	"github.com/chatscalable/chatscalable/gateway/internal/browsertest"
 	"github.com/chatscalable/chatscalable/services/inprocess"
@@ -39,7 +39,7 @@ func (n *node) start() {
 		n.t.Fatalf("start %s: %v", n.opts.NodeName, err)
 	}
 	n.g = g
-	brokertest.CheckFor(n.t, wait, 20*time.Millisecond, g.Ready)
+	nodetest.CheckFor(n.t, wait, 20*time.Millisecond, g.Ready)
 }
 
 func (n *node) stop() {
@@ -59,7 +59,7 @@ func (n *node) stop() {
 // ports; the first also runs the presence and rooms services.
 func startNodes(t *testing.T, count int, mod ...func(*gateway.Options)) []*node {
 	t.Helper()
-	bus := brokertest.StartNode(t)
+	bus := nodetest.StartNode(t)
 	var nodes []*node
 	for i := range count {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -275,7 +275,7 @@ func TestPageFollowsTheGatewaysMessageLimit(t *testing.T) {
 	openChat(t, tab, large[0].URL(), "ana")
 	browsertest.Within(t, tab, wait, chromedp.SetValue(chromedp.CSS("#message"), strings.Repeat("y", 5000)))
 	browsertest.Within(t, tab, wait, chromedp.SendKeys(chromedp.CSS("#message"), "\r"))
-	brokertest.CheckFor(t, wait, 50*time.Millisecond, func() error {
+	nodetest.CheckFor(t, wait, 50*time.Millisecond, func() error {
 		resp, err := http.Get(large[0].URL() + "/rooms/lobby/messages")
 		if err != nil {
 			return err

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
-	"github.com/chatscalable/chatscalable/broker/brokertest"
+	"github.com/chatscalable/chatscalable/broker/node/nodetest"
 	"github.com/chatscalable/chatscalable/broker/proctest"
 	"github.com/chatscalable/chatscalable/gateway/internal/clustertest"
 	"github.com/chatscalable/chatscalable/gateway/internal/ssetest"
@@ -203,7 +203,7 @@ func receivesAfter(t *testing.T, who string, s *ssetest.Stream, mark string, tim
 // history: an acknowledged publish is never lost.
 func checkHistoryHolds(t *testing.T, g *clustertest.Gateway, room string, accepted []string) {
 	t.Helper()
-	brokertest.CheckFor(t, wait, 100*time.Millisecond, func() error {
+	nodetest.CheckFor(t, wait, 100*time.Millisecond, func() error {
 		have, err := historyTexts(g.URL, room)
 		if err != nil {
 			return err
@@ -251,7 +251,7 @@ func historyTexts(base, room string) (map[string]bool, error) {
 // rest of the test.
 func jetStreamAt(t *testing.T, natsURL string) jetstream.JetStream {
 	t.Helper()
-	nc := brokertest.Connect(t, natsURL)
+	nc := nodetest.Connect(t, natsURL)
 	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -265,7 +265,7 @@ func streamLeader(t *testing.T, natsURL, stream string) string {
 	t.Helper()
 	js := jetStreamAt(t, natsURL)
 	var leader string
-	brokertest.CheckFor(t, wait, 100*time.Millisecond, func() error {
+	nodetest.CheckFor(t, wait, 100*time.Millisecond, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		s, err := js.Stream(ctx, stream)
@@ -333,7 +333,7 @@ func TestMeshSurvivesTheLossOfTheStreamLeader(t *testing.T) {
 func followsPast(t *testing.T, who string, f *ssetest.Follower, mark string, timeout time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
-	brokertest.CheckFor(t, timeout, 20*time.Millisecond, func() error {
+	nodetest.CheckFor(t, timeout, 20*time.Millisecond, func() error {
 		msgs := f.Messages()
 		if len(msgs) > 0 && msgs[len(msgs)-1].Text > mark {
 			return nil
@@ -351,7 +351,7 @@ func followsPast(t *testing.T, who string, f *ssetest.Follower, mark string, tim
 func followedWhole(t *testing.T, f *ssetest.Follower, accepted []string) {
 	t.Helper()
 	last := accepted[len(accepted)-1]
-	brokertest.CheckFor(t, wait, 50*time.Millisecond, func() error {
+	nodetest.CheckFor(t, wait, 50*time.Millisecond, func() error {
 		if msgs := f.Messages(); len(msgs) == 0 || msgs[len(msgs)-1].Text < last {
 			return fmt.Errorf("listener has not reached %s", last)
 		}
@@ -379,12 +379,12 @@ func TestGatewaysSurviveTheLossOfABroker(t *testing.T) {
 	bs := clustertest.StartBrokers(t, 3)
 	// Create the history stream as a gateway would, to learn its leader
 	// before choosing where the gateways attach.
-	nc := brokertest.Connect(t, bs.URLs)
+	nc := nodetest.Connect(t, bs.URLs)
 	h, err := broker.NewHistory(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	brokertest.CheckFor(t, 60*time.Second, 200*time.Millisecond, func() error {
+	nodetest.CheckFor(t, 60*time.Second, 200*time.Millisecond, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_, err := h.Ensure(ctx, broker.HistoryConfig{ClusterSize: 3})
@@ -427,7 +427,7 @@ func TestGatewaysSurviveTheLossOfABroker(t *testing.T) {
 	t.Logf("killed %s, the stream leader and gw-a's server", victim.Name)
 	t.Logf("gw-b delivers again after %s", followsPast(t, "gw-b", fb, mark, 10*time.Second))
 	t.Logf("gw-a delivers again after %s", followsPast(t, "gw-a", fa, mark, 10*time.Second))
-	brokertest.CheckFor(t, 5*time.Second, 50*time.Millisecond, a.Ready)
+	nodetest.CheckFor(t, 5*time.Second, 50*time.Millisecond, a.Ready)
 	if s := natsServerOf(t, a); s == victim.Name {
 		t.Fatalf("gw-a still reports the killed broker %s", s)
 	}
@@ -482,7 +482,7 @@ func TestGatewayStartedBeforeTheBrokersBecomesReady(t *testing.T) {
 	for _, b := range bs.Nodes {
 		b.Proc.Kill()
 	}
-	brokertest.CheckFor(t, wait, 50*time.Millisecond, func() error {
+	nodetest.CheckFor(t, wait, 50*time.Millisecond, func() error {
 		if g.Ready() == nil {
 			return fmt.Errorf("still ready with every broker killed")
 		}
@@ -535,7 +535,7 @@ func TestNATSCLIInterop(t *testing.T) {
 	}
 	// The subscription is live once the CLI has registered it with node 2:
 	// probe with plain messages on a private subject until one is seen.
-	brokertest.CheckFor(t, wait, 100*time.Millisecond, func() error {
+	nodetest.CheckFor(t, wait, 100*time.Millisecond, func() error {
 		if out, err := exec.Command(cli, "pub", "chat.room.probe", "probe", "-s", gws[1].NATSURL).CombinedOutput(); err != nil {
 			return fmt.Errorf("nats pub: %v: %s", err, out)
 		}
@@ -546,7 +546,7 @@ func TestNATSCLIInterop(t *testing.T) {
 	})
 	mustPublish(t, gws[0].URL, "lobby", "ana", "from http on gw-1")
 	// Several probes may arrive before it; wait for the envelope itself.
-	brokertest.CheckFor(t, wait, 50*time.Millisecond, func() error {
+	nodetest.CheckFor(t, wait, 50*time.Millisecond, func() error {
 		if !strings.Contains(subOut.String(), `"text":"from http on gw-1"`) || !strings.Contains(subOut.String(), `"user":"ana"`) {
 			return fmt.Errorf("nats sub output lacks the envelope:\n%s", subOut.String())
 		}
@@ -566,7 +566,7 @@ func TestNATSCLIInterop(t *testing.T) {
 
 	// The chat services are NATS micro services: listed, described and
 	// callable with the CLI. Every mesh node runs a replica of each.
-	brokertest.CheckFor(t, wait, 200*time.Millisecond, func() error {
+	nodetest.CheckFor(t, wait, 200*time.Millisecond, func() error {
 		out, err := exec.Command(cli, "micro", "ls", "-s", gws[0].NATSURL).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("nats micro ls: %v: %s", err, out)
@@ -586,7 +586,7 @@ func TestNATSCLIInterop(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "chat.presence.members") {
 		t.Errorf("nats micro info chat-presence: %v\n%s", err, out)
 	}
-	brokertest.CheckFor(t, wait, 200*time.Millisecond, func() error {
+	nodetest.CheckFor(t, wait, 200*time.Millisecond, func() error {
 		out, err := exec.Command(cli, "req", "chat.presence.members", `{"room":"lobby"}`, "--raw", "-s", gws[2].NATSURL).CombinedOutput()
 		if err != nil || !strings.Contains(string(out), `"room":"lobby"`) || !strings.Contains(string(out), `"user":"anonymous"`) {
 			return fmt.Errorf("nats req chat.presence.members: %v: %s", err, out)
@@ -637,7 +637,7 @@ func TestBrokerHealthcheckAndLameDuckStop(t *testing.T) {
 	b := proctest.Start(t, "broker", bin, "--node-name", "solo", "--cluster-listen", "off",
 		"--client-listen", fmt.Sprintf("127.0.0.1:%d", ports[0]), "--monitor-listen", fmt.Sprintf("127.0.0.1:%d", ports[1]),
 		"--data-dir", t.TempDir(), "--lame-duck", "1s")
-	brokertest.CheckFor(t, wait, 100*time.Millisecond, func() error {
+	nodetest.CheckFor(t, wait, 100*time.Millisecond, func() error {
 		if !healthy() {
 			return fmt.Errorf("not healthy yet")
 		}
@@ -656,7 +656,7 @@ func TestBrokerHealthcheckAndLameDuckStop(t *testing.T) {
 	if !strings.Contains(b.Log(), "lame duck") && !strings.Contains(b.Log(), "Lame Duck") {
 		t.Errorf("broker did not enter lame-duck mode:\n%s", b.Log())
 	}
-	brokertest.CheckFor(t, wait, 50*time.Millisecond, func() error {
+	nodetest.CheckFor(t, wait, 50*time.Millisecond, func() error {
 		if g.Ready() == nil {
 			return fmt.Errorf("gateway still ready without its broker")
 		}
@@ -712,7 +712,7 @@ func TestListenerOnAFailedOverGatewayMissesNothing(t *testing.T) {
 	received, ended := collect(ssetest.Open(t, a.URL+"/rooms/failover/events", nil))
 	p := startPublisher(b, "failover", 5*time.Millisecond, 5000)
 	defer p.Stop()
-	brokertest.CheckFor(t, wait, 20*time.Millisecond, func() error {
+	nodetest.CheckFor(t, wait, 20*time.Millisecond, func() error {
 		if len(received()) < 20 {
 			return fmt.Errorf("%d messages so far", len(received()))
 		}
@@ -724,14 +724,14 @@ func TestListenerOnAFailedOverGatewayMissesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	frozen := len(p.snapshot())
-	brokertest.CheckFor(t, wait, 20*time.Millisecond, func() error {
+	nodetest.CheckFor(t, wait, 20*time.Millisecond, func() error {
 		if n := len(p.snapshot()); n < frozen+20 {
 			return fmt.Errorf("%d published while the broker is frozen", n-frozen)
 		}
 		return nil
 	})
 	victim.Proc.Kill() // kill -9
-	brokertest.CheckFor(t, wait, 50*time.Millisecond, func() error {
+	nodetest.CheckFor(t, wait, 50*time.Millisecond, func() error {
 		if s := natsServerOf(t, a); s == "" || s == victim.Name {
 			return fmt.Errorf("gw-a on %q", s)
 		}
@@ -739,7 +739,7 @@ func TestListenerOnAFailedOverGatewayMissesNothing(t *testing.T) {
 	})
 	// Keep publishing a while after the failover, then stop.
 	failedOver := len(p.snapshot())
-	brokertest.CheckFor(t, wait, 20*time.Millisecond, func() error {
+	nodetest.CheckFor(t, wait, 20*time.Millisecond, func() error {
 		if len(p.snapshot()) < failedOver+50 {
 			return fmt.Errorf("publishing has not gone on long enough")
 		}
@@ -756,7 +756,7 @@ func TestListenerOnAFailedOverGatewayMissesNothing(t *testing.T) {
 	var page struct{ Messages []ssetest.Message }
 	json.NewDecoder(resp.Body).Decode(&page)
 	resp.Body.Close()
-	brokertest.CheckFor(t, wait, 50*time.Millisecond, func() error {
+	nodetest.CheckFor(t, wait, 50*time.Millisecond, func() error {
 		if got := received(); len(got) < len(page.Messages) {
 			// Say whether gw-a ended the stream, and what it logged of
 			// its feed, so a failure here can be explained.

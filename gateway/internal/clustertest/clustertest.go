@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
-	"github.com/chatscalable/chatscalable/broker/brokertest"
+	"github.com/chatscalable/chatscalable/broker/node/nodetest"
 	"github.com/chatscalable/chatscalable/broker/proctest"
 	"github.com/nats-io/nats.go"
 )
@@ -146,7 +146,7 @@ func (g *Gateway) Restart(t testing.TB) {
 // WaitReady waits until /readyz answers 200.
 func (g *Gateway) WaitReady(t testing.TB, timeout time.Duration) {
 	t.Helper()
-	brokertest.CheckFor(t, timeout, 50*time.Millisecond, func() error { return g.Ready() })
+	nodetest.CheckFor(t, timeout, 50*time.Millisecond, func() error { return g.Ready() })
 }
 
 // Ready returns nil when /readyz answers 200.
@@ -299,7 +299,7 @@ func Members(base, room string) (map[string]int, error) {
 // members of room (probe users aside).
 func WaitMembers(t testing.TB, base, room string, want map[string]int, timeout time.Duration) {
 	t.Helper()
-	brokertest.CheckFor(t, timeout, 20*time.Millisecond, func() error {
+	nodetest.CheckFor(t, timeout, 20*time.Millisecond, func() error {
 		got, err := Members(base, room)
 		if err != nil {
 			return err
@@ -315,9 +315,9 @@ func WaitMembers(t testing.TB, base, room string, want map[string]int, timeout t
 // service answer a ping ($SRV.PING.<service>) through natsURL.
 func WaitInstances(t testing.TB, natsURL, service string, n int, timeout time.Duration) {
 	t.Helper()
-	nc := brokertest.Connect(t, natsURL)
+	nc := nodetest.Connect(t, natsURL)
 	defer nc.Close()
-	brokertest.CheckFor(t, timeout, 200*time.Millisecond, func() error {
+	nodetest.CheckFor(t, timeout, 200*time.Millisecond, func() error {
 		inbox := nats.NewInbox()
 		sub, err := nc.SubscribeSync(inbox)
 		if err != nil {

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatscalable/chatscalable/broker/brokertest"
+	"github.com/chatscalable/chatscalable/broker/node/nodetest"
 	"github.com/chatscalable/chatscalable/gateway/internal/clustertest"
 )
 
@@ -219,7 +219,7 @@ func TestSlowReadersAreEndedAndMemoryStaysBounded(t *testing.T) {
 	connections := func() float64 { return metric(t, gw, "chat_sse_connections") }
 	waitConnections := func(want float64, within time.Duration) time.Duration {
 		start := time.Now()
-		brokertest.CheckFor(t, within, 50*time.Millisecond, func() error {
+		nodetest.CheckFor(t, within, 50*time.Millisecond, func() error {
 			if n := connections(); n != want {
 				return fmt.Errorf("%v SSE connections, want %v", n, want)
 			}

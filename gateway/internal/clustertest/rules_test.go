@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatscalable/chatscalable/broker/brokertest"
+	"github.com/chatscalable/chatscalable/broker/node/nodetest"
 	"github.com/chatscalable/chatscalable/gateway/internal/clustertest"
 	"github.com/chatscalable/chatscalable/gateway/internal/ssetest"
 )
@@ -29,7 +29,7 @@ func TestMessagesPublishedOverNATSMeetTheMessageRules(t *testing.T) {
 	mustPublish(t, gw.URL, "rules", "ana", "before")
 	live := ssetest.Open(t, gw.URL+"/rooms/rules/events", nil)
 	var before ssetest.Message
-	brokertest.CheckFor(t, wait, 50*time.Millisecond, func() error {
+	nodetest.CheckFor(t, wait, 50*time.Millisecond, func() error {
 		page := historyPage(t, gw, "rules")
 		if len(page) != 1 {
 			return fmt.Errorf("history holds %d messages", len(page))

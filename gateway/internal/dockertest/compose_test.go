@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatscalable/chatscalable/broker/brokertest"
+	"github.com/chatscalable/chatscalable/broker/node/nodetest"
 	"github.com/chatscalable/chatscalable/gateway/internal/dockertest"
 	"github.com/chatscalable/chatscalable/gateway/internal/ssetest"
 )
@@ -121,7 +121,7 @@ func (p *publisher) try(count int) error {
 // once each, in order.
 func expectAll(t *testing.T, followers []*ssetest.Follower, n int) {
 	t.Helper()
-	brokertest.CheckFor(t, 90*time.Second, 200*time.Millisecond, func() error {
+	nodetest.CheckFor(t, 90*time.Second, 200*time.Millisecond, func() error {
 		for i, f := range followers {
 			msgs := f.Messages()
 			for j, m := range msgs {
@@ -185,7 +185,7 @@ func startCompose(t *testing.T) *project {
 	p.compose("up", "-d", "--scale", "presence=2")
 	// Up as a user sees it: the entry point answers /readyz with 200.
 	client := &http.Client{Timeout: 5 * time.Second}
-	brokertest.CheckFor(t, 120*time.Second, 100*time.Millisecond, func() error {
+	nodetest.CheckFor(t, 120*time.Second, 100*time.Millisecond, func() error {
 		resp, err := client.Get(p.base + "/readyz")
 		if err != nil {
 			return err
@@ -203,7 +203,7 @@ func startCompose(t *testing.T) *project {
 // the entry point.
 func (p *project) waitReplicas(n int) {
 	p.t.Helper()
-	brokertest.CheckFor(p.t, 120*time.Second, 250*time.Millisecond, func() error {
+	nodetest.CheckFor(p.t, 120*time.Second, 250*time.Millisecond, func() error {
 		nodes := map[string]bool{}
 		for range 4 * n {
 			resp, err := http.Get(p.base + "/readyz")
@@ -242,7 +242,7 @@ func followOnSeveralReplicas(t *testing.T, base, room string, n int) []*ssetest.
 			t.Fatalf("listeners all landed on %v", nodes)
 		}
 		f := ssetest.Follow(base + "/rooms/" + room + "/events")
-		brokertest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		nodetest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
 			if len(f.Nodes()) == 0 {
 				return fmt.Errorf("not connected")
 			}
@@ -288,7 +288,7 @@ func TestComposeDeployment(t *testing.T) {
 	t.Run("kill a gateway and a broker while publishing", func(t *testing.T) {
 		published := make(chan error, 1)
 		go func() { published <- pub.try(60) }()
-		brokertest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		nodetest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
 			if pub.count() < 40 {
 				return fmt.Errorf("publishing has not started")
 			}

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatscalable/chatscalable/broker/brokertest"
+	"github.com/chatscalable/chatscalable/broker/node/nodetest"
 	"github.com/chatscalable/chatscalable/gateway/internal/dockertest"
 	"github.com/chatscalable/chatscalable/gateway/internal/ssetest"
 )
@@ -179,7 +179,7 @@ func (p *project) restart(service string) {
 	p.t.Helper()
 	id := p.containers(service)[0]
 	dockertest.Run(p.t, nil, "docker", "restart", "-t", "10", id)
-	brokertest.CheckFor(p.t, 60*time.Second, 250*time.Millisecond, func() error {
+	nodetest.CheckFor(p.t, 60*time.Second, 250*time.Millisecond, func() error {
 		out := dockertest.Run(p.t, nil, "docker", "inspect", "--format", "{{.State.Health.Status}}", id)
 		if strings.TrimSpace(out) != "healthy" {
 			return fmt.Errorf("%s is %s", service, out)
@@ -208,7 +208,7 @@ func testListenersWhileRestarting(t *testing.T, p *project) {
 	for range 20 {
 		add()
 	}
-	brokertest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+	nodetest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
 		for i, l := range ls {
 			if opened, _, _ := l.state(""); !opened {
 				return fmt.Errorf("listener %d has not opened", i)
@@ -237,7 +237,7 @@ func testListenersWhileRestarting(t *testing.T, p *project) {
 	if code, err := postMessage(p.base, "restart", text); err != nil || code != http.StatusCreated {
 		t.Fatalf("publish: %d %v", code, err)
 	}
-	brokertest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
+	nodetest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
 		for i, l := range ls {
 			if _, _, got := l.state(text); !got {
 				return fmt.Errorf("listener %d of %d has not received the message", i, len(ls))
@@ -261,7 +261,7 @@ func testUnreadyReplicaTakenOut(t *testing.T, p *project) {
 	const gw = "gateway-3"
 	id := p.containers(gw)[0]
 	network := p.name + "_chat"
-	brokertest.CheckFor(t, 30*time.Second, 250*time.Millisecond, func() error { return p.inRotation(gw) })
+	nodetest.CheckFor(t, 30*time.Second, 250*time.Millisecond, func() error { return p.inRotation(gw) })
 
 	dockertest.Run(t, nil, "docker", "network", "disconnect", network, id)
 	reconnected := false
@@ -272,14 +272,14 @@ func testUnreadyReplicaTakenOut(t *testing.T, p *project) {
 	})
 	// The gateway notices the lost NATS connection by its pings (up to
 	// about 12 s); from then its /readyz answers 503.
-	brokertest.CheckFor(t, 60*time.Second, 250*time.Millisecond, func() error {
+	nodetest.CheckFor(t, 60*time.Second, 250*time.Millisecond, func() error {
 		if _, err := dockertest.Try(nil, "docker", "exec", id, "/app", "healthcheck"); err == nil {
 			return fmt.Errorf("%s is still ready", gw)
 		}
 		return nil
 	})
 	unready := time.Now()
-	brokertest.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error { return p.outOfRotation(gw) })
+	nodetest.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error { return p.outOfRotation(gw) })
 	t.Logf("%s taken out at most %s after this test saw its /readyz fail", gw, time.Since(unready).Round(100*time.Millisecond))
 
 	// Every request from now on succeeds, publishes included.
@@ -303,7 +303,7 @@ func testUnreadyReplicaTakenOut(t *testing.T, p *project) {
 
 	dockertest.Run(t, nil, "docker", "network", "connect", network, id)
 	reconnected = true
-	brokertest.CheckFor(t, 60*time.Second, 250*time.Millisecond, func() error { return p.inRotation(gw) })
+	nodetest.CheckFor(t, 60*time.Second, 250*time.Millisecond, func() error { return p.inRotation(gw) })
 }
 
 // testFrozenReplicaTakenOut pauses a gateway, so its /readyz does not
@@ -312,7 +312,7 @@ func testUnreadyReplicaTakenOut(t *testing.T, p *project) {
 func testFrozenReplicaTakenOut(t *testing.T, p *project) {
 	const gw = "gateway-1"
 	id := p.containers(gw)[0]
-	brokertest.CheckFor(t, 30*time.Second, 250*time.Millisecond, func() error { return p.inRotation(gw) })
+	nodetest.CheckFor(t, 30*time.Second, 250*time.Millisecond, func() error { return p.inRotation(gw) })
 	dockertest.Run(t, nil, "docker", "pause", id)
 	paused := true
 	t.Cleanup(func() {
@@ -323,11 +323,11 @@ func testFrozenReplicaTakenOut(t *testing.T, p *project) {
 	start := time.Now()
 	// A request sent to it before the entry point noticed waits for its
 	// answer; the client gives up after 5 s and that try counts as failed.
-	brokertest.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error { return p.outOfRotation(gw) })
+	nodetest.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error { return p.outOfRotation(gw) })
 	t.Logf("%s taken out %s after it froze", gw, time.Since(start).Round(100*time.Millisecond))
 	dockertest.Run(t, nil, "docker", "unpause", id)
 	paused = false
-	brokertest.CheckFor(t, 30*time.Second, 250*time.Millisecond, func() error { return p.inRotation(gw) })
+	nodetest.CheckFor(t, 30*time.Second, 250*time.Millisecond, func() error { return p.inRotation(gw) })
 }
 
 // node asks the entry point which replica answers. /node answers even on

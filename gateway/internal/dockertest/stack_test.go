@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatscalable/chatscalable/broker/brokertest"
+	"github.com/chatscalable/chatscalable/broker/node/nodetest"
 	"github.com/chatscalable/chatscalable/gateway/internal/dockertest"
 )
 
@@ -74,7 +74,7 @@ func TestSwarmStack(t *testing.T) {
 		}
 	})
 	dockertest.Run(t, env, "docker", "stack", "deploy", "-c", file, name)
-	brokertest.CheckFor(t, 180*time.Second, time.Second, func() error {
+	nodetest.CheckFor(t, 180*time.Second, time.Second, func() error {
 		out := dockertest.Run(t, nil, "docker", "service", "ls", "--filter", label, "--format", "{{.Name}} {{.Replicas}}")
 		lines := strings.Split(strings.TrimSpace(out), "\n")
 		if len(lines) != 6 {

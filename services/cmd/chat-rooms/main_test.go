@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
-	"github.com/chatscalable/chatscalable/broker/brokertest"
 	"github.com/chatscalable/chatscalable/broker/node"
+	"github.com/chatscalable/chatscalable/broker/node/nodetest"
 	"github.com/chatscalable/chatscalable/broker/proctest"
 )
 
@@ -68,14 +68,14 @@ func TestRun(t *testing.T) {
 	}
 	t.Cleanup(n.Shutdown)
 	p.WaitLog(t, regexp.MustCompile(`msg="rooms service started"`), 20*time.Second)
-	brokertest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+	nodetest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
 		if !healthy() {
 			return fmt.Errorf("healthcheck fails while the service runs")
 		}
 		return nil
 	})
 
-	nc := brokertest.Connect(t, n.ClientURL())
+	nc := nodetest.Connect(t, n.ClientURL())
 	msg, err := nc.Request(broker.RoomsGetSubject, []byte(`{"room":"lobby"}`), 5*time.Second)
 	if err != nil {
 		t.Fatalf("get: %v", err)
@@ -101,7 +101,7 @@ func TestRun(t *testing.T) {
 	if healthy() {
 		t.Errorf("healthcheck passes after the service stopped")
 	}
-	brokertest.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+	nodetest.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
 		if _, err := nc.Request(broker.RoomsGetSubject, []byte(`{"room":"lobby"}`), time.Second); err == nil {
 			return fmt.Errorf("the service still answers after exiting")
 		}

@@ -1,6 +1,8 @@
-// Package brokertest starts real embedded NATS nodes for tests and waits on
-// conditions with deadlines.
-package brokertest
+// Package nodetest starts real embedded NATS nodes for tests and waits on
+// conditions with deadlines. It sits beside package node as httptest sits
+// beside net/http: the unit tests of the broker, services and gateway
+// modules use it, so it lives in the broker module.
+package nodetest
 
 import (
 	"context"
