@@ -1,7 +1,7 @@
 # ChatScalable — build, run and test the whole workspace.
 # `make run` starts the quickstart on http://localhost:8080; `make test` runs every test.
 
-MODULES  := broker gateway services tools web
+MODULES  := broker e2e gateway services tools web
 PKGS     := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 BIN      := bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)

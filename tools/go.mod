@@ -4,6 +4,7 @@ go 1.26.0
 
 replace (
 	github.com/chatscalable/chatscalable/broker => ../broker
+	github.com/chatscalable/chatscalable/e2e => ../e2e
 	github.com/chatscalable/chatscalable/gateway => ../gateway
 	github.com/chatscalable/chatscalable/services => ../services
 	github.com/chatscalable/chatscalable/web => ../web
@@ -11,6 +12,7 @@ replace (
 
 require (
 	github.com/chatscalable/chatscalable/broker v0.0.0
+	github.com/chatscalable/chatscalable/e2e v0.0.0
 	github.com/chatscalable/chatscalable/gateway v0.0.0
 )
 

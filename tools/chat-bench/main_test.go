@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker/node/nodetest"
-	"github.com/chatscalable/chatscalable/broker/proctest"
+	"github.com/chatscalable/chatscalable/e2e/proctest"
 	"github.com/chatscalable/chatscalable/gateway"
 )
 

@@ -11,8 +11,8 @@ import (
 
 	"github.com/chatscalable/chatscalable/broker"
 	"github.com/chatscalable/chatscalable/broker/node/nodetest"
+	"github.com/chatscalable/chatscalable/e2e/ssetest"
 	"github.com/chatscalable/chatscalable/gateway"
-	"github.com/chatscalable/chatscalable/gateway/internal/ssetest"
 	"github.com/nats-io/nats.go/jetstream"
 )
 

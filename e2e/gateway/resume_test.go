@@ -17,10 +17,10 @@ import (
 
 	"github.com/chatscalable/chatscalable/broker"
 	"github.com/chatscalable/chatscalable/broker/node/nodetest"
-	"github.com/chatscalable/chatscalable/broker/proctest"
+	"github.com/chatscalable/chatscalable/e2e/clustertest"
+	"github.com/chatscalable/chatscalable/e2e/proctest"
+	"github.com/chatscalable/chatscalable/e2e/ssetest"
 	"github.com/chatscalable/chatscalable/gateway"
-	"github.com/chatscalable/chatscalable/gateway/internal/clustertest"
-	"github.com/chatscalable/chatscalable/gateway/internal/ssetest"
 	"github.com/nats-io/nats.go/jetstream"
 )
 

@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker/node/nodetest"
-	"github.com/chatscalable/chatscalable/gateway/internal/clustertest"
+	"github.com/chatscalable/chatscalable/e2e/clustertest"
 )
 
 // listenFrom opens an SSE request to the gateway from the local address

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker/node/nodetest"
+	"github.com/chatscalable/chatscalable/e2e/ssetest"
 	"github.com/chatscalable/chatscalable/gateway"
-	"github.com/chatscalable/chatscalable/gateway/internal/ssetest"
 )
 
 // dialSmall opens a TCP connection to the gateway with a tiny receive

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatscalable/chatscalable/broker/proctest"
+	"github.com/chatscalable/chatscalable/e2e/proctest"
 	"github.com/chromedp/chromedp"
 )
 

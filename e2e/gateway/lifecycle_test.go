@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker/node/nodetest"
+	"github.com/chatscalable/chatscalable/e2e/ssetest"
 	"github.com/chatscalable/chatscalable/gateway"
-	"github.com/chatscalable/chatscalable/gateway/internal/ssetest"
 	"go.uber.org/goleak"
 )
 

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatscalable/chatscalable/gateway/internal/browsertest"
-	"github.com/chatscalable/chatscalable/gateway/internal/ssetest"
+	"github.com/chatscalable/chatscalable/e2e/browsertest"
+	"github.com/chatscalable/chatscalable/e2e/ssetest"
 	"github.com/chromedp/chromedp"
 )
 

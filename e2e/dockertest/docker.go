@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatscalable/chatscalable/broker/proctest"
+	"github.com/chatscalable/chatscalable/e2e/proctest"
 )
 
 // RequireDocker ends the test unless a Docker engine answers.

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker/node/nodetest"
-	"github.com/chatscalable/chatscalable/gateway/internal/dockertest"
-	"github.com/chatscalable/chatscalable/gateway/internal/ssetest"
+	"github.com/chatscalable/chatscalable/e2e/dockertest"
+	"github.com/chatscalable/chatscalable/e2e/ssetest"
 )
 
 // The compose entry point (Caddy, deployments/caddy) must send requests

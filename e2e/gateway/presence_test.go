@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker/node/nodetest"
+	"github.com/chatscalable/chatscalable/e2e/clustertest"
+	"github.com/chatscalable/chatscalable/e2e/ssetest"
 	"github.com/chatscalable/chatscalable/gateway"
-	"github.com/chatscalable/chatscalable/gateway/internal/clustertest"
-	"github.com/chatscalable/chatscalable/gateway/internal/ssetest"
 	"github.com/chatscalable/chatscalable/services/inprocess"
 )
 

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker/node/nodetest"
+	"github.com/chatscalable/chatscalable/e2e/browsertest"
 	"github.com/chatscalable/chatscalable/gateway"
-	"github.com/chatscalable/chatscalable/gateway/internal/browsertest"
 	"github.com/chatscalable/chatscalable/services/inprocess"
 	"github.com/chromedp/chromedp"
 )

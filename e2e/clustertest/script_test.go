@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatscalable/chatscalable/broker/proctest"
-	"github.com/chatscalable/chatscalable/gateway/internal/clustertest"
-	"github.com/chatscalable/chatscalable/gateway/internal/ssetest"
+	"github.com/chatscalable/chatscalable/e2e/clustertest"
+	"github.com/chatscalable/chatscalable/e2e/proctest"
+	"github.com/chatscalable/chatscalable/e2e/ssetest"
 )
 
 // freeRun finds n consecutive free ports on 127.0.0.1.

@@ -20,7 +20,7 @@ import (
 
 	"github.com/chatscalable/chatscalable/broker"
 	"github.com/chatscalable/chatscalable/broker/node/nodetest"
-	"github.com/chatscalable/chatscalable/broker/proctest"
+	"github.com/chatscalable/chatscalable/e2e/proctest"
 	"github.com/nats-io/nats.go"
 )
 

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker/node/nodetest"
-	"github.com/chatscalable/chatscalable/gateway/internal/clustertest"
-	"github.com/chatscalable/chatscalable/gateway/internal/ssetest"
+	"github.com/chatscalable/chatscalable/e2e/clustertest"
+	"github.com/chatscalable/chatscalable/e2e/ssetest"
 )
 
 // Messages published with the nats CLI, around the gateway, meet the same

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker/node/nodetest"
-	"github.com/chatscalable/chatscalable/gateway/internal/ssetest"
+	"github.com/chatscalable/chatscalable/e2e/ssetest"
 )
 
 // metricValue reads one sample (name with its labels, as exposed) from

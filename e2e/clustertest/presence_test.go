@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
-	"github.com/chatscalable/chatscalable/gateway/internal/clustertest"
-	"github.com/chatscalable/chatscalable/gateway/internal/ssetest"
+	"github.com/chatscalable/chatscalable/e2e/clustertest"
+	"github.com/chatscalable/chatscalable/e2e/ssetest"
 )
 
 // streamReplicas returns the replication factor of a stream.

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker/node/nodetest"
-	"github.com/chatscalable/chatscalable/gateway/internal/dockertest"
+	"github.com/chatscalable/chatscalable/e2e/dockertest"
 )
 
 // TestSwarmStack validates the stack file, then, if this engine can run a

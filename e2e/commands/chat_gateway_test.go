@@ -1,4 +1,6 @@
-package main_test
+// Package commands_test runs the built commands as processes: their flags,
+// what they serve, and how they stop on SIGTERM.
+package commands_test
 
 import (
 	"encoding/json"
@@ -11,10 +13,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatscalable/chatscalable/broker/proctest"
-	"github.com/chatscalable/chatscalable/gateway/internal/ssetest"
+	"github.com/chatscalable/chatscalable/e2e/proctest"
+	"github.com/chatscalable/chatscalable/e2e/ssetest"
 	"github.com/nats-io/nats.go"
 )
+
+const gatewayPkg = "github.com/chatscalable/chatscalable/gateway/cmd/chat-gateway"
 
 var (
 	httpLine = regexp.MustCompile(`msg="gateway started".* http=(\S+)`)
@@ -32,11 +36,11 @@ func get(t *testing.T, u string) (int, http.Header, string) {
 	return resp.StatusCode, resp.Header, string(b)
 }
 
-// TestBinaryServesAndStopsCleanly runs the built chat-gateway as a process:
+// TestGatewayServesAndStopsCleanly runs the built chat-gateway as a process:
 // it serves the page and the API, streams what is published (over HTTP and
 // over NATS), and ends within 5 s of SIGTERM with exit status 0.
-func TestBinaryServesAndStopsCleanly(t *testing.T) {
-	bin := proctest.Build(t, ".")
+func TestGatewayServesAndStopsCleanly(t *testing.T) {
+	bin := proctest.Build(t, gatewayPkg)
 	p := proctest.Start(t, "chat-gateway", bin,
 		"--http-addr", "127.0.0.1:0",
 		"--nats-listen", "127.0.0.1:0",
@@ -109,8 +113,8 @@ func TestBinaryServesAndStopsCleanly(t *testing.T) {
 	}
 }
 
-func TestHelpAndBadFlags(t *testing.T) {
-	bin := proctest.Build(t, ".")
+func TestGatewayHelpAndBadFlags(t *testing.T) {
+	bin := proctest.Build(t, gatewayPkg)
 	p := proctest.Start(t, "help", bin, "--help")
 	if exited, err := p.Wait(10 * time.Second); !exited || err != nil {
 		t.Fatalf("--help: exited %v, %v", exited, err)
