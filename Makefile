@@ -1,7 +1,7 @@
 # ChatScalable — build, run and test the whole workspace.
 # `make run` starts the quickstart on http://localhost:8080; `make test` runs every test.
 
-MODULES  := broker gateway services web
+MODULES  := broker e2e gateway services tools web
 PKGS     := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 BIN      := bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -41,7 +41,7 @@ build:
 	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o $(BIN)/chat-broker ./broker/cmd/chat-broker
 	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o $(BIN)/chat-presence ./services/cmd/chat-presence
 	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o $(BIN)/chat-rooms ./services/cmd/chat-rooms
-	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o $(BIN)/chat-bench ./gateway/cmd/chat-bench
+	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o $(BIN)/chat-bench ./tools/chat-bench
 
 ## run: build and start the quickstart (one gateway, embedded NATS) on :8080
 run: build

@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/chatscalable/chatscalable/broker"
-	"github.com/chatscalable/chatscalable/broker/brokertest"
+	"github.com/chatscalable/chatscalable/broker/node/nodetest"
 )
 
 // historyEnv is a History on a fresh embedded node, with its stream ensured.
@@ -22,7 +22,7 @@ type historyEnv struct {
 
 func newHistoryEnv(t *testing.T, cfg broker.HistoryConfig) historyEnv {
 	t.Helper()
-	n := brokertest.StartNode(t)
+	n := nodetest.StartNode(t)
 	nc, err := n.Connect()
 	if err != nil {
 		t.Fatalf("connect: %v", err)
@@ -128,7 +128,7 @@ func TestHistoryEnsureKeepsEpoch(t *testing.T) {
 }
 
 func TestHistoryEpochWithoutStream(t *testing.T) {
-	n := brokertest.StartNode(t)
+	n := nodetest.StartNode(t)
 	nc, err := n.Connect()
 	if err != nil {
 		t.Fatalf("connect: %v", err)
@@ -241,7 +241,7 @@ func TestHistoryStoresPlainPublish(t *testing.T) {
 	}
 	ctx := testContext(t)
 	var got []broker.Message
-	brokertest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	nodetest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 		var err error
 		if got, err = e.h.Before(ctx, "a", 0, 10); err != nil {
 			return err
@@ -337,7 +337,7 @@ func TestHistoryPerRoomLimit(t *testing.T) {
 
 func TestLiveRepublish(t *testing.T) {
 	e := newHistoryEnv(t, broker.HistoryConfig{})
-	sub := brokertest.SubscribeSync(t, e.nc, broker.LiveSubject("a"))
+	sub := nodetest.SubscribeSync(t, e.nc, broker.LiveSubject("a"))
 
 	a1 := e.publish(t, "a", "a1")
 	e.publish(t, "b", "b1")
@@ -437,7 +437,7 @@ func TestStoredMessageFromHeaders(t *testing.T) {
 // headers the publisher sent, and only those may be trusted.
 func TestStoredMessageIgnoresPublisherPositionHeaders(t *testing.T) {
 	e := newHistoryEnv(t, broker.HistoryConfig{})
-	sub := brokertest.SubscribeSync(t, e.nc, broker.LiveSubject("a"))
+	sub := nodetest.SubscribeSync(t, e.nc, broker.LiveSubject("a"))
 	a1 := e.publish(t, "a", "a1")
 	forged := nats.NewMsg(broker.RoomSubject("a"))
 	forged.Header.Set("Nats-Subject", broker.RoomSubject("victim"))
@@ -515,7 +515,7 @@ func TestHistoryRoomsBeyondOneBatch(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	brokertest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+	nodetest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
 		rooms, err := e.h.Rooms(testContext(t))
 		if err != nil {
 			return err

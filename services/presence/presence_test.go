@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
-	"github.com/chatscalable/chatscalable/broker/brokertest"
+	"github.com/chatscalable/chatscalable/broker/node/nodetest"
 	"github.com/chatscalable/chatscalable/services/presence"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -19,8 +19,8 @@ import (
 // waiting for their next heartbeat. The gateway here only ever answers
 // that question, so the replica can learn its listener from nothing else.
 func TestNewReplicaAsksGatewaysForTheirState(t *testing.T) {
-	node := brokertest.StartNode(t)
-	gw := brokertest.Connect(t, node.ClientURL())
+	node := nodetest.StartNode(t)
+	gw := nodetest.Connect(t, node.ClientURL())
 	state, _ := json.Marshal(broker.PresenceReport{
 		Type: broker.ReportState, Gateway: "gw-quiet",
 		Conns: []broker.PresenceConn{{ID: "c1", Room: "lobby", User: "ana"}},
@@ -34,7 +34,7 @@ func TestNewReplicaAsksGatewaysForTheirState(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	nc := brokertest.Connect(t, node.ClientURL())
+	nc := nodetest.Connect(t, node.ClientURL())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	p, err := presence.Start(ctx, nc, presence.Options{})
@@ -44,7 +44,7 @@ func TestNewReplicaAsksGatewaysForTheirState(t *testing.T) {
 	t.Cleanup(func() { p.Stop() })
 
 	req, _ := json.Marshal(broker.MembersRequest{Room: "lobby"})
-	brokertest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	nodetest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		msg, err := nc.Request(broker.PresenceMembersSubject, req, time.Second)
 		if err != nil {
 			return err
@@ -63,7 +63,7 @@ func TestNewReplicaAsksGatewaysForTheirState(t *testing.T) {
 // startReplica starts a presence replica on a connection of its own.
 func startReplica(t *testing.T, url string, o presence.Options) *presence.Service {
 	t.Helper()
-	nc := brokertest.Connect(t, url)
+	nc := nodetest.Connect(t, url)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	p, err := presence.Start(ctx, nc, o)
@@ -146,12 +146,12 @@ func pev(typ, user string) broker.PresenceEvent {
 // TestEveryReplicaAnnouncesOnce: three replicas all publish every change,
 // and each reaches the room's listeners once, also while replicas stop.
 func TestEveryReplicaAnnouncesOnce(t *testing.T) {
-	node := brokertest.StartNode(t)
+	node := nodetest.StartNode(t)
 	var replicas []*presence.Service
 	for range 3 {
 		replicas = append(replicas, startReplica(t, node.ClientURL(), presence.Options{WarmUp: 200 * time.Millisecond}))
 	}
-	brokertest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	nodetest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		for i, p := range replicas {
 			if !p.Warm() {
 				return fmt.Errorf("replica %d is not warm", i)
@@ -159,9 +159,9 @@ func TestEveryReplicaAnnouncesOnce(t *testing.T) {
 		}
 		return nil
 	})
-	nc := brokertest.Connect(t, node.ClientURL())
-	events := brokertest.SubscribeSync(t, nc, broker.PresenceEventSubject("lobby"))
-	gw := gateway{t, brokertest.Connect(t, node.ClientURL()), "gw-1"}
+	nc := nodetest.Connect(t, node.ClientURL())
+	events := nodetest.SubscribeSync(t, nc, broker.PresenceEventSubject("lobby"))
+	gw := gateway{t, nodetest.Connect(t, node.ClientURL()), "gw-1"}
 	gw.report(broker.PresenceReport{Type: broker.ReportState, Report: "s1"})
 	gw.join("c1", "lobby", "ana")
 	gw.join("c2", "lobby", "ana")
@@ -196,8 +196,8 @@ func TestEveryReplicaAnnouncesOnce(t *testing.T) {
 // when it ends, once, but not the members they learn from a gateway's
 // state, who were there before.
 func TestChangesDuringWarmUpAreAnnouncedOnce(t *testing.T) {
-	node := brokertest.StartNode(t)
-	gw := gateway{t, brokertest.Connect(t, node.ClientURL()), "gw-old"}
+	node := nodetest.StartNode(t)
+	gw := gateway{t, nodetest.Connect(t, node.ClientURL()), "gw-old"}
 	if _, err := gw.nc.Subscribe(broker.PresenceSyncSubject, func(*nats.Msg) {
 		gw.report(broker.PresenceReport{Type: broker.ReportState, Report: "s1",
 			Conns: []broker.PresenceConn{{ID: "c0", Room: "lobby", User: "old"}}})
@@ -207,14 +207,14 @@ func TestChangesDuringWarmUpAreAnnouncedOnce(t *testing.T) {
 	if err := gw.nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	nc := brokertest.Connect(t, node.ClientURL())
-	events := brokertest.SubscribeSync(t, nc, broker.PresenceEventSubject("lobby"))
+	nc := nodetest.Connect(t, node.ClientURL())
+	events := nodetest.SubscribeSync(t, nc, broker.PresenceEventSubject("lobby"))
 	const warmUp = 2 * time.Second
 	a := startReplica(t, node.ClientURL(), presence.Options{WarmUp: warmUp})
 	b := startReplica(t, node.ClientURL(), presence.Options{WarmUp: warmUp})
 	started := time.Now()
 	req, _ := json.Marshal(broker.MembersRequest{Room: "lobby"})
-	brokertest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	nodetest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 		msg, err := nc.Request(broker.PresenceMembersSubject, req, time.Second)
 		if err != nil {
 			return err

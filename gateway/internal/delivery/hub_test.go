@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
-	"github.com/chatscalable/chatscalable/broker/brokertest"
+	"github.com/chatscalable/chatscalable/broker/node/nodetest"
 	"github.com/chatscalable/chatscalable/gateway/internal/delivery"
 	"github.com/nats-io/nats.go"
 )
@@ -64,7 +64,7 @@ type hubRig struct {
 
 func newHubRig(t *testing.T, slowRoom string) *hubRig {
 	t.Helper()
-	nc, h := brokertest.StartHistory(t)
+	nc, h := nodetest.StartHistory(t)
 	slow := &slowHistory{History: h, room: slowRoom, gate: make(chan struct{}), reading: make(chan string, 16)}
 	encode := func(m broker.Message) []byte { return []byte(m.Text) }
 	hb := delivery.NewHub(nc, slow, encode, delivery.HubOptions{CatchUpTimeout: 3 * time.Second, ActivateTimeout: 2 * wait})

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
-	"github.com/chatscalable/chatscalable/broker/brokertest"
+	"github.com/chatscalable/chatscalable/broker/node/nodetest"
 	"github.com/chatscalable/chatscalable/gateway/internal/delivery"
 )
 
@@ -27,7 +27,7 @@ type loopRig struct {
 
 func newLoopRig(t *testing.T, o delivery.LoopOptions) *loopRig {
 	t.Helper()
-	nc, h := brokertest.StartHistory(t)
+	nc, h := nodetest.StartHistory(t)
 	encode := func(m broker.Message) []byte {
 		return fmt.Appendf(nil, "id: %d\ndata: %s\n\n", m.Seq, m.Text)
 	}
@@ -183,7 +183,7 @@ func TestClientClosingEndsTheStream(t *testing.T) {
 	if reason := a.waitClosed(t, 2*time.Second); !errors.Is(reason, delivery.ErrClientGone) {
 		t.Fatalf("stream ended with %v, want ErrClientGone", reason)
 	}
-	brokertest.CheckFor(t, wait, 10*time.Millisecond, func() error {
+	nodetest.CheckFor(t, wait, 10*time.Millisecond, func() error {
 		if n := r.loop.Streams(); n != 0 {
 			return fmt.Errorf("loop still holds %d streams", n)
 		}

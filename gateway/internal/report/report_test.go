@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
-	"github.com/chatscalable/chatscalable/broker/brokertest"
+	"github.com/chatscalable/chatscalable/broker/node/nodetest"
 	"github.com/chatscalable/chatscalable/gateway/internal/report"
 	"github.com/chatscalable/chatscalable/services/presence"
 	"github.com/nats-io/nats.go"
@@ -22,8 +22,8 @@ import (
 // them from the state report alone, lists every one.
 func TestFiftyThousandListeners(t *testing.T) {
 	const listeners, rooms = 50000, 50
-	node := brokertest.StartNode(t)
-	gw := brokertest.Connect(t, node.ClientURL())
+	node := nodetest.StartNode(t)
+	gw := nodetest.Connect(t, node.ClientURL())
 	r := report.New(gw, "gw-big-"+broker.NewID(), nil)
 	for i := range listeners {
 		// Long names, so the state is several times the payload limit.
@@ -31,8 +31,8 @@ func TestFiftyThousandListeners(t *testing.T) {
 	}
 
 	// Watch the state reports: chunked, each well under the limit.
-	watch := brokertest.Connect(t, node.ClientURL())
-	sub := brokertest.SubscribeSync(t, watch, broker.PresenceReportPrefix+">")
+	watch := nodetest.Connect(t, node.ClientURL())
+	sub := nodetest.SubscribeSync(t, watch, broker.PresenceReportPrefix+">")
 	_ = sub.SetPendingLimits(-1, -1)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -43,7 +43,7 @@ func TestFiftyThousandListeners(t *testing.T) {
 
 	limit := int(gw.MaxPayload())
 	chunks, seen := 0, 0
-	brokertest.CheckFor(t, 30*time.Second, time.Millisecond, func() error {
+	nodetest.CheckFor(t, 30*time.Second, time.Millisecond, func() error {
 		msg, err := sub.NextMsg(time.Second)
 		if err != nil {
 			return fmt.Errorf("state report: %w", err)
@@ -69,7 +69,7 @@ func TestFiftyThousandListeners(t *testing.T) {
 		t.Fatalf("a state of %d listeners in %d chunks, want %d in several", seen, chunks, listeners)
 	}
 
-	nc := brokertest.Connect(t, node.ClientURL())
+	nc := nodetest.Connect(t, node.ClientURL())
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer scancel()
 	p, err := presence.Start(sctx, nc, presence.Options{})
@@ -80,7 +80,7 @@ func TestFiftyThousandListeners(t *testing.T) {
 
 	// The replica learns the listeners from the sync answer or, at the
 	// latest, the next heartbeat.
-	brokertest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
+	nodetest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
 		var counts broker.CountsReply
 		if err := request(nc, broker.PresenceCountsSubject, struct{}{}, &counts); err != nil {
 			return err

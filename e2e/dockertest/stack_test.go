@@ -1,0 +1,185 @@
+package dockertest_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chatscalable/chatscalable/broker/node/nodetest"
+	"github.com/chatscalable/chatscalable/e2e/dockertest"
+)
+
+// TestSwarmStack validates the stack file, then, if this engine can run a
+// swarm, deploys the stack, checks it is one chat across the gateway
+// replicas, rolls the gateways over one at a time without losing or
+// repeating a message, and removes everything (leaving the swarm if it
+// made one).
+func TestSwarmStack(t *testing.T) {
+	dockertest.RequireDocker(t)
+	file := filepath.Join(dockertest.Root(t), "deployments/swarm/stack.yaml")
+	tag := dockertest.Images(t)
+	port := freePort(t)
+	env := []string{"CHAT_TAG=" + tag, fmt.Sprintf("CHAT_PORT=%d", port)}
+	cfg := dockertest.Run(t, env, "docker", "stack", "config", "-c", file)
+	for _, want := range []string{"broker-1:", "broker-2:", "broker-3:", "gateway:", "presence:", "rooms:", "replicas: 3", "order: start-first", "nats_password", "chatscalable/chat-gateway:" + tag} {
+		if !strings.Contains(cfg, want) {
+			t.Errorf("docker stack config lacks %q", want)
+		}
+	}
+
+	state := strings.TrimSpace(dockertest.Run(t, nil, "docker", "info", "--format", "{{.Swarm.LocalNodeState}}"))
+	switch state {
+	case "active":
+	case "inactive":
+		out, err := dockertest.Try(nil, "docker", "swarm", "init", "--advertise-addr", "127.0.0.1")
+		if err != nil {
+			t.Logf("SWARM NOT AVAILABLE: docker swarm init failed (%v: %s); the stack file was validated with docker stack config only", err, out)
+			return
+		}
+		t.Cleanup(func() {
+			_, _ = dockertest.Try(nil, "docker", "swarm", "leave", "--force")
+			// swarm init made this network; nothing else uses it now.
+			_, _ = dockertest.Try(nil, "docker", "network", "rm", "docker_gwbridge")
+		})
+	default:
+		t.Logf("SWARM NOT AVAILABLE: the engine's swarm state is %q; the stack file was validated with docker stack config only", state)
+		return
+	}
+	if _, err := dockertest.Try(nil, "docker", "secret", "inspect", "nats_password"); err != nil {
+		dockertest.Run(t, nil, "sh", "-c", "printf '%s' \"stack-test-$RANDOM$RANDOM\" | docker secret create nats_password -")
+		t.Cleanup(func() { _, _ = dockertest.Try(nil, "docker", "secret", "rm", "nats_password") })
+	}
+	name := fmt.Sprintf("cstest%d", rand.IntN(1<<30))
+	label := "label=com.docker.stack.namespace=" + name
+	t.Cleanup(func() {
+		_, _ = dockertest.Try(nil, "docker", "stack", "rm", name)
+		// The stack's containers and network go away asynchronously.
+		deadline := time.Now().Add(60 * time.Second)
+		for time.Now().Before(deadline) {
+			c, _ := dockertest.Try(nil, "docker", "ps", "-aq", "--filter", label)
+			n, _ := dockertest.Try(nil, "docker", "network", "ls", "-q", "--filter", label)
+			if strings.TrimSpace(c+n) == "" {
+				break
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		vols, _ := dockertest.Try(nil, "docker", "volume", "ls", "-q", "--filter", label)
+		for _, v := range strings.Fields(vols) {
+			_, _ = dockertest.Try(nil, "docker", "volume", "rm", "-f", v)
+		}
+	})
+	dockertest.Run(t, env, "docker", "stack", "deploy", "-c", file, name)
+	nodetest.CheckFor(t, 180*time.Second, time.Second, func() error {
+		out := dockertest.Run(t, nil, "docker", "service", "ls", "--filter", label, "--format", "{{.Name}} {{.Replicas}}")
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) != 6 {
+			return fmt.Errorf("services: %s", out)
+		}
+		for _, l := range lines {
+			f := strings.Fields(l)
+			if len(f) != 2 || strings.Split(f[1], "/")[0] != strings.Split(f[1], "/")[1] {
+				return fmt.Errorf("not all running: %s", out)
+			}
+		}
+		return nil
+	})
+
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	if err := waitReady(base, 20*time.Second); err != nil {
+		// The routing mesh balances with the kernel's IPVS; without it the
+		// published port does not answer. Reach the gateways the way the
+		// mesh would: every running task, round robin, over the stack's
+		// overlay network, through Caddy.
+		t.Logf("ROUTING MESH UNREACHABLE on this engine (%v; it needs the kernel's ip_vs module): reaching the replicas through a Caddy container on the stack's network", err)
+		caddyfile := filepath.Join(t.TempDir(), "Caddyfile")
+		if err := os.WriteFile(caddyfile, []byte(tasksCaddyfile), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		probe := freePort(t)
+		id := strings.TrimSpace(dockertest.Run(t, nil, "docker", "run", "-d", "--network", name+"_chat",
+			"-p", fmt.Sprintf("127.0.0.1:%d:8080", probe), "-v", caddyfile+":/etc/caddy/Caddyfile:ro",
+			"chatscalable/caddy:"+tag))
+		t.Cleanup(func() { _, _ = dockertest.Try(nil, "docker", "rm", "-f", id) })
+		base = fmt.Sprintf("http://127.0.0.1:%d", probe)
+		if err := waitReady(base, 60*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	followers := followOnSeveralReplicas(t, base, "swarm", 3)
+	pub := &publisher{base: base, room: "swarm"}
+	pub.publish(t, 30)
+	expectAll(t, followers, pub.count())
+
+	// A rolling update of the gateways, as the stack's update_config
+	// describes it: one at a time, the new one first.
+	stop := pub.keepPublishing(t)
+	dockertest.Run(t, nil, "docker", "service", "update", "--force", "--detach=false", name+"_gateway")
+	stop()
+	expectAll(t, followers, pub.count())
+	t.Logf("swarm stack: %d messages across a rolling update, each once and in order on every listener", pub.count())
+}
+
+// tasksCaddyfile balances over the swarm gateway service's tasks, found by
+// DNS (swarm's tasks.<service> name), like the routing mesh.
+const tasksCaddyfile = `{
+	admin off
+	auto_https off
+	persist_config off
+}
+
+http://:8080 {
+	reverse_proxy {
+		dynamic a tasks.gateway 8080 {
+			refresh 1s
+		}
+		lb_policy round_robin
+		lb_try_duration 5s
+		lb_retry_match {
+			method GET HEAD
+		}
+		lb_retry_match {
+			method GET HEAD
+			expression ` + "`{rp.status_code} == 503`" + `
+		}
+		flush_interval -1
+	}
+}
+`
+
+// waitReady waits until base/readyz answers 200 from several replicas.
+func waitReady(base string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		nodes := map[string]bool{}
+		last = nil
+		for range 6 {
+			client := http.Client{Timeout: 2 * time.Second}
+			resp, err := client.Get(base + "/readyz")
+			if err != nil {
+				last = err
+				break
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				last = fmt.Errorf("readyz %d", resp.StatusCode)
+				break
+			}
+			nodes[resp.Header.Get("X-Chat-Node")] = true
+		}
+		if last == nil && len(nodes) >= 2 {
+			return nil
+		}
+		if last == nil {
+			last = fmt.Errorf("only %d replica answers", len(nodes))
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return fmt.Errorf("%s not ready within %s: %v", base, timeout, last)
+}

@@ -1,0 +1,90 @@
+package main_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chatscalable/chatscalable/broker/node/nodetest"
+	"github.com/chatscalable/chatscalable/e2e/proctest"
+	"github.com/chatscalable/chatscalable/gateway"
+)
+
+type result struct {
+	Mode          string
+	Published     int64
+	Delivered     int64
+	Expected      int64
+	Lost          int64
+	Errors        int64
+	Conns         int
+	DeliveriesSec float64 `json:"deliveries_per_sec"`
+	PublishesSec  float64 `json:"publishes_per_sec"`
+	P50ms         float64 `json:"p50_ms"`
+	KBPerConn     float64 `json:"kb_per_conn"`
+}
+
+// TestEveryModeAgainstATwoGatewayCluster runs each mode briefly against two
+// gateways sharing a NATS node and checks nothing is lost at a low rate.
+func TestEveryModeAgainstATwoGatewayCluster(t *testing.T) {
+	bin := proctest.Build(t, ".")
+	node := nodetest.StartNode(t)
+	var urls []string
+	for i := range 2 {
+		g, err := gateway.Start(context.Background(), gateway.Options{
+			HTTPAddr: "127.0.0.1:0", NodeName: fmt.Sprintf("gw-%d", i+1), NATSURL: node.ClientURL(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			g.Shutdown(ctx)
+		})
+		nodetest.CheckFor(t, 10*time.Second, 20*time.Millisecond, g.Ready)
+		urls = append(urls, g.URL())
+	}
+	all := strings.Join(urls, ",")
+	runBench := func(args ...string) result {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, bin, args...).Output()
+		if err != nil {
+			t.Fatalf("chat-bench %v: %v\n%s", args, err, out)
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		var r result
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &r); err != nil {
+			t.Fatalf("chat-bench %v: last line is not JSON: %v\n%s", args, err, out)
+		}
+		if len(lines) < 3 {
+			t.Errorf("chat-bench %v printed no table:\n%s", args, out)
+		}
+		return r
+	}
+
+	r := runBench("fanout", "--urls", all, "--subs", "20", "--rate", "50", "--duration", "1s")
+	if r.Published != 50 || r.Expected != 1000 || r.Delivered != r.Expected || r.Lost != 0 || r.Errors != 0 || r.P50ms <= 0 {
+		t.Errorf("fanout: %+v", r)
+	}
+	r = runBench("latency", "--urls", all, "--duration", "1s")
+	if r.Published != 200 || r.Lost != 0 || r.Delivered != 200 || r.P50ms <= 0 {
+		t.Errorf("latency: %+v", r)
+	}
+	r = runBench("publish", "--urls", urls[0], "--concurrency", "4", "--duration", "1s")
+	if r.Published == 0 || r.PublishesSec <= 0 || r.Errors != 0 {
+		t.Errorf("publish: %+v", r)
+	}
+	r = runBench("idle", "--urls", all, "--conns", "100", "--workers", "2", "--pid", strconv.Itoa(os.Getpid()), "--settle", "100ms")
+	if r.Conns != 100 || r.Errors != 0 || r.KBPerConn == 0 {
+		t.Errorf("idle: %+v", r)
+	}
+}
