@@ -37,11 +37,13 @@ type Gateway struct {
 	delivery *delivery.Delivery
 	metrics  *metrics.Metrics
 	reporter *report.Reporter
-	services []func() error // stop the in-process services
 	srv      *http.Server
 	ln       *connlimit.Listener
 
-	servicesMu  sync.Mutex
+	servicesMu sync.Mutex     // guards services and servicesUp
+	services   []func() error // stop the in-process services that started
+	servicesUp bool           // every in-process service has started
+
 	lastConnErr atomicString
 	epoch       atomic.Uint64
 	streamReady atomic.Bool
@@ -318,7 +320,7 @@ var errResyncPending = errors.New("rooms not yet checked for missed messages")
 func (g *Gateway) servicesPending() bool {
 	g.servicesMu.Lock()
 	defer g.servicesMu.Unlock()
-	return g.services == nil && g.inProcessServices()
+	return !g.servicesUp && g.inProcessServices()
 }
 
 // atomicString is a string read and swapped atomically.
@@ -342,20 +344,23 @@ func (g *Gateway) inProcessServices() bool {
 }
 
 // startServices starts this gateway's replicas of the chat services. They
-// need JetStream, so they start once the history stream is ready; if one
-// fails to start it is tried again at the next check.
+// need JetStream, so they start once the history stream is ready; those
+// that fail to start are tried again at the next check, and those that
+// started keep running meanwhile.
 func (g *Gateway) startServices(ctx context.Context) {
 	// The mesh's size comes from its configuration: the connection may
 	// not have heard of every node yet, and a bucket made with one copy
 	// would die with its node.
 	stop, err := g.opts.StartServices(ctx, g.nc, g.clusterSize())
-	if err != nil {
-		g.log.Warn("in-process services not started", "err", err)
-		return
-	}
 	g.servicesMu.Lock()
-	g.services = append(g.services, stop)
+	if stop != nil {
+		g.services = append(g.services, stop)
+	}
+	g.servicesUp = err == nil
 	g.servicesMu.Unlock()
+	if err != nil {
+		g.log.Warn("in-process services not all started; retrying", "err", err)
+	}
 }
 
 // clusterSize is the number of NATS servers this gateway knows of: for a

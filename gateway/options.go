@@ -72,8 +72,11 @@ type Options struct {
 	Services ServicesMode
 	// StartServices, if set, starts this gateway's replicas of the chat
 	// services on its NATS connection, once the history stream is ready,
-	// for a cluster of clusterSize servers; the gateway calls stop when it
-	// shuts down. chat-gateway passes services/inprocess; the gateway
+	// for a cluster of clusterSize servers. It returns a stop for what it
+	// started (nil if nothing), which the gateway calls when it shuts
+	// down, and an error if some service did not start: the gateway then
+	// calls it again about a second later, and it starts only what is not
+	// running yet. chat-gateway passes services/inprocess; the gateway
 	// itself knows nothing of the services.
 	StartServices func(ctx context.Context, nc *nats.Conn, clusterSize int) (stop func() error, err error)
 	// Version is reported by /node.
