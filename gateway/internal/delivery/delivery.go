@@ -153,19 +153,10 @@ var (
 // and the live feed; live frames the replay sent already are skipped, so
 // none is sent twice.
 func (d *Delivery) Serve(w http.ResponseWriter, r *http.Request, req Request) error {
-	o := d.opts
+	o := &d.opts // what the stream's closures keep: a pointer, not a copy
 	wr := d.writerFor(w, r)
 	l := Listener{Queue: o.ClientQueue, Budget: o.ClientBuffer}
 	wr.hooks(&l)
-	onEnd := l.OnEnd
-	l.OnEnd = func(err error) {
-		if errors.Is(err, ErrSlowClient) {
-			o.Metrics.SlowDisconnects.Inc()
-		}
-		if onEnd != nil {
-			onEnd(err)
-		}
-	}
 	ctx, cancel := context.WithTimeout(r.Context(), o.ReadTimeout)
 	c, joinedAt, err := d.hub.Join(ctx, req.Room, l)
 	cancel()
@@ -181,6 +172,7 @@ func (d *Delivery) Serve(w http.ResponseWriter, r *http.Request, req Request) er
 	room, remote := req.Room, r.RemoteAddr // kept by the stream, unlike the request
 	leave := func() {
 		if ended, why := c.Ended(); ended && errors.Is(why, ErrSlowClient) {
+			o.Metrics.SlowDisconnects.Inc()
 			o.Log.Info("listener cut off", "room", room, "remote", remote, "reason", why)
 		}
 		d.hub.Leave(c)
@@ -207,7 +199,8 @@ func (d *Delivery) Serve(w http.ResponseWriter, r *http.Request, req Request) er
 			return nil
 		}
 	}
-	s := &session{client: c, sent: sent, goodbye: d.goodbye}
+	s := wr.session()
+	s.client, s.sent, s.goodbye = c, sent, d.goodbye
 	var ended func()
 	if wr.detached() && req.Detach != nil {
 		ended = req.Detach()

@@ -23,6 +23,7 @@ type handlerWriter struct {
 	rc     *http.ResponseController
 	ctx    context.Context // the request's: done when the client goes away
 	client *Client         // set by start
+	sess   session
 }
 
 func newHandlerWriter(w http.ResponseWriter, r *http.Request, o Options) *handlerWriter {
@@ -66,6 +67,8 @@ func (h *handlerWriter) send(b []byte) bool {
 }
 
 func (h *handlerWriter) abort() {}
+
+func (h *handlerWriter) session() *session { return &h.sess }
 
 func (h *handlerWriter) detached() bool { return false }
 

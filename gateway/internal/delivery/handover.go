@@ -38,7 +38,7 @@ func canHijack(w http.ResponseWriter) bool {
 // hooks: frames queued before the stream is attached are written after.
 func (lw *loopWriter) hooks(l *Listener) {
 	l.Notify = lw.st.Notify
-	l.OnEnd = func(error) { lw.st.Notify() }
+	l.OnEnd = lw.st.clientEnded
 }
 
 func (lw *loopWriter) start(_ *Client, head []byte) error {
@@ -73,6 +73,9 @@ func (lw *loopWriter) send(b []byte) bool {
 func (lw *loopWriter) abort() { _ = lw.conn.Close() }
 
 func (lw *loopWriter) detached() bool { return true }
+
+// session is kept in the stream: one allocation less per listener.
+func (lw *loopWriter) session() *session { return &lw.st.ownSession }
 
 func (lw *loopWriter) live(s *session, done func(error)) {
 	if err := lw.st.attach(lw.conn, s, done); err != nil {

@@ -17,6 +17,9 @@ type Stream struct {
 	raw  syscall.RawConn
 	fd   int
 	sess *session
+	// ownSession is the session of a stream that Delivery.Serve attached
+	// (Attach makes one of its own).
+	ownSession session
 	// onClose is called once when the stream ends, from a loop goroutine,
 	// with the reason.
 	onClose func(reason error)
@@ -46,6 +49,10 @@ const (
 func (l *Loop) NewStream() *Stream {
 	return &Stream{loop: l, id: l.nextID.Add(1)}
 }
+
+// clientEnded is the hub's OnEnd of the stream's client: the next run
+// ends the stream.
+func (s *Stream) clientEnded(error) { s.Notify() }
 
 // Notify tells the loop that the stream's client has frames waiting or
 // was ended. It never blocks.

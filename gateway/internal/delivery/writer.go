@@ -25,6 +25,8 @@ type writer interface {
 	// detached reports whether live returns before the stream ends (the
 	// stream then outlives its handler).
 	detached() bool
+	// session returns the writer's session, to be filled before live.
+	session() *session
 	// live writes the session until the stream ends, then calls done
 	// with the reason, once.
 	live(s *session, done func(reason error))
