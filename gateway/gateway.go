@@ -18,6 +18,7 @@ import (
 	"github.com/chatscalable/chatscalable/broker"
 	"github.com/chatscalable/chatscalable/broker/node"
 	"github.com/chatscalable/chatscalable/gateway/internal/api"
+	"github.com/chatscalable/chatscalable/gateway/internal/auth"
 	"github.com/chatscalable/chatscalable/gateway/internal/connlimit"
 	"github.com/chatscalable/chatscalable/gateway/internal/defaults"
 	"github.com/chatscalable/chatscalable/gateway/internal/delivery"
@@ -37,6 +38,7 @@ type Gateway struct {
 	delivery *delivery.Delivery
 	metrics  *metrics.Metrics
 	reporter *report.Reporter
+	auth     *auth.Verifier // nil with --auth off
 	srv      *http.Server
 	ln       *connlimit.Listener
 
@@ -128,12 +130,21 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 		g.abort()
 		return nil, fmt.Errorf("start the SSE stream loop: %w", err)
 	}
+	if o.Auth == AuthJWT {
+		if g.auth, err = auth.New(ctx, o.AuthJWT); err != nil {
+			g.abort()
+			return nil, fmt.Errorf("auth: %w", err)
+		}
+	} else {
+		g.log.Warn("auth is off: anyone who reaches this gateway may publish and listen as any user (--auth jwt turns it on)")
+	}
 	a := api.New(api.Config{
 		Node:            o.NodeName,
 		Version:         o.Version,
 		NATSMode:        mode,
 		Started:         time.Now(),
 		Delivery:        g.delivery,
+		Auth:            g.auth,
 		Store:           g.history,
 		Ready:           g.Ready,
 		NATSServer:      g.nc.ConnectedServerName,
@@ -458,6 +469,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("sse streams: %w", err))
 	}
 	g.stopBackground() // says goodbye to presence, stops checking history
+	if g.auth != nil {
+		g.auth.Close()
+	}
 	g.servicesMu.Lock()
 	for _, stop := range g.services {
 		if err := stop(); err != nil {
@@ -503,6 +517,9 @@ func (g *Gateway) closeBus(ctx context.Context) error {
 // abort undoes a Start that failed half way.
 func (g *Gateway) abort() {
 	g.stopBackground()
+	if g.auth != nil {
+		g.auth.Close()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if g.delivery != nil {

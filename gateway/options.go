@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
+	"github.com/chatscalable/chatscalable/gateway/internal/auth"
 	"github.com/chatscalable/chatscalable/gateway/internal/defaults"
 	"github.com/nats-io/nats.go"
 	"golang.org/x/sys/unix"
@@ -79,6 +80,10 @@ type Options struct {
 	// running yet. chat-gateway passes services/inprocess; the gateway
 	// itself knows nothing of the services.
 	StartServices func(ctx context.Context, nc *nats.Conn, clusterSize int) (stop func() error, err error)
+	// Auth says who may do what: AuthOff (anyone, as any user) or AuthJWT
+	// (a token per request, verified as AuthJWT says; see package auth).
+	Auth    AuthMode
+	AuthJWT AuthOptions
 	// Version is reported by /node.
 	Version string
 	// Logger receives the gateway's logs; nil discards them.
@@ -96,6 +101,23 @@ const (
 	// SSEWriterHandler keeps each stream on its own net/http handler.
 	SSEWriterHandler SSEWriter = "handler"
 )
+
+// AuthMode says how requests are authenticated.
+type AuthMode string
+
+const (
+	// AuthOff lets anyone publish and listen as any user: for a chat on
+	// loopback or a trusted network only.
+	AuthOff AuthMode = "off"
+	// AuthJWT requires a JSON Web Token on every chat request.
+	AuthJWT AuthMode = "jwt"
+)
+
+// AuthOptions are the keys and checks of AuthJWT: exactly one of
+// SecretFile (HS256), KeyFile (a PEM public key) and JWKSURL; Issuer and
+// Audience checked when set; where tokens may come from besides the
+// Authorization header (Cookie, QueryToken).
+type AuthOptions = auth.Options
 
 // ServicesMode says where the presence and rooms services run.
 type ServicesMode string
@@ -147,6 +169,7 @@ func (o *Options) setBaseline() {
 	orDefault(&o.SSEWriter, defaults.SSEWriter)
 	orDefault(&o.BodyTimeout, defaults.BodyTimeout)
 	orDefault(&o.Services, defaults.Services)
+	orDefault(&o.Auth, defaults.Auth)
 }
 
 // orDefault sets *p to def if it is zero.
@@ -159,6 +182,11 @@ func orDefault[T comparable](p *T, def T) {
 
 // checkModes refuses modes it does not know.
 func (o *Options) checkModes() error {
+	switch o.Auth {
+	case AuthOff, AuthJWT:
+	default:
+		return fmt.Errorf("auth %q is not one of off, jwt", o.Auth)
+	}
 	switch o.SSEWriter {
 	case SSEWriterLoop, SSEWriterHandler:
 	default:

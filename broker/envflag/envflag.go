@@ -66,6 +66,18 @@ func (s *Set) Duration(p *time.Duration, name string, def time.Duration, usage s
 	s.DurationVar(p, name, def, s.usage(name, usage))
 }
 
+// Bool defines a boolean flag (true, false, 1, 0; --name alone is true).
+func (s *Set) Bool(p *bool, name string, def bool, usage string) {
+	if v, ok := s.lookup(name); ok {
+		if b, err := strconv.ParseBool(v); err != nil {
+			s.fail(name, v, err)
+		} else {
+			def = b
+		}
+	}
+	s.BoolVar(p, name, def, s.usage(name, usage))
+}
+
 // Parse parses args. A bad environment value is an error unless its flag
 // was given on the command line.
 func (s *Set) Parse(args []string) error {

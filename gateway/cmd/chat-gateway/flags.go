@@ -41,7 +41,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 	}
 	fs := envflag.New("chat-gateway", getenv, out)
 	maxMsgs := int(c.History.MaxMsgsPerRoom)
-	sseWriter, services := string(c.SSEWriter), string(c.Services)
+	sseWriter, services, authMode := string(c.SSEWriter), string(c.Services), string(c.Auth)
 	var routes string
 	fs.String(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address")
 	fs.String(&c.NodeName, "node-name", c.NodeName, "name of this gateway node, shown to users and in X-Chat-Node; unique in a cluster")
@@ -70,6 +70,14 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 	fs.Duration(&c.SSECoalesce, "sse-coalesce", c.SSECoalesce, "with --sse-writer loop, while many streams wait to be written: the shortest time between two writes to one SSE stream, so a busy room's messages go out together (an idle gateway writes at once; 0: always at once)")
 	fs.Duration(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "grace period for a graceful stop")
 	fs.String(&services, "services", services, "where the presence and rooms services run: in-process, off (run elsewhere), or auto (in-process with the embedded NATS node)")
+	fs.String(&authMode, "auth", authMode, "who may publish and listen: off (anyone, as any user: loopback or trusted networks only) or jwt (a JSON Web Token per request)")
+	fs.String(&c.AuthJWT.SecretFile, "auth-jwt-secret-file", "", "with --auth jwt: file holding the HS256 secret (at least 32 bytes), e.g. a Docker secret")
+	fs.String(&c.AuthJWT.KeyFile, "auth-jwt-key-file", "", "with --auth jwt: PEM public key verifying tokens (RSA: RS256, ECDSA: ES256/384/512, Ed25519: EdDSA)")
+	fs.String(&c.AuthJWT.JWKSURL, "auth-jwks-url", "", "with --auth jwt: URL of the issuer's JSON Web Key Set (cached, refreshed hourly and when a token names an unknown key)")
+	fs.String(&c.AuthJWT.Issuer, "auth-issuer", "", "with --auth jwt: required iss claim (empty: not checked)")
+	fs.String(&c.AuthJWT.Audience, "auth-audience", "", "with --auth jwt: required aud claim (empty: not checked)")
+	fs.String(&c.AuthJWT.Cookie, "auth-cookie", "", "with --auth jwt: name of a cookie that may carry the token, for EventSource (empty: none)")
+	fs.Bool(&c.AuthJWT.QueryToken, "auth-query-token", false, "with --auth jwt: accept the token in an access_token query parameter (never logged)")
 	fs.String(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 	fs.String(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.String(&c.PprofListen, "pprof-listen", "", "address of a pprof listener for profiling, e.g. 127.0.0.1:6060 (empty: off)")
@@ -81,7 +89,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 		return c, err
 	}
 	c.History.MaxMsgsPerRoom = int64(maxMsgs)
-	c.SSEWriter, c.Services = gateway.SSEWriter(sseWriter), gateway.ServicesMode(services)
+	c.SSEWriter, c.Services, c.Auth = gateway.SSEWriter(sseWriter), gateway.ServicesMode(services), gateway.AuthMode(authMode)
 	var err error
 	if c.NATSPassword, err = envflag.ReadSecret(passwordFile); err != nil {
 		return c, err
@@ -146,6 +154,24 @@ func (c options) validate() error {
 	case gateway.ServicesAuto, gateway.ServicesInProcess, gateway.ServicesOff:
 	default:
 		errs = append(errs, fmt.Errorf("--services %q is not one of auto, in-process, off", c.Services))
+	}
+	keys := 0
+	for _, k := range []string{c.AuthJWT.SecretFile, c.AuthJWT.KeyFile, c.AuthJWT.JWKSURL} {
+		if k != "" {
+			keys++
+		}
+	}
+	switch c.Auth {
+	case gateway.AuthOff:
+		if keys > 0 || c.AuthJWT.Issuer != "" || c.AuthJWT.Audience != "" || c.AuthJWT.Cookie != "" || c.AuthJWT.QueryToken {
+			errs = append(errs, errors.New("--auth-* settings are given but --auth is off; add --auth jwt"))
+		}
+	case gateway.AuthJWT:
+		if keys != 1 {
+			errs = append(errs, errors.New("--auth jwt needs exactly one of --auth-jwt-secret-file, --auth-jwt-key-file and --auth-jwks-url"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("--auth %q is not one of off, jwt", c.Auth))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q is not text or json", c.LogFormat))

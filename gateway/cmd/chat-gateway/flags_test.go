@@ -45,6 +45,14 @@ var envVars = []string{
 	"CHAT_LOG_LEVEL",
 	"CHAT_LOG_FORMAT",
 	"CHAT_PPROF_LISTEN",
+	"CHAT_AUTH",
+	"CHAT_AUTH_JWT_SECRET_FILE",
+	"CHAT_AUTH_JWT_KEY_FILE",
+	"CHAT_AUTH_JWKS_URL",
+	"CHAT_AUTH_ISSUER",
+	"CHAT_AUTH_AUDIENCE",
+	"CHAT_AUTH_COOKIE",
+	"CHAT_AUTH_QUERY_TOKEN",
 }
 
 // env returns a getenv reading m, never the process environment.
@@ -85,6 +93,7 @@ func TestDefaults(t *testing.T) {
 			SSECoalesce:     20 * time.Millisecond,
 			BodyTimeout:     10 * time.Second,
 			Services:        "auto",
+			Auth:            "off",
 		},
 		ShutdownTimeout: 10 * time.Second,
 		LogLevel:        "info",
@@ -145,6 +154,7 @@ func TestEnvironment(t *testing.T) {
 			SSECoalesce:     20 * time.Millisecond,
 			BodyTimeout:     10 * time.Second,
 			Services:        "auto",
+			Auth:            "off",
 		},
 		ShutdownTimeout: 3 * time.Second,
 		LogLevel:        "debug",
@@ -199,6 +209,18 @@ func TestBadEnvironment(t *testing.T) {
 				t.Fatalf("Parse with %s=%q: error %q does not name the variable and its value", tt.key, tt.value, err)
 			}
 		})
+	}
+}
+
+func TestAuthFlags(t *testing.T) {
+	c, out, err := parse(t, []string{"--auth", "jwt", "--auth-issuer", "https://id.example"},
+		map[string]string{"CHAT_AUTH_JWT_SECRET_FILE": "/run/secrets/jwt", "CHAT_AUTH_COOKIE": "chat_token", "CHAT_AUTH_QUERY_TOKEN": "true"})
+	if err != nil {
+		t.Fatalf("Parse: %v\n%s", err, out)
+	}
+	want := gateway.AuthOptions{SecretFile: "/run/secrets/jwt", Issuer: "https://id.example", Cookie: "chat_token", QueryToken: true}
+	if c.Auth != gateway.AuthJWT || c.AuthJWT != want {
+		t.Fatalf("auth = %q %+v, want jwt %+v", c.Auth, c.AuthJWT, want)
 	}
 }
 
@@ -293,6 +315,11 @@ func TestInvalidValues(t *testing.T) {
 		{"unknown flag", []string{"--loud"}, base, "loud"},
 		{"bad flag value", []string{"--heartbeat", "soon"}, base, "heartbeat"},
 		{"positional argument", []string{"serve"}, base, "serve"},
+		{"auth unknown", []string{"--auth", "basic"}, base, "--auth"},
+		{"auth jwt without a key", []string{"--auth", "jwt"}, base, "exactly one of"},
+		{"auth jwt with two keys", []string{"--auth", "jwt", "--auth-jwt-secret-file", "s", "--auth-jwks-url", "https://id/jwks"}, base, "exactly one of"},
+		{"auth settings with auth off", []string{"--auth-jwt-secret-file", "s"}, base, "--auth is off"},
+		{"auth-query-token not a boolean", nil, map[string]string{"CHAT_NODE_NAME": "gw", "CHAT_AUTH_QUERY_TOKEN": "maybe"}, "CHAT_AUTH_QUERY_TOKEN"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
+	"github.com/chatscalable/chatscalable/gateway/internal/auth"
 	"github.com/chatscalable/chatscalable/gateway/internal/connlimit"
 	"github.com/chatscalable/chatscalable/gateway/internal/defaults"
 	"github.com/chatscalable/chatscalable/gateway/internal/delivery"
@@ -42,7 +43,10 @@ type Config struct {
 	// Delivery streams rooms to listeners, and encodes messages as the
 	// API shows them.
 	Delivery *delivery.Delivery
-	Store    Store
+	// Auth, if set, verifies every request's token and what it grants;
+	// nil lets anyone do anything as any user (--auth off).
+	Auth  *auth.Verifier
+	Store Store
 	// Ready returns nil while the gateway can publish and stream.
 	Ready func() error
 	// Request, if set, sends a request to a chat service over NATS; the
@@ -346,6 +350,9 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		before = c.Seq
+	}
+	if _, _, ok := s.authorize(w, r, accessSubscribe, room, ""); !ok {
+		return
 	}
 	if err := s.cfg.Ready(); err != nil {
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, err.Error())

@@ -58,10 +58,18 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, room string) {
 		}
 		req.From = &c
 	}
-	req.User = strings.TrimSpace(r.URL.Query().Get("user"))
-	if err := broker.ValidateUser(req.User); err != nil {
+	named := strings.TrimSpace(r.URL.Query().Get("user"))
+	if err := broker.ValidateUser(named); err != nil {
 		writeError(w, http.StatusBadRequest, CodeInvalidUser, err.Error())
 		return
+	}
+	user, id, ok := s.authorize(w, r, accessSubscribe, room, named)
+	if !ok {
+		return
+	}
+	req.User = user
+	if id != nil {
+		req.Expires = id.Expires
 	}
 	if req.User == "" {
 		req.User = DefaultUser

@@ -42,7 +42,15 @@ func (s *Server) publishForm(w http.ResponseWriter, r *http.Request) {
 	if room == "" {
 		room = DefaultRoom
 	}
-	stored, status, ok := s.publish(w, r, room, form.Get("user"), form.Get("message"), "")
+	if err := broker.ValidateRoom(room); err != nil {
+		writeError(w, http.StatusBadRequest, CodeInvalidRoom, err.Error())
+		return
+	}
+	user, _, ok := s.authorize(w, r, accessPublish, room, form.Get("user"))
+	if !ok {
+		return
+	}
+	stored, status, ok := s.publish(w, r, room, user, form.Get("message"), "")
 	if !ok {
 		return
 	}
@@ -82,6 +90,10 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 	user, id := "", ""
 	if in.User != nil {
 		user = *in.User
+	}
+	user, _, ok := s.authorize(w, r, accessPublish, room, user)
+	if !ok {
+		return
 	}
 	if in.ID != nil {
 		if id = *in.ID; !validID(id) {

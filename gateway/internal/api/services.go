@@ -33,6 +33,9 @@ func (s *Server) listRooms(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeInvalidCursor, "after is not a cursor of the rooms directory")
 		return
 	}
+	if _, _, ok := s.authorize(w, r, accessAny, "", ""); !ok {
+		return
+	}
 	s.ask(w, r, "the rooms directory", broker.RoomsListSubject, req)
 }
 
@@ -43,6 +46,9 @@ func (s *Server) getRoom(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeInvalidRoom, err.Error())
 		return
 	}
+	if _, _, ok := s.authorize(w, r, accessSubscribe, room, ""); !ok {
+		return
+	}
 	s.ask(w, r, "the rooms directory", broker.RoomsGetSubject, broker.RoomRequest{Room: room})
 }
 
@@ -51,6 +57,9 @@ func (s *Server) putRoom(w http.ResponseWriter, r *http.Request) {
 	room := mux.Vars(r)["room"]
 	if err := broker.ValidateRoom(room); err != nil {
 		writeError(w, http.StatusBadRequest, CodeInvalidRoom, err.Error())
+		return
+	}
+	if _, _, ok := s.authorize(w, r, accessAdmin, room, ""); !ok {
 		return
 	}
 	if mt := mediaType(r); mt != "application/json" {
@@ -81,6 +90,9 @@ func (s *Server) members(w http.ResponseWriter, r *http.Request) {
 	room := mux.Vars(r)["room"]
 	if err := broker.ValidateRoom(room); err != nil {
 		writeError(w, http.StatusBadRequest, CodeInvalidRoom, err.Error())
+		return
+	}
+	if _, _, ok := s.authorize(w, r, accessSubscribe, room, ""); !ok {
 		return
 	}
 	s.ask(w, r, "the presence service", broker.PresenceMembersSubject, broker.MembersRequest{Room: room})

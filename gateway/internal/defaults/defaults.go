@@ -25,6 +25,7 @@ const (
 	SSECoalesce     = 20 * time.Millisecond
 	ShutdownTimeout = 10 * time.Second
 	Services        = "auto" // gateway.ServicesAuto
+	Auth            = "off"  // gateway.AuthOff
 	LogLevel        = "info"
 	LogFormat       = "text"
 )
@@ -56,6 +57,9 @@ const (
 	// CatchUpTimeout bounds filling a hole (a lagging replica, a leader
 	// election).
 	CatchUpTimeout = 5 * time.Second
+	// AuthExpiringNotice is how long before its token expires a stream
+	// gets an auth-expiring event (at most half the token's time left).
+	AuthExpiringNotice = 30 * time.Second
 	// ActivateTimeout bounds subscribing to a room and learning its
 	// position.
 	ActivateTimeout = 5 * time.Second

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
+	"github.com/chatscalable/chatscalable/gateway/internal/defaults"
 	"github.com/chatscalable/chatscalable/gateway/internal/metrics"
 	"github.com/nats-io/nats.go"
 )
@@ -130,6 +131,9 @@ type Request struct {
 	User string
 	// From, if set, is the position the listener resumes after.
 	From *Cursor
+	// Expires, if set, is when the listener's token expires: the stream
+	// gets an auth-expiring event before it, and ends at it.
+	Expires time.Time
 	// Detach, if set, is called when the stream is about to outlive its
 	// handler (the stream loop writes it from then on); it returns what
 	// to call when the stream ends, so the request's log line and duration
@@ -201,6 +205,7 @@ func (d *Delivery) Serve(w http.ResponseWriter, r *http.Request, req Request) er
 	}
 	s := wr.session()
 	s.client, s.sent, s.goodbye = c, sent, d.goodbye
+	s.setExpiry(req.Expires, defaults.AuthExpiringNotice)
 	var ended func()
 	if wr.detached() && req.Detach != nil {
 		ended = req.Detach()

@@ -4,6 +4,7 @@ package delivery
 
 import (
 	"encoding/json"
+	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
 )
@@ -48,6 +49,16 @@ func (d *Delivery) messageFrame(m broker.Message) []byte {
 func presenceFrame(e broker.PresenceEvent) []byte {
 	data, _ := json.Marshal(e)
 	return appendEvent(make([]byte, 0, len(data)+32), "", "presence", data)
+}
+
+// authExpiringFrame appends the "auth-expiring" event: the listener's
+// token expires at t, when the stream ends; the client fetches a fresh
+// token and resumes by cursor.
+func authExpiringFrame(b []byte, t time.Time) []byte {
+	data, _ := json.Marshal(struct {
+		Expires time.Time `json:"expires"`
+	}{t.UTC()})
+	return appendEvent(b, "", "auth-expiring", data)
 }
 
 // resetNotice is the data of a reset event: the client missed messages.

@@ -75,6 +75,12 @@ func (h *handlerWriter) detached() bool { return false }
 func (h *handlerWriter) live(s *session, done func(error)) {
 	heartbeat := time.NewTimer(h.heartbeat)
 	defer heartbeat.Stop()
+	var expiry <-chan time.Time // the token's warning, then its expiry
+	if !s.expires.IsZero() {
+		t := time.NewTimer(time.Until(s.warnAt))
+		defer t.Stop()
+		expiry = t.C
+	}
 	var out []byte // the frames of one write
 	for {
 		beat := false
@@ -82,6 +88,8 @@ func (h *handlerWriter) live(s *session, done func(error)) {
 		case <-s.client.Ready():
 		case <-heartbeat.C:
 			beat = true
+		case <-expiry: // next sends the warning, or ends the stream
+			expiry = time.After(time.Until(s.expires))
 		case <-s.client.Done():
 		case <-h.ctx.Done():
 			done(ErrClientGone)

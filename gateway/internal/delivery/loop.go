@@ -302,7 +302,8 @@ func (l *Loop) signalEmpty() {
 	}
 }
 
-// sweep sends heartbeats and closes stuck streams.
+// sweep sends heartbeats, closes stuck streams, and wakes streams whose
+// token is about to expire or expired.
 func (l *Loop) sweep() {
 	defer l.wg.Done()
 	every := min(max(l.opts.Heartbeat/4, 10*time.Millisecond), time.Second)
@@ -319,12 +320,15 @@ func (l *Loop) sweep() {
 		beat := l.opts.Heartbeat.Nanoseconds()
 		stuck := l.opts.WriteTimeout.Nanoseconds()
 		l.mu.Lock()
+		wall := time.Unix(0, now)
 		for s := range l.streams {
 			if b := s.blockedSince.Load(); b != 0 && now-b >= stuck {
 				batch = append(batch, s)
 			} else if b == 0 && now-s.lastWrite.Load() >= beat && !s.heartbeat.Load() {
 				s.heartbeat.Store(true)
 				batch = append(batch, s)
+			} else if s.sess.expiryDue(wall) {
+				batch = append(batch, s) // its token's warning or end
 			}
 		}
 		l.mu.Unlock()

@@ -2,7 +2,11 @@
 
 package delivery
 
-import "errors"
+import (
+	"errors"
+	"sync/atomic"
+	"time"
+)
 
 // A writer carries one stream to its client: the response head, the
 // replay, then the live feed. It only moves bytes; what to send and when
@@ -42,6 +46,36 @@ type session struct {
 	// short retry hint, so it comes back soon, to any gateway.
 	goodbye   []byte
 	delivered int64
+	// expires, when set, is when the listener's token expires: at warnAt
+	// the stream gets an auth-expiring event (once), and at expires it
+	// ends with ErrAuthExpired. Both are set before the stream is live.
+	expires, warnAt time.Time
+	warned          atomic.Bool
+}
+
+// ErrAuthExpired ends a stream whose token expired; the client resumes
+// by cursor with a fresh token.
+var ErrAuthExpired = errors.New("the listener's token expired")
+
+// setExpiry arranges the auth-expiring warning and the end of a stream
+// whose token expires at t: notice before it, or half the time left if
+// that is shorter.
+func (s *session) setExpiry(t time.Time, notice time.Duration) {
+	if t.IsZero() {
+		return
+	}
+	s.expires = t
+	s.warnAt = t.Add(-min(notice, time.Until(t)/2))
+}
+
+// expiryDue reports whether the session's token warning or expiry is due
+// at now and not yet acted on; the loop's sweeper asks, to wake the
+// stream.
+func (s *session) expiryDue(now time.Time) bool {
+	if s.expires.IsZero() {
+		return false
+	}
+	return !now.Before(s.expires) || !s.warned.Load() && !now.Before(s.warnAt)
 }
 
 // cutOff returns why the client was cut off as too slow, or nil. Such a
@@ -63,6 +97,8 @@ func (s *session) cutOff() error {
 //   - a client ended because the gateway stops gets the goodbye after
 //     them; one ended for another reason (a room that lost continuity)
 //     gets them and ends, to resume by cursor;
+//   - a listener whose token is about to expire gets an auth-expiring
+//     event, and one whose token expired ends after what waits;
 //   - with nothing else to write, a due heartbeat is a comment line.
 func (s *session) next(buf []byte, heartbeat bool) ([]byte, int, error) {
 	ended, why := s.client.Ended()
@@ -70,6 +106,16 @@ func (s *session) next(buf []byte, heartbeat bool) ([]byte, int, error) {
 		return buf, 0, why
 	}
 	buf, n := s.client.AppendWaiting(buf, &s.sent)
+	if !s.expires.IsZero() {
+		now := time.Now()
+		if !now.Before(s.expires) {
+			s.delivered += int64(n)
+			return buf, n, ErrAuthExpired
+		}
+		if !now.Before(s.warnAt) && s.warned.CompareAndSwap(false, true) {
+			buf = authExpiringFrame(buf, s.expires)
+		}
+	}
 	if ended && errors.Is(why, ErrClosed) {
 		buf = append(buf, s.goodbye...)
 	}

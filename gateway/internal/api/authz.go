@@ -1,0 +1,75 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/chatscalable/chatscalable/broker"
+	"github.com/chatscalable/chatscalable/gateway/internal/auth"
+)
+
+// Error codes of refused identities.
+const (
+	CodeUnauthorized = "unauthorized" // 401: no valid token
+	CodeForbidden    = "forbidden"    // 403: the token does not grant it
+)
+
+// what a request asks to do with a room, for authorize.
+type access int
+
+const (
+	accessPublish access = iota
+	accessSubscribe
+	accessAdmin
+	accessAny // any authenticated user (the rooms directory)
+)
+
+// authorize checks the request's identity for an access to room. With
+// auth off it returns the user the request names (nil identity). With auth
+// on, the user is the token's subject: a request naming another user is
+// refused, never taken at its word. On refusal the error response is
+// written and ok is false.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, a access, room, named string) (user string, id *auth.Identity, ok bool) {
+	named = strings.TrimSpace(named)
+	if s.cfg.Auth == nil {
+		return named, nil, true
+	}
+	id, err := s.cfg.Auth.Authenticate(r)
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="chat"`)
+		reason := "invalid_token"
+		if errors.Is(err, auth.ErrNoToken) {
+			reason = "no_token"
+		}
+		s.cfg.Metrics.AuthRefused.WithLabelValues(reason).Inc()
+		writeError(w, http.StatusUnauthorized, CodeUnauthorized, err.Error())
+		return "", nil, false
+	}
+	forbid := func(reason, msg string) (string, *auth.Identity, bool) {
+		s.cfg.Metrics.AuthRefused.WithLabelValues(reason).Inc()
+		writeError(w, http.StatusForbidden, CodeForbidden, msg)
+		return "", nil, false
+	}
+	if err := broker.ValidateUser(id.User); err != nil {
+		return forbid("bad_subject", "the token's sub cannot be a user name: "+err.Error())
+	}
+	if named != "" && named != id.User {
+		return forbid("impersonation", "user must be the token's subject, "+id.User)
+	}
+	switch a {
+	case accessPublish:
+		if !id.CanPublish(room) {
+			return forbid("no_grant", "your token does not grant publishing to "+room)
+		}
+	case accessSubscribe:
+		if !id.CanSubscribe(room) {
+			return forbid("no_grant", "your token does not grant reading "+room)
+		}
+	case accessAdmin:
+		if !id.IsAdmin() {
+			return forbid("no_grant", "setting a room's topic needs an admin token")
+		}
+	}
+	return id.User, id, true
+}
