@@ -22,6 +22,7 @@ import (
 	"github.com/chatscalable/chatscalable/gateway/internal/connlimit"
 	"github.com/chatscalable/chatscalable/gateway/internal/defaults"
 	"github.com/chatscalable/chatscalable/gateway/internal/delivery"
+	"github.com/chatscalable/chatscalable/gateway/internal/limits"
 	"github.com/chatscalable/chatscalable/gateway/internal/metrics"
 	"github.com/chatscalable/chatscalable/gateway/internal/report"
 	"github.com/nats-io/nats.go"
@@ -145,6 +146,9 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 		Started:         time.Now(),
 		Delivery:        g.delivery,
 		Auth:            g.auth,
+		PublishPerUser:  limits.NewRate(o.PublishRate, o.PublishBurst),
+		PublishPerIP:    limits.NewRate(o.PublishRatePerIP, o.PublishBurst),
+		StreamsPerUser:  limits.NewCount(o.MaxStreamsPerUser),
 		Store:           g.history,
 		Ready:           g.Ready,
 		NATSServer:      g.nc.ConnectedServerName,

@@ -84,6 +84,14 @@ type Options struct {
 	// (a token per request, verified as AuthJWT says; see package auth).
 	Auth    AuthMode
 	AuthJWT AuthOptions
+	// PublishRate is how many messages per second one authenticated user
+	// may publish, and PublishRatePerIP one client address, in bursts of
+	// up to PublishBurst (default 20); over it a publish gets 429 with
+	// Retry-After. MaxStreamsPerUser bounds one user's open SSE streams.
+	// 0: no limit.
+	PublishRate, PublishRatePerIP float64
+	PublishBurst                  int
+	MaxStreamsPerUser             int
 	// Version is reported by /node.
 	Version string
 	// Logger receives the gateway's logs; nil discards them.
@@ -170,6 +178,7 @@ func (o *Options) setBaseline() {
 	orDefault(&o.BodyTimeout, defaults.BodyTimeout)
 	orDefault(&o.Services, defaults.Services)
 	orDefault(&o.Auth, defaults.Auth)
+	orDefault(&o.PublishBurst, defaults.PublishBurst)
 }
 
 // orDefault sets *p to def if it is zero.

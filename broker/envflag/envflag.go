@@ -66,6 +66,18 @@ func (s *Set) Duration(p *time.Duration, name string, def time.Duration, usage s
 	s.DurationVar(p, name, def, s.usage(name, usage))
 }
 
+// Float defines a float64 flag.
+func (s *Set) Float(p *float64, name string, def float64, usage string) {
+	if v, ok := s.lookup(name); ok {
+		if f, err := strconv.ParseFloat(v, 64); err != nil {
+			s.fail(name, v, err)
+		} else {
+			def = f
+		}
+	}
+	s.Float64Var(p, name, def, s.usage(name, usage))
+}
+
 // Bool defines a boolean flag (true, false, 1, 0; --name alone is true).
 func (s *Set) Bool(p *bool, name string, def bool, usage string) {
 	if v, ok := s.lookup(name); ok {

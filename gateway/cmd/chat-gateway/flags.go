@@ -78,6 +78,10 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 	fs.String(&c.AuthJWT.Audience, "auth-audience", "", "with --auth jwt: required aud claim (empty: not checked)")
 	fs.String(&c.AuthJWT.Cookie, "auth-cookie", "", "with --auth jwt: name of a cookie that may carry the token, for EventSource (empty: none)")
 	fs.Bool(&c.AuthJWT.QueryToken, "auth-query-token", false, "with --auth jwt: accept the token in an access_token query parameter (never logged)")
+	fs.Float(&c.PublishRate, "publish-rate", 0, "messages per second one authenticated user may publish (token bucket; 0: no limit); over it, 429 with Retry-After")
+	fs.Float(&c.PublishRatePerIP, "publish-rate-per-ip", 0, "messages per second one client address may publish (0: no limit; behind a proxy every client shares its address)")
+	fs.Int(&c.PublishBurst, "publish-burst", c.PublishBurst, "messages a user or address may publish at once above its rate")
+	fs.Int(&c.MaxStreamsPerUser, "max-streams-per-user", 0, "most open SSE streams of one authenticated user (0: no limit)")
 	fs.String(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 	fs.String(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.String(&c.PprofListen, "pprof-listen", "", "address of a pprof listener for profiling, e.g. 127.0.0.1:6060 (empty: off)")
@@ -126,6 +130,9 @@ func (c options) validate() error {
 	}
 	if c.WriteTimeout < 100*time.Millisecond {
 		errs = append(errs, errors.New("--write-timeout must be at least 100ms"))
+	}
+	if c.PublishRate < 0 || c.PublishRatePerIP < 0 || c.PublishBurst < 1 || c.MaxStreamsPerUser < 0 {
+		errs = append(errs, errors.New("--publish-rate, --publish-rate-per-ip and --max-streams-per-user must not be negative, and --publish-burst must be at least 1"))
 	}
 	if c.MaxConns < 0 || c.MaxConnsPerIP < 0 {
 		errs = append(errs, errors.New("--max-conns and --max-conns-per-ip must not be negative"))

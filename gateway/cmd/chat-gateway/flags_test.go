@@ -53,6 +53,10 @@ var envVars = []string{
 	"CHAT_AUTH_AUDIENCE",
 	"CHAT_AUTH_COOKIE",
 	"CHAT_AUTH_QUERY_TOKEN",
+	"CHAT_PUBLISH_RATE",
+	"CHAT_PUBLISH_RATE_PER_IP",
+	"CHAT_PUBLISH_BURST",
+	"CHAT_MAX_STREAMS_PER_USER",
 }
 
 // env returns a getenv reading m, never the process environment.
@@ -94,6 +98,7 @@ func TestDefaults(t *testing.T) {
 			BodyTimeout:     10 * time.Second,
 			Services:        "auto",
 			Auth:            "off",
+			PublishBurst:    20,
 		},
 		ShutdownTimeout: 10 * time.Second,
 		LogLevel:        "info",
@@ -155,6 +160,7 @@ func TestEnvironment(t *testing.T) {
 			BodyTimeout:     10 * time.Second,
 			Services:        "auto",
 			Auth:            "off",
+			PublishBurst:    20,
 		},
 		ShutdownTimeout: 3 * time.Second,
 		LogLevel:        "debug",
@@ -316,6 +322,8 @@ func TestInvalidValues(t *testing.T) {
 		{"bad flag value", []string{"--heartbeat", "soon"}, base, "heartbeat"},
 		{"positional argument", []string{"serve"}, base, "serve"},
 		{"auth unknown", []string{"--auth", "basic"}, base, "--auth"},
+		{"publish-rate negative", []string{"--publish-rate", "-1"}, base, "--publish-rate"},
+		{"publish-burst 0", []string{"--publish-burst", "0"}, base, "--publish-burst"},
 		{"auth jwt without a key", []string{"--auth", "jwt"}, base, "exactly one of"},
 		{"auth jwt with two keys", []string{"--auth", "jwt", "--auth-jwt-secret-file", "s", "--auth-jwks-url", "https://id/jwks"}, base, "exactly one of"},
 		{"auth settings with auth off", []string{"--auth-jwt-secret-file", "s"}, base, "--auth is off"},

@@ -19,6 +19,7 @@ import (
 	"github.com/chatscalable/chatscalable/gateway/internal/connlimit"
 	"github.com/chatscalable/chatscalable/gateway/internal/defaults"
 	"github.com/chatscalable/chatscalable/gateway/internal/delivery"
+	"github.com/chatscalable/chatscalable/gateway/internal/limits"
 	"github.com/chatscalable/chatscalable/gateway/internal/metrics"
 	"github.com/chatscalable/chatscalable/web"
 	"github.com/gorilla/mux"
@@ -45,8 +46,13 @@ type Config struct {
 	Delivery *delivery.Delivery
 	// Auth, if set, verifies every request's token and what it grants;
 	// nil lets anyone do anything as any user (--auth off).
-	Auth  *auth.Verifier
-	Store Store
+	Auth *auth.Verifier
+	// PublishPerUser and PublishPerIP bound the publish rate of a user
+	// and of a client address; StreamsPerUser bounds a user's open
+	// streams. nil: no limit.
+	PublishPerUser, PublishPerIP *limits.Rate
+	StreamsPerUser               *limits.Count
+	Store                        Store
 	// Ready returns nil while the gateway can publish and stream.
 	Ready func() error
 	// Request, if set, sends a request to a chat service over NATS; the

@@ -2,18 +2,54 @@ package api
 
 import (
 	"errors"
+	"fmt"
+	"math"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
 	"github.com/chatscalable/chatscalable/gateway/internal/auth"
 )
 
-// Error codes of refused identities.
+// Error codes of refused identities and limits.
 const (
-	CodeUnauthorized = "unauthorized" // 401: no valid token
-	CodeForbidden    = "forbidden"    // 403: the token does not grant it
+	CodeUnauthorized   = "unauthorized"     // 401: no valid token
+	CodeForbidden      = "forbidden"        // 403: the token does not grant it
+	CodeRateLimited    = "rate_limited"     // 429: publishing too fast
+	CodeTooManyStreams = "too_many_streams" // 429: the user holds its most streams
 )
+
+// clientIP is the address a request came from (not a proxy's header: a
+// gateway behind a proxy sees the proxy's address).
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// allowPublish takes one publish of the address's rate and, for an
+// authenticated user, of the user's; on refusal it writes 429 with
+// Retry-After and returns false.
+func (s *Server) allowPublish(w http.ResponseWriter, r *http.Request, id *auth.Identity) bool {
+	ok, wait := s.cfg.PublishPerIP.Allow("ip:" + clientIP(r))
+	which := "publish_ip"
+	if ok && id != nil {
+		ok, wait = s.cfg.PublishPerUser.Allow("user:" + id.User)
+		which = "publish_user"
+	}
+	if ok {
+		return true
+	}
+	s.cfg.Metrics.RateLimited.WithLabelValues(which).Inc()
+	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+	writeError(w, http.StatusTooManyRequests, CodeRateLimited, fmt.Sprintf("publishing too fast; try again in %s", wait.Round(time.Millisecond)))
+	return false
+}
 
 // what a request asks to do with a room, for authorize.
 type access int

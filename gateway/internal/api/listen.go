@@ -70,6 +70,13 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, room string) {
 	req.User = user
 	if id != nil {
 		req.Expires = id.Expires
+		release, ok := s.cfg.StreamsPerUser.Acquire("user:" + user)
+		if !ok {
+			s.cfg.Metrics.RateLimited.WithLabelValues("streams_user").Inc()
+			writeError(w, http.StatusTooManyRequests, CodeTooManyStreams, "you hold as many streams as a user may; close one first")
+			return
+		}
+		req.Release = release
 	}
 	if req.User == "" {
 		req.User = DefaultUser
@@ -86,7 +93,11 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, room string) {
 			return func() { route.done(context.Background(), http.StatusOK, 0) }
 		}
 	}
-	switch err := s.cfg.Delivery.Serve(w, r, req); {
+	err := s.cfg.Delivery.Serve(w, r, req)
+	if err != nil && req.Release != nil {
+		req.Release() // the stream never started
+	}
+	switch {
 	case errors.Is(err, delivery.ErrUnavailable):
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
 	case err != nil:

@@ -46,8 +46,8 @@ func (s *Server) publishForm(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeInvalidRoom, err.Error())
 		return
 	}
-	user, _, ok := s.authorize(w, r, accessPublish, room, form.Get("user"))
-	if !ok {
+	user, id, ok := s.authorize(w, r, accessPublish, room, form.Get("user"))
+	if !ok || !s.allowPublish(w, r, id) {
 		return
 	}
 	stored, status, ok := s.publish(w, r, room, user, form.Get("message"), "")
@@ -91,8 +91,8 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 	if in.User != nil {
 		user = *in.User
 	}
-	user, _, ok := s.authorize(w, r, accessPublish, room, user)
-	if !ok {
+	user, ident, ok := s.authorize(w, r, accessPublish, room, user)
+	if !ok || !s.allowPublish(w, r, ident) {
 		return
 	}
 	if in.ID != nil {

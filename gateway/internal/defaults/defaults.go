@@ -26,6 +26,7 @@ const (
 	ShutdownTimeout = 10 * time.Second
 	Services        = "auto" // gateway.ServicesAuto
 	Auth            = "off"  // gateway.AuthOff
+	PublishBurst    = 20
 	LogLevel        = "info"
 	LogFormat       = "text"
 )

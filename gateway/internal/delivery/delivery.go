@@ -134,6 +134,9 @@ type Request struct {
 	// Expires, if set, is when the listener's token expires: the stream
 	// gets an auth-expiring event before it, and ends at it.
 	Expires time.Time
+	// Release, if set, is called once when a stream that started ends
+	// (what the listener held is free again).
+	Release func()
 	// Detach, if set, is called when the stream is about to outlive its
 	// handler (the stream loop writes it from then on); it returns what
 	// to call when the stream ends, so the request's log line and duration
@@ -173,7 +176,7 @@ func (d *Delivery) Serve(w http.ResponseWriter, r *http.Request, req Request) er
 	if o.Presence != nil {
 		presenceID = o.Presence.Join(req.Room, req.User)
 	}
-	room, remote := req.Room, r.RemoteAddr // kept by the stream, unlike the request
+	room, remote, release := req.Room, r.RemoteAddr, req.Release // kept by the stream, unlike the request
 	leave := func() {
 		if ended, why := c.Ended(); ended && errors.Is(why, ErrSlowClient) {
 			o.Metrics.SlowDisconnects.Inc()
@@ -181,6 +184,9 @@ func (d *Delivery) Serve(w http.ResponseWriter, r *http.Request, req Request) er
 		}
 		d.hub.Leave(c)
 		o.Metrics.SSEConnections.Dec()
+		if release != nil {
+			release()
+		}
 		if o.Presence != nil {
 			o.Presence.Leave(presenceID)
 		}

@@ -22,6 +22,7 @@ type Metrics struct {
 	Withheld        prometheus.Counter
 	ConnsRefused    *prometheus.CounterVec // reason: max_conns, max_conns_per_ip
 	AuthRefused     *prometheus.CounterVec // reason: no_token, invalid_token, bad_subject, impersonation, no_grant
+	RateLimited     *prometheus.CounterVec // limit: publish_user, publish_ip, streams_user
 	NATSReconnects  prometheus.Counter
 	HTTPRequests    *prometheus.CounterVec   // route, method, code
 	HTTPSeconds     *prometheus.HistogramVec // route
@@ -75,6 +76,9 @@ func New(src Sources) *Metrics {
 		AuthRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chat_auth_refused_total", Help: "Requests refused by authentication (401: no_token, invalid_token) or authorization (403: bad_subject, impersonation, no_grant).",
 		}, []string{"reason"}),
+		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chat_rate_limited_total", Help: "Requests refused with 429 by limit: publish_user and publish_ip (publish rates), streams_user (open streams of one user).",
+		}, []string{"limit"}),
 		Withheld: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chat_messages_withheld_total", Help: "Stored messages withheld from listeners and history pages because they break the message rules (published with NATS directly), counted each time one is read.",
 		}),
@@ -93,7 +97,7 @@ func New(src Sources) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.SSEConnections, m.Published, m.Delivered, m.PublishSeconds, m.DeliverySeconds,
-		m.Replays, m.Replayed, m.SlowDisconnects, m.Withheld, m.ConnsRefused, m.AuthRefused, m.NATSReconnects, m.HTTPRequests, m.HTTPSeconds,
+		m.Replays, m.Replayed, m.SlowDisconnects, m.Withheld, m.ConnsRefused, m.AuthRefused, m.RateLimited, m.NATSReconnects, m.HTTPRequests, m.HTTPSeconds,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "chat_rooms_active", Help: "Rooms with at least one listener on this gateway."}, src.Rooms),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "chat_nats_connected", Help: "1 while connected to NATS, else 0."}, src.NATSConnected),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "chat_feed_backfills_total", Help: "Holes in a room's live feed filled from history."}, src.Backfills),
