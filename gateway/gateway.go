@@ -139,7 +139,7 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 	} else {
 		g.log.Warn("auth is off: anyone who reaches this gateway may publish and listen as any user (--auth jwt turns it on)")
 	}
-	a := api.New(api.Config{
+	a, err := api.New(api.Config{
 		Node:            o.NodeName,
 		Version:         o.Version,
 		NATSMode:        mode,
@@ -149,6 +149,8 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 		PublishPerUser:  limits.NewRate(o.PublishRate, o.PublishBurst),
 		PublishPerIP:    limits.NewRate(o.PublishRatePerIP, o.PublishBurst),
 		StreamsPerUser:  limits.NewCount(o.MaxStreamsPerUser),
+		AllowedOrigins:  o.AllowedOrigins,
+		CORSOrigins:     o.CORSOrigins,
 		Store:           g.history,
 		Ready:           g.Ready,
 		NATSServer:      g.nc.ConnectedServerName,
@@ -160,6 +162,10 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 		BodyTimeout:     o.BodyTimeout,
 		Log:             g.log,
 	})
+	if err != nil {
+		g.abort()
+		return nil, err
+	}
 	bg, stop := context.WithCancel(context.Background())
 	g.stop = stop
 	g.wg.Add(2)

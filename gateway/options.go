@@ -92,6 +92,11 @@ type Options struct {
 	PublishRate, PublishRatePerIP float64
 	PublishBurst                  int
 	MaxStreamsPerUser             int
+	// AllowedOrigins ("https://host[:port]") may post with the token
+	// cookie besides the gateway's own pages; CORSOrigins may call the
+	// JSON API from their pages. Any other site's browser POST or PUT
+	// is refused.
+	AllowedOrigins, CORSOrigins []string
 	// Version is reported by /node.
 	Version string
 	// Logger receives the gateway's logs; nil discards them.

@@ -82,6 +82,9 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 	fs.Float(&c.PublishRatePerIP, "publish-rate-per-ip", 0, "messages per second one client address may publish (0: no limit; behind a proxy every client shares its address)")
 	fs.Int(&c.PublishBurst, "publish-burst", c.PublishBurst, "messages a user or address may publish at once above its rate")
 	fs.Int(&c.MaxStreamsPerUser, "max-streams-per-user", 0, "most open SSE streams of one authenticated user (0: no limit)")
+	var allowedOrigins, corsOrigins string
+	fs.String(&allowedOrigins, "allowed-origins", "", "comma-separated origins (https://host[:port]) whose pages may post with the token cookie, besides the gateway's own")
+	fs.String(&corsOrigins, "cors-origins", "", "comma-separated origins whose pages may call the JSON API (CORS)")
 	fs.String(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 	fs.String(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.String(&c.PprofListen, "pprof-listen", "", "address of a pprof listener for profiling, e.g. 127.0.0.1:6060 (empty: off)")
@@ -99,6 +102,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 		return c, err
 	}
 	c.ClusterRoutes = envflag.SplitList(routes)
+	c.AllowedOrigins, c.CORSOrigins = envflag.SplitList(allowedOrigins), envflag.SplitList(corsOrigins)
 	return c, c.validate()
 }
 

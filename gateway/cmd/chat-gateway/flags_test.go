@@ -57,6 +57,8 @@ var envVars = []string{
 	"CHAT_PUBLISH_RATE_PER_IP",
 	"CHAT_PUBLISH_BURST",
 	"CHAT_MAX_STREAMS_PER_USER",
+	"CHAT_ALLOWED_ORIGINS",
+	"CHAT_CORS_ORIGINS",
 }
 
 // env returns a getenv reading m, never the process environment.

@@ -52,7 +52,11 @@ type Config struct {
 	// streams. nil: no limit.
 	PublishPerUser, PublishPerIP *limits.Rate
 	StreamsPerUser               *limits.Count
-	Store                        Store
+	// AllowedOrigins may post with the token cookie besides the gateway's
+	// own pages; CORSOrigins may call the JSON API from their pages.
+	// Every other site's browser POST or PUT is refused (CSRF).
+	AllowedOrigins, CORSOrigins []string
+	Store                       Store
 	// Ready returns nil while the gateway can publish and stream.
 	Ready func() error
 	// Request, if set, sends a request to a chat service over NATS; the
@@ -82,8 +86,9 @@ type Config struct {
 
 // Server serves the API.
 type Server struct {
-	cfg    Config
-	router *mux.Router
+	cfg     Config
+	router  *mux.Router
+	origins *origins
 }
 
 // Defaults and limits of the API.
@@ -96,7 +101,7 @@ const (
 )
 
 // New returns the API server for cfg.
-func New(cfg Config) *Server {
+func New(cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -119,7 +124,11 @@ func New(cfg Config) *Server {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = defaults.WriteTimeout
 	}
-	s := &Server{cfg: cfg, router: mux.NewRouter()}
+	o, err := newOrigins(cfg.AllowedOrigins, cfg.CORSOrigins, cfg.Auth != nil && cfg.Auth.Cookie() != "")
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, router: mux.NewRouter(), origins: o}
 	r := s.router
 	r.HandleFunc("/", s.index).Methods(http.MethodGet, http.MethodHead)
 	r.PathPrefix("/static/").HandlerFunc(s.static).Methods(http.MethodGet, http.MethodHead)
@@ -143,7 +152,7 @@ func New(cfg Config) *Server {
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path)
 	})
-	return s
+	return s, nil
 }
 
 // ServeHTTP sets the headers every response carries, recovers from panics,
@@ -192,6 +201,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("Retry-After", strconv.Itoa(refusedRetryAfter))
 		h.Set("Connection", "close")
 		writeError(w, http.StatusServiceUnavailable, CodeTooManyConns, "this gateway holds as many connections as it may ("+why+"); try again later")
+		return
+	}
+	if s.origins.corsHeaders(w, r) {
+		route.name = "preflight"
+		return
+	}
+	if err := s.origins.csrf.Check(r); err != nil {
+		route.name = "cross_origin"
+		writeError(w, http.StatusForbidden, CodeCrossOrigin, "a "+r.Method+" from another site's page is refused: "+err.Error())
 		return
 	}
 	defer func() {

@@ -87,6 +87,9 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, a access, roo
 		writeError(w, http.StatusForbidden, CodeForbidden, msg)
 		return "", nil, false
 	}
+	if !s.origins.checkCookieOrigin(r, id) {
+		return forbid("cookie_origin", "a "+r.Method+" authorized by the token cookie must come from this gateway's pages or an allowed origin")
+	}
 	if err := broker.ValidateUser(id.User); err != nil {
 		return forbid("bad_subject", "the token's sub cannot be a user name: "+err.Error())
 	}

@@ -25,7 +25,10 @@ func FuzzPublishInput(f *testing.F) {
 	} {
 		f.Add([]byte(seed.body), seed.room)
 	}
-	s := New(Config{MaxMessageBytes: 64})
+	s, err := New(Config{MaxMessageBytes: 64})
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, body []byte, room string) {
 		in, aerr := decodePublishBody(body)
 		if aerr != nil {

@@ -178,6 +178,9 @@ func New(ctx context.Context, o Options) (*Verifier, error) {
 	return v, nil
 }
 
+// Cookie returns the name of the cookie that may carry tokens ("": none).
+func (v *Verifier) Cookie() string { return v.opts.Cookie }
+
 // Close stops refreshing the JWKS.
 func (v *Verifier) Close() { v.stop() }
 
