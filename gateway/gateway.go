@@ -151,6 +151,7 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 		StreamsPerUser:  limits.NewCount(o.MaxStreamsPerUser),
 		AllowedOrigins:  o.AllowedOrigins,
 		CORSOrigins:     o.CORSOrigins,
+		PrivateRooms:    o.PrivateRooms,
 		Store:           g.history,
 		Ready:           g.Ready,
 		NATSServer:      g.nc.ConnectedServerName,

@@ -97,6 +97,10 @@ type Options struct {
 	// JSON API from their pages. Any other site's browser POST or PUT
 	// is refused.
 	AllowedOrigins, CORSOrigins []string
+	// PrivateRooms are room patterns ("team-*") that only a token with a
+	// subscribe grant for the room can see; for anyone else they do not
+	// exist (404, left out of the directory). With auth off nobody can.
+	PrivateRooms []string
 	// Version is reported by /node.
 	Version string
 	// Logger receives the gateway's logs; nil discards them.

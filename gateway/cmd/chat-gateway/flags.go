@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path"
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker/envflag"
@@ -82,7 +83,8 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 	fs.Float(&c.PublishRatePerIP, "publish-rate-per-ip", 0, "messages per second one client address may publish (0: no limit; behind a proxy every client shares its address)")
 	fs.Int(&c.PublishBurst, "publish-burst", c.PublishBurst, "messages a user or address may publish at once above its rate")
 	fs.Int(&c.MaxStreamsPerUser, "max-streams-per-user", 0, "most open SSE streams of one authenticated user (0: no limit)")
-	var allowedOrigins, corsOrigins string
+	var allowedOrigins, corsOrigins, privateRooms string
+	fs.String(&privateRooms, "private-rooms", "", "comma-separated room patterns (team-*) that only a token granting them can see; to anyone else they do not exist")
 	fs.String(&allowedOrigins, "allowed-origins", "", "comma-separated origins (https://host[:port]) whose pages may post with the token cookie, besides the gateway's own")
 	fs.String(&corsOrigins, "cors-origins", "", "comma-separated origins whose pages may call the JSON API (CORS)")
 	fs.String(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
@@ -103,6 +105,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 	}
 	c.ClusterRoutes = envflag.SplitList(routes)
 	c.AllowedOrigins, c.CORSOrigins = envflag.SplitList(allowedOrigins), envflag.SplitList(corsOrigins)
+	c.PrivateRooms = envflag.SplitList(privateRooms)
 	return c, c.validate()
 }
 
@@ -165,6 +168,11 @@ func (c options) validate() error {
 	case gateway.ServicesAuto, gateway.ServicesInProcess, gateway.ServicesOff:
 	default:
 		errs = append(errs, fmt.Errorf("--services %q is not one of auto, in-process, off", c.Services))
+	}
+	for _, p := range c.PrivateRooms {
+		if _, err := path.Match(p, ""); err != nil {
+			errs = append(errs, fmt.Errorf("--private-rooms %q: %w", p, err))
+		}
 	}
 	keys := 0
 	for _, k := range []string{c.AuthJWT.SecretFile, c.AuthJWT.KeyFile, c.AuthJWT.JWKSURL} {

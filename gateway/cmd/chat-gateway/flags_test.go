@@ -59,6 +59,7 @@ var envVars = []string{
 	"CHAT_MAX_STREAMS_PER_USER",
 	"CHAT_ALLOWED_ORIGINS",
 	"CHAT_CORS_ORIGINS",
+	"CHAT_PRIVATE_ROOMS",
 }
 
 // env returns a getenv reading m, never the process environment.
@@ -325,6 +326,7 @@ func TestInvalidValues(t *testing.T) {
 		{"positional argument", []string{"serve"}, base, "serve"},
 		{"auth unknown", []string{"--auth", "basic"}, base, "--auth"},
 		{"publish-rate negative", []string{"--publish-rate", "-1"}, base, "--publish-rate"},
+		{"private-rooms bad pattern", []string{"--private-rooms", "team-["}, base, "--private-rooms"},
 		{"publish-burst 0", []string{"--publish-burst", "0"}, base, "--publish-burst"},
 		{"auth jwt without a key", []string{"--auth", "jwt"}, base, "exactly one of"},
 		{"auth jwt with two keys", []string{"--auth", "jwt", "--auth-jwt-secret-file", "s", "--auth-jwks-url", "https://id/jwks"}, base, "exactly one of"},

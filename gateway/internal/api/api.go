@@ -56,7 +56,11 @@ type Config struct {
 	// own pages; CORSOrigins may call the JSON API from their pages.
 	// Every other site's browser POST or PUT is refused (CSRF).
 	AllowedOrigins, CORSOrigins []string
-	Store                       Store
+	// PrivateRooms are room patterns (path.Match) that only a token with a
+	// subscribe grant for the room can see: everyone else gets 404 for
+	// them, and the directory omits them.
+	PrivateRooms []string
+	Store        Store
 	// Ready returns nil while the gateway can publish and stream.
 	Ready func() error
 	// Request, if set, sends a request to a chat service over NATS; the

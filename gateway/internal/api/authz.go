@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -51,6 +52,34 @@ func (s *Server) allowPublish(w http.ResponseWriter, r *http.Request, id *auth.I
 	return false
 }
 
+// private reports whether room matches a --private-rooms pattern.
+func (s *Server) private(room string) bool {
+	for _, p := range s.cfg.PrivateRooms {
+		if ok, err := path.Match(p, room); err == nil && ok {
+			return true
+		}
+	}
+	return false
+}
+
+// visible reports whether a caller with identity id (nil: auth off) sees
+// room in the directory: with auth on, a room it may read; with auth off,
+// a room that is not private.
+func (s *Server) visible(room string, id *auth.Identity) bool {
+	if id != nil {
+		return id.CanSubscribe(room)
+	}
+	return !s.private(room)
+}
+
+// hide answers a request for a private room the caller may not read as if
+// the room did not exist.
+func (s *Server) hide(w http.ResponseWriter, room string) (string, *auth.Identity, bool) {
+	s.cfg.Metrics.AuthRefused.WithLabelValues("private").Inc()
+	writeError(w, http.StatusNotFound, CodeNotFound, "no such room: "+room)
+	return "", nil, false
+}
+
 // what a request asks to do with a room, for authorize.
 type access int
 
@@ -69,6 +98,9 @@ const (
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request, a access, room, named string) (user string, id *auth.Identity, ok bool) {
 	named = strings.TrimSpace(named)
 	if s.cfg.Auth == nil {
+		if a != accessAny && s.private(room) {
+			return s.hide(w, room)
+		}
 		return named, nil, true
 	}
 	id, err := s.cfg.Auth.Authenticate(r)
@@ -95,6 +127,9 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, a access, roo
 	}
 	if named != "" && named != id.User {
 		return forbid("impersonation", "user must be the token's subject, "+id.User)
+	}
+	if a != accessAny && s.private(room) && !id.CanSubscribe(room) {
+		return s.hide(w, room)
 	}
 	switch a {
 	case accessPublish:

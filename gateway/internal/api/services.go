@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/chatscalable/chatscalable/broker"
@@ -33,10 +34,23 @@ func (s *Server) listRooms(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeInvalidCursor, "after is not a cursor of the rooms directory")
 		return
 	}
-	if _, _, ok := s.authorize(w, r, accessAny, "", ""); !ok {
+	_, id, ok := s.authorize(w, r, accessAny, "", "")
+	if !ok {
 		return
 	}
-	s.ask(w, r, "the rooms directory", broker.RoomsListSubject, req)
+	msg, ok := s.call(w, r, "the rooms directory", broker.RoomsListSubject, req)
+	if !ok {
+		return
+	}
+	var page broker.RoomsReply
+	if err := json.Unmarshal(msg.Data, &page); err != nil {
+		writeError(w, http.StatusBadGateway, CodeServiceError, "the rooms directory answered with something else than a page")
+		return
+	}
+	// The directory shows what the caller may read: a page may hold
+	// fewer rooms than asked for (follow next until it is empty).
+	page.Rooms = slices.DeleteFunc(page.Rooms, func(ri broker.RoomInfo) bool { return !s.visible(ri.Room, id) })
+	writeJSON(w, http.StatusOK, page)
 }
 
 // getRoom is GET /rooms/{room}: one room of the directory.
@@ -98,13 +112,21 @@ func (s *Server) members(w http.ResponseWriter, r *http.Request) {
 	s.ask(w, r, "the presence service", broker.PresenceMembersSubject, broker.MembersRequest{Room: room})
 }
 
-// ask sends req to a chat service and writes its JSON reply. A service
-// that is not running, or does not answer within ServiceTimeout, gets a
-// 503; an error it reports keeps its status.
+// ask sends req to a chat service and writes its JSON reply.
 func (s *Server) ask(w http.ResponseWriter, r *http.Request, service, subject string, req any) {
+	if msg, ok := s.call(w, r, service, subject, req); ok {
+		writeRaw(w, msg.Data)
+	}
+}
+
+// call sends req to a chat service and returns its reply. A service that
+// is not running, or does not answer within ServiceTimeout, gets a 503;
+// an error it reports keeps its status. On failure the error response is
+// written and ok is false.
+func (s *Server) call(w http.ResponseWriter, r *http.Request, service, subject string, req any) (*nats.Msg, bool) {
 	if s.cfg.Request == nil {
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, service+" is not available")
-		return
+		return nil, false
 	}
 	data, _ := json.Marshal(req)
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ServiceTimeout)
@@ -113,11 +135,11 @@ func (s *Server) ask(w http.ResponseWriter, r *http.Request, service, subject st
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, service+" is not running; chatting still works")
-		return
+		return nil, false
 	case err != nil:
 		s.cfg.Log.Warn("service request", "subject", subject, "err", err)
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, service+" did not answer; try again")
-		return
+		return nil, false
 	}
 	if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" {
 		status := http.StatusBadGateway
@@ -125,10 +147,15 @@ func (s *Server) ask(w http.ResponseWriter, r *http.Request, service, subject st
 			status = http.StatusBadRequest
 		}
 		writeError(w, status, CodeServiceError, msg.Header.Get(micro.ErrorHeader))
-		return
+		return nil, false
 	}
+	return msg, true
+}
+
+// writeRaw writes a JSON body as it is.
+func writeRaw(w http.ResponseWriter, body []byte) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(msg.Data)
+	_, _ = w.Write(body)
 }
