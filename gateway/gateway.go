@@ -5,6 +5,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -199,8 +200,19 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 		MaxConnsPerIP: o.MaxConnsPerIP,
 		Refused:       func(reason string) { g.metrics.ConnsRefused.WithLabelValues(reason).Inc() },
 	})
-	go func() { g.served <- g.srv.Serve(g.ln) }()
-	g.log.Info("gateway started", "node", o.NodeName, "http", g.ln.Addr().String(), "nats", mode,
+	if o.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
+		if err != nil {
+			_ = g.ln.Close()
+			g.abort()
+			return nil, fmt.Errorf("tls certificate: %w", err)
+		}
+		g.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		go func() { g.served <- g.srv.ServeTLS(g.ln, "", "") }()
+	} else {
+		go func() { g.served <- g.srv.Serve(g.ln) }()
+	}
+	g.log.Info("gateway started", "node", o.NodeName, "http", g.ln.Addr().String(), "tls", o.TLSCert != "", "nats", mode,
 		"max_conns", maxConns, "max_conns_per_ip", o.MaxConnsPerIP)
 	return g, nil
 }
@@ -453,7 +465,11 @@ func (g *Gateway) URL() string {
 	if addr.IP.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, fmt.Sprint(addr.Port))
+	scheme := "http://"
+	if g.opts.TLSCert != "" {
+		scheme = "https://"
+	}
+	return scheme + net.JoinHostPort(host, fmt.Sprint(addr.Port))
 }
 
 // Clients returns the number of SSE clients connected to this gateway.

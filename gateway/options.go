@@ -80,6 +80,10 @@ type Options struct {
 	// running yet. chat-gateway passes services/inprocess; the gateway
 	// itself knows nothing of the services.
 	StartServices func(ctx context.Context, nc *nats.Conn, clusterSize int) (stop func() error, err error)
+	// TLSCert and TLSKey, when set, are PEM files of the certificate and
+	// key the gateway serves HTTPS with (HTTP/2 included, which lifts
+	// browsers' six connections per host); read at start.
+	TLSCert, TLSKey string
 	// Auth says who may do what: AuthOff (anyone, as any user) or AuthJWT
 	// (a token per request, verified as AuthJWT says; see package auth).
 	Auth    AuthMode

@@ -71,6 +71,8 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 	fs.Duration(&c.SSECoalesce, "sse-coalesce", c.SSECoalesce, "with --sse-writer loop, while many streams wait to be written: the shortest time between two writes to one SSE stream, so a busy room's messages go out together (an idle gateway writes at once; 0: always at once)")
 	fs.Duration(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "grace period for a graceful stop")
 	fs.String(&services, "services", services, "where the presence and rooms services run: in-process, off (run elsewhere), or auto (in-process with the embedded NATS node)")
+	fs.String(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS and HTTP/2 with; needs --tls-key")
+	fs.String(&c.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
 	fs.String(&authMode, "auth", authMode, "who may publish and listen: off (anyone, as any user: loopback or trusted networks only) or jwt (a JSON Web Token per request)")
 	fs.String(&c.AuthJWT.SecretFile, "auth-jwt-secret-file", "", "with --auth jwt: file holding the HS256 secret (at least 32 bytes), e.g. a Docker secret")
 	fs.String(&c.AuthJWT.KeyFile, "auth-jwt-key-file", "", "with --auth jwt: PEM public key verifying tokens (RSA: RS256, ECDSA: ES256/384/512, Ed25519: EdDSA)")
@@ -173,6 +175,9 @@ func (c options) validate() error {
 		if _, err := path.Match(p, ""); err != nil {
 			errs = append(errs, fmt.Errorf("--private-rooms %q: %w", p, err))
 		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
 	}
 	keys := 0
 	for _, k := range []string{c.AuthJWT.SecretFile, c.AuthJWT.KeyFile, c.AuthJWT.JWKSURL} {

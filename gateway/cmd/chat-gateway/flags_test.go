@@ -60,6 +60,8 @@ var envVars = []string{
 	"CHAT_ALLOWED_ORIGINS",
 	"CHAT_CORS_ORIGINS",
 	"CHAT_PRIVATE_ROOMS",
+	"CHAT_TLS_CERT",
+	"CHAT_TLS_KEY",
 }
 
 // env returns a getenv reading m, never the process environment.
@@ -327,6 +329,7 @@ func TestInvalidValues(t *testing.T) {
 		{"auth unknown", []string{"--auth", "basic"}, base, "--auth"},
 		{"publish-rate negative", []string{"--publish-rate", "-1"}, base, "--publish-rate"},
 		{"private-rooms bad pattern", []string{"--private-rooms", "team-["}, base, "--private-rooms"},
+		{"tls-cert without a key", []string{"--tls-cert", "cert.pem"}, base, "--tls-key"},
 		{"publish-burst 0", []string{"--publish-burst", "0"}, base, "--publish-burst"},
 		{"auth jwt without a key", []string{"--auth", "jwt"}, base, "exactly one of"},
 		{"auth jwt with two keys", []string{"--auth", "jwt", "--auth-jwt-secret-file", "s", "--auth-jwks-url", "https://id/jwks"}, base, "exactly one of"},

@@ -8,6 +8,7 @@ package connlimit
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"net/netip"
 	"sync"
@@ -178,6 +179,9 @@ type connKey struct{}
 
 // WithConn returns ctx carrying c; give it to http.Server.ConnContext.
 func WithConn(ctx context.Context, c net.Conn) context.Context {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn() // HTTPS: the counted connection is under the TLS one
+	}
 	return context.WithValue(ctx, connKey{}, c)
 }
 
