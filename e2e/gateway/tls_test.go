@@ -101,3 +101,27 @@ func TestSSEOverHTTP2(t *testing.T) {
 	}
 	t.Fatalf("the stream ended before the message: %v", lines.Err())
 }
+
+// The connection limits hold over HTTPS: a connection over the limit gets
+// its 503, not the page.
+func TestConnectionLimitOverHTTPS(t *testing.T) {
+	certFile, keyFile, pool := selfSigned(t)
+	g := startGateway(t, "gw-tls-limit", "", func(o *gateway.Options) {
+		o.TLSCert, o.TLSKey, o.MaxConns = certFile, keyFile, 1
+	})
+	held, err := tls.Dial("tcp", strings.TrimPrefix(g.URL(), "https://"), &tls.Config{RootCAs: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get(g.URL() + "/node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("a second connection with --max-conns 1: %d; want 503 with Retry-After", resp.StatusCode)
+	}
+}
