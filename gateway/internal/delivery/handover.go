@@ -79,6 +79,12 @@ func (lw *loopWriter) session() *session { return &lw.st.ownSession }
 
 func (lw *loopWriter) live(s *session, done func(error)) {
 	if err := lw.st.attach(lw.conn, s, done); err != nil {
+		// The loop is stopping (the gateway shuts down between this
+		// stream's replay and its hand-over): write what the session has
+		// for the client now, its goodbye included, and end.
+		if out, _, _ := s.next(nil, false); len(out) > 0 {
+			lw.send(out)
+		}
 		lw.abort()
 		done(fmt.Errorf("attach stream: %w", err))
 	}
