@@ -153,6 +153,7 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 		AllowedOrigins:  o.AllowedOrigins,
 		CORSOrigins:     o.CORSOrigins,
 		PrivateRooms:    o.PrivateRooms,
+		TokenURL:        o.AuthTokenURL,
 		Store:           g.history,
 		Ready:           g.Ready,
 		NATSServer:      g.nc.ConnectedServerName,

@@ -88,6 +88,11 @@ type Options struct {
 	// (a token per request, verified as AuthJWT says; see package auth).
 	Auth    AuthMode
 	AuthJWT AuthOptions
+	// AuthTokenURL is where the chat page gets its token, and a fresh one
+	// before it expires: a GET with the browser's credentials that answers
+	// {"token":"…"} (the application's sign-in service; CORS if it is on
+	// another origin).
+	AuthTokenURL string
 	// PublishRate is how many messages per second one authenticated user
 	// may publish, and PublishRatePerIP one client address, in bursts of
 	// up to PublishBurst (default 20); over it a publish gets 429 with

@@ -28,6 +28,16 @@ type PageData struct {
 	// MaxMessageBytes is the largest message text the gateway accepts;
 	// the page checks what is typed against it.
 	MaxMessageBytes int
+	// Auth is "jwt" when the gateway requires tokens, else "off".
+	Auth string
+	// AuthCookie names the cookie the page keeps its token in, for the
+	// event stream (EventSource cannot send headers); "" when the gateway
+	// reads no cookie.
+	AuthCookie string
+	// TokenURL is where the page fetches a token, and a fresh one before
+	// the current expires: a GET with the browser's credentials answering
+	// {"token":"…"} (the application's sign-in service).
+	TokenURL string
 }
 
 // Static returns the contents of the embedded static/ folder, with the

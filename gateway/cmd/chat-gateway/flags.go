@@ -80,6 +80,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 	fs.String(&c.AuthJWT.Issuer, "auth-issuer", "", "with --auth jwt: required iss claim (empty: not checked)")
 	fs.String(&c.AuthJWT.Audience, "auth-audience", "", "with --auth jwt: required aud claim (empty: not checked)")
 	fs.String(&c.AuthJWT.Cookie, "auth-cookie", "", "with --auth jwt: name of a cookie that may carry the token, for EventSource (empty: none)")
+	fs.String(&c.AuthTokenURL, "auth-token-url", "", "with --auth jwt: where the chat page gets its token (a GET with the browser's credentials answering {\"token\":\"…\"})")
 	fs.Bool(&c.AuthJWT.QueryToken, "auth-query-token", false, "with --auth jwt: accept the token in an access_token query parameter (never logged)")
 	fs.Float(&c.PublishRate, "publish-rate", 0, "messages per second one authenticated user may publish (token bucket; 0: no limit); over it, 429 with Retry-After")
 	fs.Float(&c.PublishRatePerIP, "publish-rate-per-ip", 0, "messages per second one client address may publish (0: no limit; behind a proxy every client shares its address)")
@@ -187,7 +188,7 @@ func (c options) validate() error {
 	}
 	switch c.Auth {
 	case gateway.AuthOff:
-		if keys > 0 || c.AuthJWT.Issuer != "" || c.AuthJWT.Audience != "" || c.AuthJWT.Cookie != "" || c.AuthJWT.QueryToken {
+		if keys > 0 || c.AuthTokenURL != "" || c.AuthJWT.Issuer != "" || c.AuthJWT.Audience != "" || c.AuthJWT.Cookie != "" || c.AuthJWT.QueryToken {
 			errs = append(errs, errors.New("--auth-* settings are given but --auth is off; add --auth jwt"))
 		}
 	case gateway.AuthJWT:

@@ -62,6 +62,7 @@ var envVars = []string{
 	"CHAT_PRIVATE_ROOMS",
 	"CHAT_TLS_CERT",
 	"CHAT_TLS_KEY",
+	"CHAT_AUTH_TOKEN_URL",
 }
 
 // env returns a getenv reading m, never the process environment.

@@ -56,6 +56,8 @@ type Config struct {
 	// own pages; CORSOrigins may call the JSON API from their pages.
 	// Every other site's browser POST or PUT is refused (CSRF).
 	AllowedOrigins, CORSOrigins []string
+	// TokenURL is where the chat page fetches its token (with auth on).
+	TokenURL string
 	// PrivateRooms are room patterns (path.Match) that only a token with a
 	// subscribe grant for the room can see: everyone else gets 404 for
 	// them, and the directory omits them.
@@ -310,10 +312,20 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Content-Security-Policy", "default-src 'self'")
 	w.Header().Set("Cache-Control", "no-cache")
-	err := web.Index().Execute(w, web.PageData{Node: s.cfg.Node, Room: room, Version: s.cfg.Version, MaxMessageBytes: s.cfg.MaxMessageBytes})
+	err := web.Index().Execute(w, s.page(room))
 	if err != nil {
 		s.cfg.Log.Warn("render page", "err", err)
 	}
+}
+
+// page is what the chat page is made with: the limits it checks and how
+// it gets its token.
+func (s *Server) page(room string) web.PageData {
+	d := web.PageData{Node: s.cfg.Node, Room: room, Version: s.cfg.Version, MaxMessageBytes: s.cfg.MaxMessageBytes, Auth: "off"}
+	if s.cfg.Auth != nil {
+		d.Auth, d.AuthCookie, d.TokenURL = "jwt", s.cfg.Auth.Cookie(), s.cfg.TokenURL
+	}
+	return d
 }
 
 func (s *Server) static(w http.ResponseWriter, r *http.Request) {
