@@ -48,7 +48,7 @@ func TestRateForgetsFullBuckets(t *testing.T) {
 }
 
 func TestNoLimit(t *testing.T) {
-	var r *limits.Rate = limits.NewRate(0, 10)
+	r := limits.NewRate(0, 10)
 	for range 1000 {
 		if ok, _ := r.Allow("x"); !ok {
 			t.Fatal("a rate of 0 refused an event")
