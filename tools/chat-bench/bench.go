@@ -38,6 +38,9 @@ type subscriber struct {
 // called once the stream is open (the gateway has registered it).
 func (s *subscriber) subscribe(ctx context.Context, url string, probe bool, ready func(error)) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if bearer != "" {
+		req.Header.Set("Authorization", bearer)
+	}
 	resp, err := transport.RoundTrip(req)
 	if err == nil && resp.StatusCode != http.StatusOK {
 		_ = resp.Body.Close()
@@ -164,6 +167,9 @@ func (p *publisher) publishOne(ctx context.Context, i int64) {
 	url := strings.TrimRight(p.urls[int(i)%len(p.urls)], "/") + "/rooms/" + p.room + "/messages"
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
+	if bearer != "" {
+		req.Header.Set("Authorization", bearer)
+	}
 	start := time.Now()
 	resp, err := transport.RoundTrip(req)
 	if err != nil {
@@ -359,7 +365,7 @@ func idle(ctx context.Context, o options) (Result, error) {
 		if n <= 0 {
 			break
 		}
-		cmd := exec.CommandContext(ctx, self, "worker", "--urls", strings.Join(o.urls, ","), "--room", o.room, "--conns", strconv.Itoa(n)) //nolint:gosec // runs itself as a worker
+		cmd := exec.CommandContext(ctx, self, "worker", "--urls", strings.Join(o.urls, ","), "--room", o.room, "--conns", strconv.Itoa(n), "--token-file", o.tokenFile) //nolint:gosec // runs itself as a worker
 		cmd.Stderr = os.Stderr
 		in, _ := cmd.StdinPipe()
 		out, _ := cmd.StdoutPipe()

@@ -32,6 +32,10 @@ import (
 	"github.com/chatscalable/chatscalable/broker/envflag"
 )
 
+// bearer is the Authorization header of every request, from --token-file
+// ("" sends none).
+var bearer string
+
 // Limits that keep every run bounded.
 const (
 	maxDuration = 10 * time.Minute
@@ -75,6 +79,7 @@ type options struct {
 	workers     int
 	settle      time.Duration
 	drain       time.Duration
+	tokenFile   string
 	// publishFirst publishes on the first URL only and listens on the
 	// others, so latency crosses nodes.
 	publishFirst bool
@@ -156,10 +161,18 @@ func parse(mode string, args []string, stderr io.Writer) (options, error) {
 	fs.Int(&o.workers, "workers", 1, "child processes to spread the connections over")
 	fs.Duration(&o.settle, "settle", 3*time.Second, "idle: wait after connecting before reading memory")
 	fs.Duration(&o.drain, "drain", 10*time.Second, "fanout: longest wait for the last deliveries")
+	fs.String(&o.tokenFile, "token-file", "", "file holding a token sent with every request, for a gateway with --auth jwt (its sub must be bench: the publisher posts as bench)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	o.urls = envflag.SplitList(urls)
+	if o.tokenFile != "" {
+		b, err := os.ReadFile(o.tokenFile)
+		if err != nil {
+			return o, fmt.Errorf("--token-file: %w", err)
+		}
+		bearer = "Bearer " + strings.TrimSpace(string(b))
+	}
 	for _, p := range envflag.SplitList(pids) {
 		var pid int
 		if _, err := fmt.Sscanf(p, "%d", &pid); err != nil {
