@@ -43,6 +43,8 @@ type Gateway struct {
 	auth     *auth.Verifier // nil with --auth off
 	srv      *http.Server
 	ln       *connlimit.Listener
+	admin    *http.Server // nil without --admin-addr
+	adminURL string
 
 	servicesMu sync.Mutex     // guards services and servicesUp
 	services   []func() error // stop the in-process services that started
@@ -154,6 +156,7 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 		CORSOrigins:     o.CORSOrigins,
 		PrivateRooms:    o.PrivateRooms,
 		TokenURL:        o.AuthTokenURL,
+		Admin:           o.AdminAddr != "",
 		Store:           g.history,
 		Ready:           g.Ready,
 		NATSServer:      g.nc.ConnectedServerName,
@@ -212,6 +215,19 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 		go func() { g.served <- g.srv.ServeTLS(g.ln, "", "") }()
 	} else {
 		go func() { g.served <- g.srv.Serve(g.ln) }()
+	}
+	if o.AdminAddr != "" {
+		aln, err := net.Listen("tcp", o.AdminAddr)
+		if err != nil {
+			_ = g.srv.Close()
+			g.abort()
+			return nil, fmt.Errorf("admin listen on %s: %w", o.AdminAddr, err)
+		}
+		g.admin = &http.Server{Handler: a.AdminHandler(), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: time.Minute, IdleTimeout: time.Minute,
+			ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)}
+		g.adminURL = "http://" + aln.Addr().String()
+		go func() { _ = g.admin.Serve(aln) }()
+		g.log.Info("admin listening", "addr", aln.Addr().String())
 	}
 	g.log.Info("gateway started", "node", o.NodeName, "http", g.ln.Addr().String(), "tls", o.TLSCert != "", "nats", mode,
 		"max_conns", maxConns, "max_conns_per_ip", o.MaxConnsPerIP)
@@ -473,6 +489,9 @@ func (g *Gateway) URL() string {
 	return scheme + net.JoinHostPort(host, fmt.Sprint(addr.Port))
 }
 
+// AdminURL returns the admin listener's base URL, "" without one.
+func (g *Gateway) AdminURL() string { return g.adminURL }
+
 // Clients returns the number of SSE clients connected to this gateway.
 func (g *Gateway) Clients() int64 { return g.delivery.Clients() }
 
@@ -490,6 +509,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	}
 	if err := <-g.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		errs = append(errs, fmt.Errorf("http serve: %w", err))
+	}
+	if g.admin != nil {
+		_ = g.admin.Close()
 	}
 	// Every listener has been ended; the loop writes each its goodbye and
 	// closes the connections net/http handed over.

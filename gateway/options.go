@@ -80,6 +80,10 @@ type Options struct {
 	// running yet. chat-gateway passes services/inprocess; the gateway
 	// itself knows nothing of the services.
 	StartServices func(ctx context.Context, nc *nats.Conn, clusterSize int) (stop func() error, err error)
+	// AdminAddr, when set, is a listener of its own for operators:
+	// /metrics, /node with its details and the health probes; the public
+	// listener then serves no /metrics and names the node only.
+	AdminAddr string
 	// TLSCert and TLSKey, when set, are PEM files of the certificate and
 	// key the gateway serves HTTPS with (HTTP/2 included, which lifts
 	// browsers' six connections per host); read at start.

@@ -71,6 +71,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 	fs.Duration(&c.SSECoalesce, "sse-coalesce", c.SSECoalesce, "with --sse-writer loop, while many streams wait to be written: the shortest time between two writes to one SSE stream, so a busy room's messages go out together (an idle gateway writes at once; 0: always at once)")
 	fs.Duration(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "grace period for a graceful stop")
 	fs.String(&services, "services", services, "where the presence and rooms services run: in-process, off (run elsewhere), or auto (in-process with the embedded NATS node)")
+	fs.String(&c.AdminAddr, "admin-addr", "", "listener for operators (e.g. 127.0.0.1:9090): /metrics, /node details and health probes move there from the public listener (empty: all on --http-addr)")
 	fs.String(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS and HTTP/2 with; needs --tls-key")
 	fs.String(&c.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
 	fs.String(&authMode, "auth", authMode, "who may publish and listen: off (anyone, as any user: loopback or trusted networks only) or jwt (a JSON Web Token per request)")

@@ -63,6 +63,7 @@ var envVars = []string{
 	"CHAT_TLS_CERT",
 	"CHAT_TLS_KEY",
 	"CHAT_AUTH_TOKEN_URL",
+	"CHAT_ADMIN_ADDR",
 }
 
 // env returns a getenv reading m, never the process environment.

@@ -56,6 +56,10 @@ type Config struct {
 	// own pages; CORSOrigins may call the JSON API from their pages.
 	// Every other site's browser POST or PUT is refused (CSRF).
 	AllowedOrigins, CORSOrigins []string
+	// Admin: an admin listener serves /metrics and /node's details (see
+	// AdminHandler); the public listener then has no /metrics and its
+	// /node names the node only.
+	Admin bool
 	// TokenURL is where the chat page fetches its token (with auth on).
 	TokenURL string
 	// PrivateRooms are room patterns (path.Match) that only a token with a
@@ -138,10 +142,16 @@ func New(cfg Config) (*Server, error) {
 	r := s.router
 	r.HandleFunc("/", s.index).Methods(http.MethodGet, http.MethodHead)
 	r.PathPrefix("/static/").HandlerFunc(s.static).Methods(http.MethodGet, http.MethodHead)
-	r.HandleFunc("/node", s.node).Methods(http.MethodGet)
+	if cfg.Admin {
+		r.HandleFunc("/node", s.nodeName).Methods(http.MethodGet)
+	} else {
+		r.HandleFunc("/node", s.node).Methods(http.MethodGet)
+	}
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet)
-	r.Handle("/metrics", promhttp.HandlerFor(cfg.Metrics.Registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+	if !cfg.Admin {
+		r.Handle("/metrics", promhttp.HandlerFor(cfg.Metrics.Registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+	}
 	r.HandleFunc("/publish", s.publishForm).Methods(http.MethodPost)
 	r.HandleFunc("/listen", s.listen).Methods(http.MethodGet)
 	r.HandleFunc("/rooms/{room}/messages", s.postMessage).Methods(http.MethodPost)
@@ -347,6 +357,23 @@ func (s *Server) node(w http.ResponseWriter, r *http.Request) {
 		"go":          runtime.Version(),
 		"started":     s.cfg.Started.UTC().Format(time.RFC3339),
 	})
+}
+
+// nodeName is /node on the public listener when an admin listener holds
+// the details: the name only (also in every X-Chat-Node header).
+func (s *Server) nodeName(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"node": s.cfg.Node})
+}
+
+// AdminHandler serves what operators need and the public need not see:
+// /metrics, /node with its details, and the health probes.
+func (s *Server) AdminHandler() http.Handler {
+	m := http.NewServeMux()
+	m.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Metrics.Registry, promhttp.HandlerOpts{}))
+	m.HandleFunc("GET /node", s.node)
+	m.HandleFunc("GET /healthz", s.healthz)
+	m.HandleFunc("GET /readyz", s.readyz)
+	return m
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
