@@ -2,14 +2,12 @@ package gateway_test
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,23 +15,6 @@ import (
 	"github.com/chatscalable/chatscalable/e2e/ssetest"
 	"github.com/chatscalable/chatscalable/gateway"
 )
-
-// dialSmall opens a TCP connection to the gateway with a tiny receive
-// buffer, as a client that cannot or will not read would have.
-func dialSmall(t *testing.T, g *gateway.Gateway) net.Conn {
-	t.Helper()
-	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-		return errors.Join(err, serr)
-	}}
-	conn, err := d.Dial("tcp", g.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
-}
 
 // waitClosedByServer reads (and discards) until the server closes the
 // connection, and fails if that takes longer than within.
