@@ -4,8 +4,8 @@
 // {"token":"…"}), keeps it in memory and sends it as Authorization: Bearer
 // on every request. EventSource cannot send headers, so the token also goes
 // into the cookie the gateway reads (data-auth-cookie). The token's sub is
-// the user; its payload is decoded only to show who you are, never trusted:
-// the gateway verifies every request.
+// the user; its payload is decoded only to show who you are and to know
+// when to renew it, never trusted: the gateway verifies every request.
 //
 // With data-auth="off" nothing here changes what the page does: authFetch
 // is fetch, and the stream needs no token.
