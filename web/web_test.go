@@ -8,7 +8,7 @@ import (
 )
 
 func TestStaticFiles(t *testing.T) {
-	for _, name := range []string{"app.js", "style.css", "nojs.css"} {
+	for _, name := range []string{"app.js", "auth.js", "style.css", "nojs.css"} {
 		b, err := fs.ReadFile(Static(), name)
 		if err != nil {
 			t.Errorf("Static(): %s: %v", name, err)
@@ -109,6 +109,7 @@ func TestIndexHasRequiredElements(t *testing.T) {
 		{"members", "ul"},
 		{"new-messages", "button"},
 		{"history-status", "p"},
+		{"auth-status", "p"},
 	} {
 		tag := tagWithID(t, out, want.id)
 		if tag != "" && !strings.HasPrefix(tag, "<"+want.tag+" ") {
@@ -124,6 +125,7 @@ func TestIndexHasRequiredElements(t *testing.T) {
 		"send":         {`type="submit"`},
 		"status":       {`data-state="connecting"`},
 		"error":        {`role="alert"`},
+		"auth-status":  {`role="alert"`},
 		"room-error":   {`role="alert"`},
 		"nick-input":   {`maxlength="64"`, `required`},
 		"new-messages": {`type="button"`, `hidden`},
@@ -223,21 +225,23 @@ func TestIndexCSPSafe(t *testing.T) {
 // The script and stylesheet stay within the page's policy and rules:
 // no external resources, no style attributes, user text only as text.
 func TestStaticFilesCSPSafe(t *testing.T) {
-	js, err := fs.ReadFile(Static(), "app.js")
-	if err != nil {
-		t.Fatal(err)
-	}
 	css, err := fs.ReadFile(Static(), "style.css")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, bad := range []string{
-		"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function",
-		`setAttribute("style"`, "setAttribute('style'", ".cssText",
-		"http://", "https://",
-	} {
-		if strings.Contains(string(js), bad) {
-			t.Errorf("app.js uses %q", bad)
+	for _, name := range []string{"app.js", "auth.js"} {
+		js, err := fs.ReadFile(Static(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range []string{
+			"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function",
+			`setAttribute("style"`, "setAttribute('style'", ".cssText",
+			"http://", "https://",
+		} {
+			if strings.Contains(string(js), bad) {
+				t.Errorf("%s uses %q", name, bad)
+			}
 		}
 	}
 	for _, bad := range []string{"@import", "url(", "http://", "https://"} {
@@ -249,5 +253,42 @@ func TestStaticFilesCSPSafe(t *testing.T) {
 		if !strings.Contains(string(css), want) {
 			t.Errorf("style.css lacks %q", want)
 		}
+	}
+}
+
+// The page learns from <body> whether the gateway requires tokens, which
+// cookie carries the token to the event stream and where to get one; the
+// values are escaped, and the token URL normalised as a URL.
+func TestIndexTellsThePageHowToSignIn(t *testing.T) {
+	bodyTag := regexp.MustCompile(`<body\b[^>]*>`)
+	off := bodyTag.FindString(render(t, PageData{Node: "gw-1", Room: "lobby", Auth: "off"}))
+	if !strings.Contains(off, `data-auth="off" data-auth-cookie="" data-token-url=""`) {
+		t.Errorf("auth off: <body> lacks data-auth=\"off\" and an empty cookie and token URL: %s", off)
+	}
+	body := bodyTag.FindString(render(t, PageData{Node: "gw-1", Room: "lobby", Auth: "jwt", AuthCookie: "chat_token", TokenURL: `https://id.example/token?a=1&b="2"`}))
+	for _, want := range []string{
+		`data-auth="jwt"`,
+		`data-auth-cookie="chat_token"`,
+		`data-token-url="https://id.example/token?a=1&amp;b=%222%22"`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("<body> lacks %s: %s", want, body)
+		}
+	}
+}
+
+// app.js is a module that takes its token handling from auth.js, which
+// the page serves next to it.
+func TestAppImportsAuth(t *testing.T) {
+	out := render(t, PageData{Node: "gw-1", Room: "lobby"})
+	if !strings.Contains(out, `<script type="module" src="/static/app.js">`) {
+		t.Error("app.js is not loaded as a module")
+	}
+	js, err := fs.ReadFile(Static(), "app.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^import \{[^}]+\} from "\./auth\.js";$`).Match(js) {
+		t.Error(`app.js does not import from "./auth.js"`)
 	}
 }

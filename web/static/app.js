@@ -4,7 +4,9 @@
 // to /), so everything here is progressive enhancement.
 //
 // User-supplied text (names, messages, topics) only ever reaches the page
-// through textContent.
+// through textContent. Tokens, when the gateway requires them, are auth.js's.
+
+import { AUTH_ON, authFetch, authProblem, onUserChange, refresh, requestError, signIn, streamURL, tokenInURL, whenFresh } from "./auth.js";
 
 const ROOM_RE = /^[A-Za-z0-9_-]{1,64}$/;
 // The server's control characters: C0, DEL, C1 and the line/paragraph separators.
@@ -70,12 +72,12 @@ function plural(n, one, many) {
 // getJSON fetches url and returns its JSON body; it throws on a network
 // failure, a timeout or a status other than 2xx.
 async function getJSON(url) {
-  const resp = await fetch(url, {
+  const resp = await authFetch(url, {
     headers: { Accept: "application/json" },
     cache: "no-store",
     signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
   });
-  if (!resp.ok) throw new Error("HTTP " + resp.status);
+  if (!resp.ok) throw await requestError(resp);
   return resp.json();
 }
 
@@ -417,9 +419,9 @@ async function loadLatest() {
       scrollToBottom();
       fillIfShort();
     });
-  } catch {
+  } catch (err) {
     historyReady = true;
-    setHistory("error", "Could not load the messages; scroll up to try again.");
+    setHistory("error", (err && err.text) || "Could not load the messages; scroll up to try again.");
   }
 }
 
@@ -489,7 +491,7 @@ function connect() {
   if (source) source.close();
   const params = new URLSearchParams({ user: nick || ANONYMOUS });
   if (lastCursor) params.set("last_event_id", lastCursor);
-  const es = new EventSource(base + "/events?" + params.toString());
+  const es = new EventSource(streamURL(base + "/events?" + params.toString()));
   source = es;
 
   es.addEventListener("open", () => {
@@ -529,6 +531,15 @@ function connect() {
     if (es !== source) return;
     addNotice(RESET_NOTICE);
   });
+  // The token is about to expire and the gateway will end the stream: a
+  // fresh one in the cookie lets the browser's reconnect (with its
+  // Last-Event-ID) go on where it left off.
+  es.addEventListener("auth-expiring", () => {
+    if (es !== source) return;
+    refresh().then((ok) => {
+      if (ok && tokenInURL && es === source) connect();
+    });
+  });
   updateState();
 }
 
@@ -537,7 +548,7 @@ function scheduleRetry() {
   const delay = retryDelay + Math.floor(Math.random() * 500);
   retryDelay = Math.min(retryDelay * 2, 15000);
   retryTimer = setTimeout(() => {
-    if (navigator.onLine !== false) connect();
+    if (navigator.onLine !== false) whenFresh(connect);
   }, delay);
 }
 
@@ -577,6 +588,8 @@ function sizeError(bytes, limit) {
 }
 
 function friendlyError(status, code, message) {
+  const auth = authProblem(status, code, message);
+  if (auth) return auth;
   switch (code) {
     case "message_too_large":
     case "body_too_large": {
@@ -640,7 +653,7 @@ async function send() {
   lastSentAt = Date.now();
   let res;
   try {
-    res = await fetch(base + "/messages", {
+    res = await authFetch(base + "/messages", {
       method: "POST",
       headers: { "Content-Type": "application/json", Accept: "application/json", "Idempotency-Key": key },
       body: JSON.stringify({ user: nick || userInput.value.trim() || ANONYMOUS, text }),
@@ -964,10 +977,14 @@ function start() {
   // header's name (it still carries it in the form).
   $("user-field").hidden = true;
   $("composer-hint").hidden = false;
-  $("me").hidden = false;
   $("members-panel").hidden = false;
   updateState();
 
+  if (AUTH_ON) {
+    startSignedIn();
+    return;
+  }
+  $("me").hidden = false;
   const saved = storageGet(USER_KEY);
   if (saved && !validateNick(saved)) {
     setNick(saved.trim(), false);
@@ -981,6 +998,22 @@ function start() {
   loadMembers();
   loadRooms();
   setInterval(loadRooms, ROOMS_EVERY_MS);
+}
+
+// startSignedIn starts the page of a gateway that requires tokens: the
+// token says who you are, so there is no name to choose or change, and
+// nothing is asked of the gateway before the page holds one.
+async function startSignedIn() {
+  $("nick-change").hidden = true;
+  document.querySelector("#me .me-label").textContent = "Signed in as";
+  onUserChange((name) => setNick(name, false));
+  setNick(await signIn(), false);
+  $("me").hidden = false;
+  loadMembers();
+  loadRooms();
+  setInterval(loadRooms, ROOMS_EVERY_MS);
+  await loadLatest();
+  connect();
 }
 
 start();
