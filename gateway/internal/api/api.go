@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"path"
 	"runtime"
 	"strconv"
@@ -99,6 +100,7 @@ type Server struct {
 	cfg     Config
 	router  *mux.Router
 	origins *origins
+	csp     string // the page's Content-Security-Policy
 }
 
 // Defaults and limits of the API.
@@ -138,7 +140,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, router: mux.NewRouter(), origins: o}
+	s := &Server{cfg: cfg, router: mux.NewRouter(), origins: o, csp: pagePolicy(cfg.TokenURL)}
 	r := s.router
 	r.HandleFunc("/", s.index).Methods(http.MethodGet, http.MethodHead)
 	r.PathPrefix("/static/").HandlerFunc(s.static).Methods(http.MethodGet, http.MethodHead)
@@ -320,12 +322,24 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 		room = DefaultRoom
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", "default-src 'self'")
+	w.Header().Set("Content-Security-Policy", s.csp)
 	w.Header().Set("Cache-Control", "no-cache")
 	err := web.Index().Execute(w, s.page(room))
 	if err != nil {
 		s.cfg.Log.Warn("render page", "err", err)
 	}
+}
+
+// pagePolicy is the page's Content-Security-Policy: everything from the
+// gateway itself, and, when the token URL is on another origin, fetches to
+// that origin too.
+func pagePolicy(tokenURL string) string {
+	const self = "default-src 'self'"
+	u, err := url.Parse(tokenURL)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return self // relative: on the gateway's own origin
+	}
+	return self + "; connect-src 'self' " + u.Scheme + "://" + u.Host
 }
 
 // page is what the chat page is made with: the limits it checks and how
