@@ -164,16 +164,24 @@ func rss(t *testing.T, pid int) int64 {
 // publishText publishes text as a JSON message to room.
 func publishText(t *testing.T, gw *clustertest.Gateway, room, text string) {
 	t.Helper()
+	if err := postText(gw, room, text); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// postText publishes text to room, from any goroutine.
+func postText(gw *clustertest.Gateway, room, text string) error {
 	b, _ := json.Marshal(map[string]string{"user": "flood", "text": text})
 	resp, err := http.Post(gw.URL+"/rooms/"+room+"/messages", "application/json", bytes.NewReader(b))
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	io.Copy(io.Discard, resp.Body)
+	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("publish: %d", resp.StatusCode)
+		return fmt.Errorf("publish: %d", resp.StatusCode)
 	}
+	return nil
 }
 
 // trickle reads one byte every every until stop is closed or the read
@@ -200,7 +208,10 @@ func trickle(conn net.Conn, every time.Duration, stop <-chan struct{}) {
 func TestSlowReadersAreEndedAndMemoryStaysBounded(t *testing.T) {
 	t.Parallel()
 	const readers, budget = 40, 1 << 20
-	writeTimeout := 3 * time.Second
+	// Long enough that the flood, published by 8 clients at once, goes
+	// over every reader's budget well before it: with 3 s and one
+	// publisher a loaded machine once ended them all by the timeout.
+	writeTimeout := 10 * time.Second
 	gw := clustertest.StartGateway(t, "gw-slowread", "--data-dir", t.TempDir(), "--nats-listen", "off",
 		"--client-buffer", strconv.Itoa(budget), "--write-timeout", writeTimeout.String())
 	gw.WaitReady(t, wait)
@@ -234,11 +245,35 @@ func TestSlowReadersAreEndedAndMemoryStaysBounded(t *testing.T) {
 	open("flood")
 	before := rss(t, gw.Proc.Cmd.Process.Pid)
 	peak := before
-	for i := range 2000 {
-		publishText(t, gw, "flood", text)
-		if i%100 == 0 {
+	const publishers = 8
+	failed := make(chan error, publishers)
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	for range publishers {
+		wg.Go(func() {
+			for range 2000 / publishers {
+				if err := postText(gw, "flood", text); err != nil {
+					failed <- err
+					return
+				}
+				done.Add(1)
+			}
+		})
+	}
+	for sampled := int64(0); ; {
+		if n := done.Load(); n >= sampled+100 || n == 2000 {
+			sampled = n
 			peak = max(peak, rss(t, gw.Proc.Cmd.Process.Pid))
 		}
+		if done.Load() == 2000 || len(failed) > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	wg.Wait()
+	close(failed)
+	if err := <-failed; err != nil {
+		t.Fatalf("flood: %v", err)
 	}
 	waitConnections(0, wait)
 	peak = max(peak, rss(t, gw.Proc.Cmd.Process.Pid))
