@@ -54,6 +54,18 @@ func (s *Set) Int(p *int, name string, def int, usage string) {
 	s.IntVar(p, name, def, s.usage(name, usage))
 }
 
+// Bool defines a boolean flag (the environment takes true, false, 1, 0).
+func (s *Set) Bool(p *bool, name string, def bool, usage string) {
+	if v, ok := s.lookup(name); ok {
+		if b, err := strconv.ParseBool(v); err != nil {
+			s.fail(name, v, err)
+		} else {
+			def = b
+		}
+	}
+	s.BoolVar(p, name, def, s.usage(name, usage))
+}
+
 // Duration defines a duration flag (Go syntax: 15s, 2m, 168h).
 func (s *Set) Duration(p *time.Duration, name string, def time.Duration, usage string) {
 	if v, ok := s.lookup(name); ok {
