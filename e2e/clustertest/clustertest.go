@@ -167,8 +167,9 @@ func (g *Gateway) Ready() error {
 
 // StartMesh starts n gateways forming a peer mesh: each embeds a NATS node
 // with a client listener on loopback (anonymous clients welcome), joined
-// to the others by routes that log in with a password of the mesh's.
-func StartMesh(t testing.TB, n int) []*Gateway {
+// to the others by routes that log in with a password of the mesh's. Each
+// gateway also gets args.
+func StartMesh(t testing.TB, n int, args ...string) []*Gateway {
 	t.Helper()
 	routePassword := NewSecrets(t).Files[node.RouteUser]
 	ports := FreePorts(t, n)
@@ -178,12 +179,12 @@ func StartMesh(t testing.TB, n int) []*Gateway {
 	}
 	gws := make([]*Gateway, n)
 	for i := range gws {
-		gws[i] = StartGateway(t, fmt.Sprintf("gw-%d", i+1),
+		gws[i] = StartGateway(t, fmt.Sprintf("gw-%d", i+1), append([]string{
 			"--data-dir", t.TempDir(),
 			"--nats-listen", "127.0.0.1:0",
 			"--cluster-listen", fmt.Sprintf("127.0.0.1:%d", ports[i]),
 			"--cluster-routes", strings.Join(routes, ","),
-			"--cluster-password-file", routePassword)
+			"--cluster-password-file", routePassword}, args...)...)
 	}
 	for _, g := range gws {
 		g.WaitReady(t, 60*time.Second)

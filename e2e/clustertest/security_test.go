@@ -107,6 +107,27 @@ func TestEmbeddedNodeWithCredentials(t *testing.T) {
 		"--data-dir", t.TempDir(), "--nats-listen", "0.0.0.0:0")
 	exitsWith(t, "gw-open-routes", bin, "routes without credentials", "--node-name", "gw-open-routes", "--http-addr", "127.0.0.1:0",
 		"--data-dir", t.TempDir(), "--nats-listen", "off", "--cluster-listen", "127.0.0.1:0")
+	// The embedded node's passwords make no sense without one.
+	exitsWith(t, "gw-external", bin, "no embedded node", "--node-name", "gw-external", "--http-addr", "127.0.0.1:0",
+		"--nats-url", "nats://127.0.0.1:1", "--reader-password-file", s.Files["reader"])
+}
+
+// TestPeerMeshOverTLS: the embedded nodes of a mesh serve their client and
+// route listeners with TLS only, and are one chat.
+func TestPeerMeshOverTLS(t *testing.T) {
+	t.Parallel()
+	ca := clustertest.TestCA(t)
+	gws := clustertest.StartMesh(t, 3, "--nats-tls-cert", ca.NodeCert, "--nats-tls-key", ca.NodeKey, "--nats-tls-ca", ca.CA)
+	checkOneChat(t, "mesh-tls", gws)
+	if nc, err := nats.Connect(gws[0].NATSURL); err == nil {
+		nc.Close()
+		t.Error("a client without TLS was let into a mesh node")
+	}
+	nc, err := nats.Connect(gws[0].NATSURL, nats.RootCAs(ca.CA))
+	if err != nil {
+		t.Fatalf("a client with the CA: %v", err)
+	}
+	nc.Close()
 }
 
 // routez returns the names of the nodes whose routes a broker's monitoring
