@@ -132,8 +132,8 @@ func hashed(p string) (string, error) {
 	return string(h), nil
 }
 
-// routesWithCredentials returns the route URLs with the route user and
-// password, which nats-server presents only when they are in the URL.
+// routesWithCredentials puts the route user and password into the route
+// URLs that have none: nats-server presents credentials only from the URL.
 func routesWithCredentials(routes []*url.URL, password string) {
 	if password == "" {
 		return

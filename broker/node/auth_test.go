@@ -246,7 +246,7 @@ func TestRoutesMustLogIn(t *testing.T) {
 	joiner := func(name string, auth node.Auth) *node.Node {
 		n, err := node.Start(node.Options{
 			Name: name, DataDir: t.TempDir(), ClientListen: "127.0.0.1:0", ClusterListen: "127.0.0.1:0",
-			Routes: []string{a.ClusterURL()}, Auth: auth,
+			Routes: []string{a.ClusterURL()}, Auth: auth, Logger: slog.New(rec),
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -283,4 +283,8 @@ func TestRoutesMustLogIn(t *testing.T) {
 		}
 		return nil
 	})
+	// The password travels in the route URLs; the logs show none.
+	if leaked := rec.Matching("r0ute"); len(leaked) > 0 {
+		t.Errorf("the route password is in the log: %q", leaked)
+	}
 }
