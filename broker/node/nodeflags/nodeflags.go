@@ -26,7 +26,7 @@ var roleUsage = map[node.Role]string{
 func AddAuth(fs *envflag.Set, a *node.Auth, of string) {
 	for _, role := range node.Roles {
 		fs.SecretFile(string(role)+"-password-file",
-			fmt.Sprintf("file holding the password of the user %q, for %s; clients of %s log in as it (e.g. a Docker secret; may hold a bcrypt hash)", role, roleUsage[role], of),
+			fmt.Sprintf("`file` holding the password of the user %q, for %s; clients of %s log in as it (e.g. a Docker secret; may hold a bcrypt hash)", role, roleUsage[role], of),
 			func(p string) {
 				if a.Passwords == nil {
 					a.Passwords = map[node.Role]string{}
@@ -35,6 +35,6 @@ func AddAuth(fs *envflag.Set, a *node.Auth, of string) {
 			})
 	}
 	fs.SecretFile("cluster-password-file",
-		fmt.Sprintf("file holding the routes' password (user %q), the same on every node of the cluster; %s requires it of the nodes that join it and presents it to those it joins", node.RouteUser, of),
+		fmt.Sprintf("`file` holding the routes' password (user %q), the same on every node of the cluster; %s requires it of the nodes that join it and presents it to those it joins", node.RouteUser, of),
 		func(p string) { a.RoutePassword = p })
 }
