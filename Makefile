@@ -30,7 +30,16 @@ IMAGE_LATEST ?= 1
 COMPOSE := docker-compose -f deployments/compose/compose.yaml -p chatscalable
 STACK   := chatscalable
 
-.PHONY: bench all build run cluster cluster-brokers tools test unit fuzz lint fmt clean images compose-up compose-down stack-deploy stack-rm
+# NATS secrets of the compose project and the swarm stack (deployments/local/secrets.sh):
+# a password per role and for the routes, and a test CA whose node certificate is valid for
+# NATS_TLS_HOSTS. Swarm secrets are named CHAT_SECRET_PREFIX + name; name:file where the
+# file's name differs.
+SECRETS ?= build/secrets
+NATS_TLS_HOSTS := broker-1,broker-2,broker-3,localhost,127.0.0.1
+SWARM_SECRETS := nats_gateway_password nats_service_password nats_reader_password nats_admin_password \
+	nats_cluster_password nats_tls_ca:ca.pem nats_tls_cert:node.pem nats_tls_key:node-key.pem
+
+.PHONY: bench all build run cluster cluster-brokers tools test unit fuzz lint fmt clean images secrets compose-up compose-down stack-secrets stack-deploy stack-rm
 
 all: build
 
@@ -67,20 +76,28 @@ images: $(CADDY)
 	@latest=""; [ "$(IMAGE_LATEST)" = 1 ] && latest="-t chatscalable/caddy:latest"; \
 	docker build -q --build-arg VERSION=$(VERSION) -t chatscalable/caddy:$(IMAGE_TAG) $$latest $(IMAGE_CONTEXT)/caddy >/dev/null
 
-## compose-up: the compose project (3 brokers, 3 gateways behind Caddy on :8080, services); needs `make images`
-compose-up:
-	$(COMPOSE) up -d --scale presence=2
+## secrets: make the missing NATS passwords and the test CA in $(SECRETS) (kept between runs)
+secrets:
+	deployments/local/secrets.sh $(SECRETS) --tls $(NATS_TLS_HOSTS)
+
+## compose-up: the compose project (3 brokers, 3 gateways behind Caddy on :8080, services), NATS with passwords and TLS; needs `make images`
+compose-up: secrets
+	CHAT_SECRETS=$(abspath $(SECRETS)) $(COMPOSE) up -d --scale presence=2
 	@echo "ChatScalable on http://localhost:$${CHAT_PORT:-8080} (make compose-down stops it)"
 
 ## compose-down: stop the compose project and remove its containers, network and volumes
 compose-down:
-	$(COMPOSE) down -v --remove-orphans
+	CHAT_SECRETS=$(abspath $(SECRETS)) $(COMPOSE) down -v --remove-orphans
 
-## stack-deploy: deploy the swarm stack (needs `make images`, a swarm, and the nats_password secret)
-stack-deploy:
-	@docker secret inspect nats_password >/dev/null 2>&1 || { \
-		head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' | docker secret create nats_password - >/dev/null && \
-		echo "created the nats_password secret"; }
+## stack-secrets: create the swarm secrets that are missing from $(SECRETS) (see `secrets`)
+stack-secrets: secrets
+	@for s in $(SWARM_SECRETS); do name=$(CHAT_SECRET_PREFIX)$${s%%:*}; file=$(SECRETS)/$${s#*:}; \
+		docker secret inspect $$name >/dev/null 2>&1 || { \
+			docker secret create $$name $$file >/dev/null && echo "created the $$name secret"; } || exit 1; \
+	done
+
+## stack-deploy: deploy the swarm stack (needs `make images` and a swarm; creates missing secrets)
+stack-deploy: stack-secrets
 	docker stack deploy -c deployments/swarm/stack.yaml $(STACK)
 
 ## stack-rm: remove the swarm stack

@@ -28,6 +28,9 @@ const (
 	PresenceAnnouncePrefix = "chat.presence.announce."
 	// PresenceStream is the JetStream stream of presence changes.
 	PresenceStream = "CHAT_PRESENCE"
+	// RoomTopicsBucket is the key-value bucket of the rooms service: a
+	// room's topic by room name (its stream is KV_CHAT_ROOM_TOPICS).
+	RoomTopicsBucket = "CHAT_ROOM_TOPICS"
 	// PresenceMembersSubject answers MembersRequest with MembersReply.
 	PresenceMembersSubject = "chat.presence.members"
 	// PresenceCountsSubject answers CountsRequest (or anything that is not

@@ -17,6 +17,16 @@ const (
 	MaxRoomLen = 64
 )
 
+// Inbox prefixes of the bus's own clients. Replies to a gateway's and to a
+// service's requests (JetStream acknowledgements, history reads, service
+// answers) come to these, not to nats.go's default _INBOX, so a client of
+// the reader role, which may subscribe to _INBOX.> for its own replies,
+// never sees them.
+const (
+	GatewayInboxPrefix = "_INBOX_GATEWAY"
+	ServiceInboxPrefix = "_INBOX_SERVICE"
+)
+
 // ErrInvalidRoom is returned for a room name outside [A-Za-z0-9_-]{1,64}.
 var ErrInvalidRoom = errors.New("invalid room name")
 

@@ -280,7 +280,11 @@ func (g *Gateway) connect() error {
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { close(g.closed) }),
 	}
-	var err error
+	security, err := g.natsSecurity()
+	if err != nil {
+		return err
+	}
+	natsOpts = append(natsOpts, security...)
 	if o.NATSURL == "" {
 		listen := o.NATSListen
 		if listen == "off" {
@@ -294,6 +298,8 @@ func (g *Gateway) connect() error {
 			ClusterListen:   o.ClusterListen,
 			Routes:          o.ClusterRoutes,
 			ElectionTimeout: o.ElectionTimeout,
+			Auth:            o.NodeAuth,
+			TLS:             o.NATSTLS,
 			Logger:          g.log,
 		})
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
+	"github.com/chatscalable/chatscalable/broker/node"
 	"github.com/chatscalable/chatscalable/gateway/internal/auth"
 	"github.com/chatscalable/chatscalable/gateway/internal/defaults"
 	"github.com/nats-io/nats.go"
@@ -118,6 +119,19 @@ type Options struct {
 	Version string
 	// Logger receives the gateway's logs; nil discards them.
 	Logger *slog.Logger
+
+	// NATSTLS names the PEM files of NATS TLS. With NATSURL they are the
+	// gateway's client TLS: CA verifies the servers and Cert, if set, is
+	// presented to them. With an embedded node they are the node's: Cert
+	// serves its client and route listeners, which then speak TLS only,
+	// and CA verifies the other nodes of the mesh.
+	NATSTLS broker.TLSFiles
+	// NodeAuth says who may connect to the embedded node (see node.Auth):
+	// other programs' clients by role, and the routes of a peer mesh. The
+	// node refuses to start with anonymous clients on a listener off
+	// loopback, or with a route listener and no route password, unless
+	// NodeAuth.NoAuth. The gateway's own connection needs no password.
+	NodeAuth node.Auth
 }
 
 // SSEWriter says how SSE streams are written.

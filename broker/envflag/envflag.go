@@ -54,6 +54,18 @@ func (s *Set) Int(p *int, name string, def int, usage string) {
 	s.IntVar(p, name, def, s.usage(name, usage))
 }
 
+// Bool defines a boolean flag (the environment takes true, false, 1, 0).
+func (s *Set) Bool(p *bool, name string, def bool, usage string) {
+	if v, ok := s.lookup(name); ok {
+		if b, err := strconv.ParseBool(v); err != nil {
+			s.fail(name, v, err)
+		} else {
+			def = b
+		}
+	}
+	s.BoolVar(p, name, def, s.usage(name, usage))
+}
+
 // Duration defines a duration flag (Go syntax: 15s, 2m, 168h).
 func (s *Set) Duration(p *time.Duration, name string, def time.Duration, usage string) {
 	if v, ok := s.lookup(name); ok {
@@ -76,18 +88,6 @@ func (s *Set) Float(p *float64, name string, def float64, usage string) {
 		}
 	}
 	s.Float64Var(p, name, def, s.usage(name, usage))
-}
-
-// Bool defines a boolean flag (true, false, 1, 0; --name alone is true).
-func (s *Set) Bool(p *bool, name string, def bool, usage string) {
-	if v, ok := s.lookup(name); ok {
-		if b, err := strconv.ParseBool(v); err != nil {
-			s.fail(name, v, err)
-		} else {
-			def = b
-		}
-	}
-	s.BoolVar(p, name, def, s.usage(name, usage))
 }
 
 // Parse parses args. A bad environment value is an error unless its flag

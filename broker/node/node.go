@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chatscalable/chatscalable/broker"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 )
@@ -43,8 +44,16 @@ type Options struct {
 	// LameDuckDuration is how long Shutdown spends in lame-duck mode,
 	// moving clients to other nodes before stopping (0: stop at once).
 	LameDuckDuration time.Duration
-	// Username and Password, when set, are required of every client.
-	Username, Password string
+	// Auth says who may connect as a client or a route (see Auth); Start
+	// refuses anonymous clients on a listener off loopback, and routes
+	// without credentials, unless Auth.NoAuth.
+	Auth Auth
+	// TLS, when it names files, makes the client and route listeners
+	// speak TLS only, with TLS.Cert; routes verify each other with TLS.CA.
+	TLS broker.TLSFiles
+	// VerifyClients requires clients to present a certificate signed by
+	// TLS.CA, besides their password.
+	VerifyClients bool
 	// ElectionTimeout, when set, makes the cluster's Raft groups elect a new
 	// leader after between ElectionTimeout and twice that without hearing
 	// from the old one (nats-server's default is 4–9 s). It is process-wide
@@ -61,6 +70,7 @@ type Options struct {
 type Node struct {
 	srv      *server.Server
 	lameDuck bool
+	login    nats.Option // the in-process user, when clients must log in
 }
 
 // ErrNotReady is returned when a node does not become ready in time.
@@ -69,6 +79,9 @@ var ErrNotReady = errors.New("nats node did not become ready")
 // Start starts an embedded NATS node and waits until it accepts
 // connections. The node does not handle signals: its owner shuts it down.
 func Start(o Options) (*Node, error) {
+	if err := o.Auth.check(o); err != nil {
+		return nil, err
+	}
 	opts := &server.Options{
 		ServerName: o.Name,
 		JetStream:  true,
@@ -99,6 +112,7 @@ func Start(o Options) (*Node, error) {
 			if len(opts.Routes) != len(o.Routes) {
 				return nil, fmt.Errorf("cluster routes %q: each must be a URL such as nats://host:6222", o.Routes)
 			}
+			routesWithCredentials(opts.Routes, o.Auth.RoutePassword)
 		}
 	} else if len(o.Routes) > 0 {
 		return nil, errors.New("cluster routes need a cluster listen address")
@@ -117,8 +131,12 @@ func Start(o Options) (*Node, error) {
 	if o.ElectionTimeout > 0 {
 		setElectionTimeout(o.ElectionTimeout)
 	}
-	if o.Username != "" {
-		opts.Username, opts.Password = o.Username, o.Password
+	login, err := o.Auth.apply(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := serverTLS(opts, o.TLS, o.VerifyClients); err != nil {
+		return nil, err
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
@@ -136,7 +154,7 @@ func Start(o Options) (*Node, error) {
 		srv.Shutdown()
 		return nil, fmt.Errorf("%w within %s", ErrNotReady, wait)
 	}
-	return &Node{srv: srv, lameDuck: o.LameDuckDuration > 0}, nil
+	return &Node{srv: srv, lameDuck: o.LameDuckDuration > 0, login: login}, nil
 }
 
 // Clustered reports whether the node is a member of a NATS cluster.
@@ -175,6 +193,9 @@ func (n *Node) ClientURL() string {
 // or without a client listener and never touches the network.
 func (n *Node) Connect(opts ...nats.Option) (*nats.Conn, error) {
 	opts = append([]nats.Option{nats.InProcessServer(n.srv)}, opts...)
+	if n.login != nil {
+		opts = append(opts, n.login)
+	}
 	return nats.Connect("", opts...)
 }
 

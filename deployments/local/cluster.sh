@@ -10,6 +10,12 @@
 # Environment: BIN (binaries, default bin), DATA (data folder, default
 # data/cluster), HTTP_BASE (first HTTP port, default 8081), NATS_BASE (first
 # NATS client port, default 4221), ROUTE_BASE (first route port, default 6221).
+#
+# NATS credentials are made once in DATA/secrets (secrets.sh): the routes'
+# password for both; for the brokers also a password per role, which the
+# gateways (gateway), services (service) and the nats CLI (reader, admin) log
+# in with. The mesh's client listeners are on loopback, open to anonymous
+# clients like the quickstart's.
 set -euo pipefail
 
 mode=${1:-mesh}
@@ -49,6 +55,8 @@ start() {
 }
 
 mkdir -p "$DATA"
+secrets="$DATA/secrets"
+"$(dirname "$0")/secrets.sh" "$secrets" >/dev/null
 case "$mode" in
 mesh)
 	for i in 0 1 2; do
@@ -59,6 +67,7 @@ mesh)
 			--nats-listen "127.0.0.1:$((NATS_BASE + i))" \
 			--cluster-listen "127.0.0.1:$((ROUTE_BASE + i))" \
 			--cluster-routes "$routes" \
+			--cluster-password-file "$secrets/nats_cluster_password" \
 			--data-dir "$DATA/$name"
 	done
 	echo
@@ -78,6 +87,11 @@ brokers)
 			--cluster-listen "127.0.0.1:$((ROUTE_BASE + i))" \
 			--cluster-routes "$routes" \
 			--monitor-listen "127.0.0.1:$((MONITOR_BASE + i))" \
+			--gateway-password-file "$secrets/nats_gateway_password" \
+			--service-password-file "$secrets/nats_service_password" \
+			--reader-password-file "$secrets/nats_reader_password" \
+			--admin-password-file "$secrets/nats_admin_password" \
+			--cluster-password-file "$secrets/nats_cluster_password" \
 			--data-dir "$DATA/$name"
 	done
 	for i in 0 1; do
@@ -85,12 +99,13 @@ brokers)
 		start "$name" "$DATA/$name.log" "$BIN/chat-gateway" \
 			--node-name "$name" \
 			--http-addr "127.0.0.1:$((HTTP_BASE + i))" \
-			--nats-url "$urls"
+			--nats-url "$urls" --nats-user gateway --nats-password-file "$secrets/nats_gateway_password"
 	done
 	# Two presence replicas (one announces, both answer) and one directory.
-	start presence-1 "$DATA/presence-1.log" "$BIN/chat-presence" --nats-url "$urls"
-	start presence-2 "$DATA/presence-2.log" "$BIN/chat-presence" --nats-url "$urls"
-	start rooms "$DATA/rooms.log" "$BIN/chat-rooms" --nats-url "$urls"
+	service=(--nats-url "$urls" --nats-user service --nats-password-file "$secrets/nats_service_password")
+	start presence-1 "$DATA/presence-1.log" "$BIN/chat-presence" "${service[@]}"
+	start presence-2 "$DATA/presence-2.log" "$BIN/chat-presence" "${service[@]}"
+	start rooms "$DATA/rooms.log" "$BIN/chat-rooms" "${service[@]}"
 	echo
 	echo "ChatScalable: 3 brokers and 2 stateless gateways:"
 	for i in 0 1 2; do
@@ -99,7 +114,9 @@ brokers)
 	for i in 0 1; do
 		echo "  gw-$((i + 1))      http://localhost:$((HTTP_BASE + i))"
 	done
-	echo "  chat-presence ×2, chat-rooms ×1 (nats micro ls)"
+	echo "  chat-presence ×2, chat-rooms ×1"
+	echo "  nats CLI: --user reader --password \$(cat $secrets/nats_reader_password) (nats sub 'chat.room.>')"
+	echo "            --user admin --password \$(cat $secrets/nats_admin_password) (nats micro ls)"
 	;;
 *)
 	echo "usage: $0 mesh|brokers" >&2

@@ -12,6 +12,7 @@ import (
 	"github.com/chatscalable/chatscalable/broker/node/nodetest"
 	"github.com/chatscalable/chatscalable/e2e/clustertest"
 	"github.com/chatscalable/chatscalable/e2e/ssetest"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -102,19 +103,16 @@ func TestPeerMeshIsOneChat(t *testing.T) {
 func TestBrokersAndStatelessGatewaysAreOneChat(t *testing.T) {
 	t.Parallel()
 	bs := clustertest.StartBrokers(t, 3)
-	a := clustertest.StartGateway(t, "gw-a", "--nats-url", bs.URLs)
-	b := clustertest.StartGateway(t, "gw-b", "--nats-url", bs.URLs)
+	a := clustertest.StartGateway(t, "gw-a", bs.GatewayArgs()...)
+	b := clustertest.StartGateway(t, "gw-b", bs.GatewayArgs()...)
 	a.WaitReady(t, 60*time.Second)
 	b.WaitReady(t, 60*time.Second)
 	checkOneChat(t, "brokers", []*clustertest.Gateway{a, b})
 }
 
-// jetStreamAt returns a JetStream client connected to natsURL for the
-// rest of the test.
-func jetStreamAt(t *testing.T, natsURL string) jetstream.JetStream {
+// jetStreamOn returns a JetStream client on nc.
+func jetStreamOn(t *testing.T, nc *nats.Conn) jetstream.JetStream {
 	t.Helper()
-	nc := nodetest.Connect(t, natsURL)
-	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
@@ -122,10 +120,11 @@ func jetStreamAt(t *testing.T, natsURL string) jetstream.JetStream {
 	return js
 }
 
-// streamLeader returns the name of the server leading a stream.
-func streamLeader(t *testing.T, natsURL, stream string) string {
+// streamLeader returns the name of the server leading a stream, asked
+// on nc.
+func streamLeader(t *testing.T, nc *nats.Conn, stream string) string {
 	t.Helper()
-	js := jetStreamAt(t, natsURL)
+	js := jetStreamOn(t, nc)
 	var leader string
 	nodetest.CheckFor(t, wait, 100*time.Millisecond, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -146,7 +145,7 @@ func streamLeader(t *testing.T, natsURL, stream string) string {
 func TestGatewayStartedBeforeTheBrokersBecomesReady(t *testing.T) {
 	t.Parallel()
 	bs := clustertest.PlanBrokers(t, 3)
-	g := clustertest.StartGateway(t, "gw-early", "--nats-url", bs.URLs)
+	g := clustertest.StartGateway(t, "gw-early", bs.GatewayArgs()...)
 	if err := g.Ready(); err == nil {
 		t.Fatal("ready without any broker")
 	}

@@ -19,7 +19,9 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
+	"github.com/chatscalable/chatscalable/broker/node"
 	"github.com/chatscalable/chatscalable/broker/node/nodetest"
+	"github.com/chatscalable/chatscalable/broker/testca"
 	"github.com/chatscalable/chatscalable/e2e/proctest"
 	"github.com/nats-io/nats.go"
 )
@@ -164,9 +166,12 @@ func (g *Gateway) Ready() error {
 }
 
 // StartMesh starts n gateways forming a peer mesh: each embeds a NATS node
-// with a client listener, joined to the others by routes.
-func StartMesh(t testing.TB, n int) []*Gateway {
+// with a client listener on loopback (anonymous clients welcome), joined
+// to the others by routes that log in with a password of the mesh's. Each
+// gateway also gets args.
+func StartMesh(t testing.TB, n int, args ...string) []*Gateway {
 	t.Helper()
+	routePassword := NewSecrets(t).Files[node.RouteUser]
 	ports := FreePorts(t, n)
 	routes := make([]string, n)
 	for i, p := range ports {
@@ -174,11 +179,12 @@ func StartMesh(t testing.TB, n int) []*Gateway {
 	}
 	gws := make([]*Gateway, n)
 	for i := range gws {
-		gws[i] = StartGateway(t, fmt.Sprintf("gw-%d", i+1),
+		gws[i] = StartGateway(t, fmt.Sprintf("gw-%d", i+1), append([]string{
 			"--data-dir", t.TempDir(),
 			"--nats-listen", "127.0.0.1:0",
 			"--cluster-listen", fmt.Sprintf("127.0.0.1:%d", ports[i]),
-			"--cluster-routes", strings.Join(routes, ","))
+			"--cluster-routes", strings.Join(routes, ","),
+			"--cluster-password-file", routePassword}, args...)...)
 	}
 	for _, g := range gws {
 		g.WaitReady(t, 60*time.Second)
@@ -196,15 +202,22 @@ type Broker struct {
 }
 
 // Brokers describes a broker cluster whose ports are chosen up front, so
-// gateways can be pointed at it before it runs.
+// gateways can be pointed at it before it runs. Its brokers require every
+// client to log in by role, and their routes to log in (see Secrets).
 type Brokers struct {
 	Nodes []*Broker
 	// URLs lists the brokers' client URLs, comma-separated, for --nats-url.
 	URLs string
+	// Secrets holds the password files of the roles and routes.
+	Secrets *Secrets
+	// TLS is the test CA of brokers planned WithTLS, nil otherwise.
+	TLS *testca.Files
 }
 
-// PlanBrokers chooses ports and folders for n brokers without starting them.
-func PlanBrokers(t testing.TB, n int) *Brokers {
+// PlanBrokers chooses ports, folders and passwords for n brokers without
+// starting them (one broker is a single node, without routes). Clients log
+// in with ClientArgs or Connect.
+func PlanBrokers(t testing.TB, n int, opts ...BrokerOption) *Brokers {
 	t.Helper()
 	ports := FreePorts(t, 2*n)
 	routes := make([]string, n)
@@ -213,21 +226,26 @@ func PlanBrokers(t testing.TB, n int) *Brokers {
 		routes[i] = fmt.Sprintf("nats://127.0.0.1:%d", ports[n+i])
 		urls[i] = fmt.Sprintf("nats://127.0.0.1:%d", ports[i])
 	}
-	bs := &Brokers{URLs: strings.Join(urls, ",")}
+	bs := &Brokers{URLs: strings.Join(urls, ","), Secrets: NewSecrets(t)}
+	for _, o := range opts {
+		o(bs)
+	}
 	for i := range n {
+		cluster := []string{"--cluster-listen", "off"} // a single broker
+		if n > 1 {
+			cluster = []string{"--cluster-listen", fmt.Sprintf("127.0.0.1:%d", ports[n+i]), "--cluster-routes", strings.Join(routes, ",")}
+		}
 		bs.Nodes = append(bs.Nodes, &Broker{
 			Name:      fmt.Sprintf("broker-%d", i+1),
 			ClientURL: urls[i],
 			bin:       Binary(t, BrokerPkg),
-			args: []string{
+			args: append(append(append(cluster,
 				"--node-name", fmt.Sprintf("broker-%d", i+1),
 				"--client-listen", fmt.Sprintf("127.0.0.1:%d", ports[i]),
-				"--cluster-listen", fmt.Sprintf("127.0.0.1:%d", ports[n+i]),
-				"--cluster-routes", strings.Join(routes, ","),
 				"--monitor-listen", "off",
 				"--lame-duck", "0s",
 				"--data-dir", t.TempDir(),
-			},
+			), bs.Secrets.NodeArgs()...), bs.tlsArgs()...),
 		})
 	}
 	return bs
@@ -242,9 +260,9 @@ func (bs *Brokers) Start(t testing.TB) {
 }
 
 // StartBrokers plans and starts n brokers.
-func StartBrokers(t testing.TB, n int) *Brokers {
+func StartBrokers(t testing.TB, n int, opts ...BrokerOption) *Brokers {
 	t.Helper()
-	bs := PlanBrokers(t, n)
+	bs := PlanBrokers(t, n, opts...)
 	bs.Start(t)
 	return bs
 }
@@ -259,11 +277,12 @@ func (b *Broker) Start(t testing.TB) {
 	b.Proc.WaitLog(t, brokerUp, StartTimeout)
 }
 
-// StartService starts a service command (PresencePkg or RoomsPkg) on the
-// NATS servers urls and waits until it has started.
-func StartService(t testing.TB, pkg, name, urls string) *proctest.Proc {
+// StartService starts a service command (PresencePkg or RoomsPkg) with
+// args (its NATS URL and credentials: see Brokers.StartService) and waits
+// until it has started.
+func StartService(t testing.TB, pkg, name string, args ...string) *proctest.Proc {
 	t.Helper()
-	p := proctest.Start(t, name, Binary(t, pkg), "--nats-url", urls)
+	p := proctest.Start(t, name, Binary(t, pkg), args...)
 	p.WaitLog(t, serviceUp, StartTimeout)
 	return p
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
+	"github.com/chatscalable/chatscalable/broker/node"
 	"github.com/chatscalable/chatscalable/broker/node/nodetest"
 	"github.com/chatscalable/chatscalable/e2e/clustertest"
 	"github.com/chatscalable/chatscalable/e2e/ssetest"
@@ -152,7 +153,7 @@ func historyTexts(base, room string) (map[string]bool, error) {
 func TestMeshSurvivesTheLossOfTheStreamLeader(t *testing.T) {
 	t.Parallel()
 	gws := clustertest.StartMesh(t, 3)
-	leader := streamLeader(t, gws[0].NATSURL, broker.StreamName)
+	leader := streamLeader(t, nodetest.Connect(t, gws[0].NATSURL), broker.StreamName)
 	var victim *clustertest.Gateway
 	var rest []*clustertest.Gateway
 	for _, g := range gws {
@@ -245,7 +246,7 @@ func TestGatewaysSurviveTheLossOfABroker(t *testing.T) {
 	bs := clustertest.StartBrokers(t, 3)
 	// Create the history stream as a gateway would, to learn its leader
 	// before choosing where the gateways attach.
-	nc := nodetest.Connect(t, bs.URLs)
+	nc := bs.Connect(t, node.RoleGateway)
 	h, err := broker.NewHistory(nc)
 	if err != nil {
 		t.Fatal(err)
@@ -257,7 +258,7 @@ func TestGatewaysSurviveTheLossOfABroker(t *testing.T) {
 		return err
 	})
 	nc.Close()
-	leader := streamLeader(t, bs.URLs, broker.StreamName)
+	leader := streamLeader(t, bs.Connect(t, node.RoleAdmin), broker.StreamName)
 	victim := bs.Nodes[0]
 	for _, n := range bs.Nodes {
 		if n.Name == leader {
@@ -273,8 +274,8 @@ func TestGatewaysSurviveTheLossOfABroker(t *testing.T) {
 			others = append(others, n.ClientURL)
 		}
 	}
-	a := clustertest.StartGateway(t, "gw-a", "--nats-url", victim.ClientURL)
-	b := clustertest.StartGateway(t, "gw-b", "--nats-url", strings.Join(others, ","))
+	a := clustertest.StartGateway(t, "gw-a", bs.GatewayArgs(victim.ClientURL)...)
+	b := clustertest.StartGateway(t, "gw-b", bs.GatewayArgs(others...)...)
 	a.WaitReady(t, 60*time.Second)
 	b.WaitReady(t, 60*time.Second)
 	fa := ssetest.Follow(a.URL + "/rooms/fail/events")
@@ -300,7 +301,7 @@ func TestGatewaysSurviveTheLossOfABroker(t *testing.T) {
 
 	// The killed broker rejoins; a gateway attached only to it receives.
 	victim.Start(t)
-	c := clustertest.StartGateway(t, "gw-c", "--nats-url", victim.ClientURL)
+	c := clustertest.StartGateway(t, "gw-c", bs.GatewayArgs(victim.ClientURL)...)
 	c.WaitReady(t, 60*time.Second)
 	if s := natsServerOf(t, c); s != victim.Name {
 		t.Fatalf("gw-c is on %s, want %s", s, victim.Name)
@@ -371,8 +372,8 @@ func TestListenerOnAFailedOverGatewayMissesNothing(t *testing.T) {
 	t.Parallel()
 	bs := clustertest.StartBrokers(t, 3)
 	victim := bs.Nodes[2]
-	a := clustertest.StartGateway(t, "gw-a", "--nats-url", victim.ClientURL)
-	b := clustertest.StartGateway(t, "gw-b", "--nats-url", bs.Nodes[0].ClientURL+","+bs.Nodes[1].ClientURL)
+	a := clustertest.StartGateway(t, "gw-a", bs.GatewayArgs(victim.ClientURL)...)
+	b := clustertest.StartGateway(t, "gw-b", bs.GatewayArgs(bs.Nodes[0].ClientURL, bs.Nodes[1].ClientURL)...)
 	a.WaitReady(t, 60*time.Second)
 	b.WaitReady(t, 60*time.Second)
 	received, ended := collect(ssetest.Open(t, a.URL+"/rooms/failover/events", nil))

@@ -7,14 +7,16 @@ import (
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
+	"github.com/chatscalable/chatscalable/broker/node/nodetest"
 	"github.com/chatscalable/chatscalable/e2e/clustertest"
 	"github.com/chatscalable/chatscalable/e2e/ssetest"
+	"github.com/nats-io/nats.go"
 )
 
-// streamReplicas returns the replication factor of a stream.
-func streamReplicas(t *testing.T, natsURL, stream string) int {
+// streamReplicas returns the replication factor of a stream, asked on nc.
+func streamReplicas(t *testing.T, nc *nats.Conn, stream string) int {
 	t.Helper()
-	js := jetStreamAt(t, natsURL)
+	js := jetStreamOn(t, nc)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	s, err := js.Stream(ctx, stream)
@@ -82,7 +84,7 @@ func TestPresenceOfACrashedGateway(t *testing.T) {
 
 	// The presence stream must outlive any one node, or a crash of the
 	// node holding it leaves presence without events.
-	if n := streamReplicas(t, gws[0].NATSURL, broker.PresenceStream); n != 3 {
+	if n := streamReplicas(t, nodetest.Connect(t, gws[0].NATSURL), broker.PresenceStream); n != 3 {
 		t.Fatalf("presence stream has %d replicas on a 3-node mesh, want 3", n)
 	}
 	gws[2].Proc.Kill() // kill -9: no goodbye
@@ -111,10 +113,10 @@ func TestPresenceOfACrashedGateway(t *testing.T) {
 func TestTwoPresenceReplicas(t *testing.T) {
 	t.Parallel()
 	bs := clustertest.StartBrokers(t, 3)
-	p1 := clustertest.StartService(t, clustertest.PresencePkg, "presence-1", bs.URLs)
-	p2 := clustertest.StartService(t, clustertest.PresencePkg, "presence-2", bs.URLs)
-	a := clustertest.StartGateway(t, "gw-a", "--nats-url", bs.URLs)
-	b := clustertest.StartGateway(t, "gw-b", "--nats-url", bs.URLs)
+	p1 := bs.StartService(t, clustertest.PresencePkg, "presence-1")
+	p2 := bs.StartService(t, clustertest.PresencePkg, "presence-2")
+	a := clustertest.StartGateway(t, "gw-a", bs.GatewayArgs()...)
+	b := clustertest.StartGateway(t, "gw-b", bs.GatewayArgs()...)
 	a.WaitReady(t, 60*time.Second)
 	b.WaitReady(t, 60*time.Second)
 	watch := ssetest.Open(t, a.URL+"/rooms/lobby/events?user=watcher", nil)
@@ -210,7 +212,7 @@ func TestPresenceWhileItsStreamLeaderDies(t *testing.T) {
 	t.Parallel()
 	gws := clustertest.StartMesh(t, 3)
 	clustertest.WaitInstances(t, gws[0].NATSURL, "chat-presence", 3, 60*time.Second)
-	leader := streamLeader(t, gws[0].NATSURL, broker.PresenceStream)
+	leader := streamLeader(t, nodetest.Connect(t, gws[0].NATSURL), broker.PresenceStream)
 	var victim *clustertest.Gateway
 	var rest []*clustertest.Gateway
 	for _, g := range gws {

@@ -166,7 +166,7 @@ func startCompose(t *testing.T) *project {
 	p := &project{
 		t:    t,
 		name: fmt.Sprintf("cstest%d", rand.IntN(1<<30)),
-		env:  []string{"CHAT_TAG=" + tag, fmt.Sprintf("CHAT_PORT=%d", port)},
+		env:  []string{"CHAT_TAG=" + tag, fmt.Sprintf("CHAT_PORT=%d", port), "CHAT_SECRETS=" + dockertest.Secrets(t)},
 		file: filepath.Join(dockertest.Root(t), "deployments/compose/compose.yaml"),
 		base: fmt.Sprintf("http://127.0.0.1:%d", port),
 	}
@@ -328,4 +328,12 @@ func TestComposeDeployment(t *testing.T) {
 	t.Run("a frozen replica is taken out", func(t *testing.T) {
 		testFrozenReplicaTakenOut(t, p)
 	})
+
+	// All along the brokers required passwords and TLS, and refused none
+	// of what the gateways and services did.
+	logs := p.compose("logs", "--no-color", "broker-1", "broker-2", "broker-3")
+	if n := strings.Count(logs, "roles=gateway,service,reader,admin tls=true"); n < 3 {
+		t.Errorf("%d broker starts with every role and TLS, want at least 3:\n%s", n, logs)
+	}
+	dockertest.NoViolations(t, logs)
 }

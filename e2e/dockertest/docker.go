@@ -97,3 +97,28 @@ func RemoveImages() {
 		_, _ = Try(nil, "docker", "rmi", "-f", "chatscalable/"+name+":"+imageTag)
 	}
 }
+
+// Secrets makes the NATS secrets of a deployment in a folder of the test,
+// as `make secrets` does: a password per role and for the routes, and a test
+// CA with a certificate for broker-1..3.
+func Secrets(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	Run(t, nil, "bash", Root(t)+"/deployments/local/secrets.sh", dir, "--tls", "broker-1,broker-2,broker-3")
+	return dir
+}
+
+// NoViolations fails the test if broker logs hold a permission violation:
+// a client's role was refused what its program does.
+func NoViolations(t testing.TB, logs string) {
+	t.Helper()
+	var lines []string
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, "Violation") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) > 0 {
+		t.Errorf("the brokers refused %d operations:\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+}

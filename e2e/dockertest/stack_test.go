@@ -24,9 +24,13 @@ func TestSwarmStack(t *testing.T) {
 	file := filepath.Join(dockertest.Root(t), "deployments/swarm/stack.yaml")
 	tag := dockertest.Images(t)
 	port := freePort(t)
-	env := []string{"CHAT_TAG=" + tag, fmt.Sprintf("CHAT_PORT=%d", port)}
+	name := fmt.Sprintf("cstest%d", rand.IntN(1<<30))
+	// The stack's own secrets, apart from any other stack's on this swarm.
+	prefix := name + "_"
+	env := []string{"CHAT_TAG=" + tag, fmt.Sprintf("CHAT_PORT=%d", port), "CHAT_SECRET_PREFIX=" + prefix}
 	cfg := dockertest.Run(t, env, "docker", "stack", "config", "-c", file)
-	for _, want := range []string{"broker-1:", "broker-2:", "broker-3:", "gateway:", "presence:", "rooms:", "replicas: 3", "order: start-first", "nats_password", "chatscalable/chat-gateway:" + tag} {
+	for _, want := range []string{"broker-1:", "broker-2:", "broker-3:", "gateway:", "presence:", "rooms:", "replicas: 3", "order: start-first",
+		"name: " + prefix + "nats_gateway_password", "name: " + prefix + "nats_tls_cert", "CHAT_NATS_TLS_CA: /run/secrets/nats_tls_ca", "chatscalable/chat-gateway:" + tag} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("docker stack config lacks %q", want)
 		}
@@ -50,11 +54,14 @@ func TestSwarmStack(t *testing.T) {
 		t.Logf("SWARM NOT AVAILABLE: the engine's swarm state is %q; the stack file was validated with docker stack config only", state)
 		return
 	}
-	if _, err := dockertest.Try(nil, "docker", "secret", "inspect", "nats_password"); err != nil {
-		dockertest.Run(t, nil, "sh", "-c", "printf '%s' \"stack-test-$RANDOM$RANDOM\" | docker secret create nats_password -")
-		t.Cleanup(func() { _, _ = dockertest.Try(nil, "docker", "secret", "rm", "nats_password") })
-	}
-	name := fmt.Sprintf("cstest%d", rand.IntN(1<<30))
+	// Made as `make stack-deploy` makes them; removed once the stack's
+	// containers, which hold them, are gone (cleanups run last first).
+	t.Cleanup(func() {
+		for _, s := range stackSecrets {
+			_, _ = dockertest.Try(nil, "docker", "secret", "rm", prefix+s)
+		}
+	})
+	dockertest.Run(t, nil, "make", "-C", dockertest.Root(t), "stack-secrets", "SECRETS="+dockertest.Secrets(t), "CHAT_SECRET_PREFIX="+prefix)
 	label := "label=com.docker.stack.namespace=" + name
 	t.Cleanup(func() {
 		_, _ = dockertest.Try(nil, "docker", "stack", "rm", name)
@@ -123,7 +130,19 @@ func TestSwarmStack(t *testing.T) {
 	stop()
 	expectAll(t, followers, pub.count())
 	t.Logf("swarm stack: %d messages across a rolling update, each once and in order on every listener", pub.count())
+	var logs string
+	for _, b := range []string{"broker-1", "broker-2", "broker-3"} {
+		logs += dockertest.Run(t, nil, "docker", "service", "logs", "--raw", name+"_"+b)
+	}
+	if n := strings.Count(logs, "roles=gateway,service,reader,admin tls=true"); n < 3 {
+		t.Errorf("%d broker starts with every role and TLS, want at least 3:\n%s", n, logs)
+	}
+	dockertest.NoViolations(t, logs)
 }
+
+// stackSecrets are the stack's Docker secrets, without the prefix.
+var stackSecrets = []string{"nats_gateway_password", "nats_service_password", "nats_reader_password", "nats_admin_password",
+	"nats_cluster_password", "nats_tls_ca", "nats_tls_cert", "nats_tls_key"}
 
 // tasksCaddyfile balances over the swarm gateway service's tasks, found by
 // DNS (swarm's tasks.<service> name), like the routing mesh.

@@ -279,7 +279,7 @@ func TestStalledClientKeepsMemoryBounded(t *testing.T) {
 	port := clustertest.FreePorts(t, 1)[0]
 	b := proctest.Start(t, "broker", clustertest.Binary(t, clustertest.BrokerPkg), "--node-name", "mem",
 		"--client-listen", fmt.Sprintf("127.0.0.1:%d", port), "--cluster-listen", "off", "--monitor-listen", "off",
-		"--data-dir", t.TempDir())
+		"--data-dir", t.TempDir(), "--no-auth") // a loopback broker of this test alone
 	b.WaitLog(t, regexp.MustCompile(`broker started`), wait)
 	g := startGateway(t, "gw-mem", fmt.Sprintf("nats://127.0.0.1:%d", port), func(o *gateway.Options) {
 		o.ClientQueue = 64

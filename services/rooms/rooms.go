@@ -57,7 +57,7 @@ const (
 	ServiceDescription = "ChatScalable rooms directory"
 	// TopicsBucket is the JetStream key-value bucket holding the topics,
 	// keyed by room name.
-	TopicsBucket = "CHAT_ROOM_TOPICS"
+	TopicsBucket = broker.RoomTopicsBucket
 )
 
 // Error codes of the service's micro errors (header Nats-Service-Error-Code).

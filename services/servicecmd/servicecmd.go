@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/chatscalable/chatscalable/broker"
 	"github.com/chatscalable/chatscalable/broker/envflag"
 	"github.com/chatscalable/chatscalable/broker/health"
 	"github.com/nats-io/nats.go"
@@ -49,9 +50,13 @@ func Run(c Command, args []string, getenv func(string) string, stderr io.Writer)
 	}
 	fs := envflag.New(c.Name, getenv, stderr)
 	var natsURL, natsUser, passwordFile, logLevel, healthFile string
+	var tlsFiles broker.TLSFiles
 	fs.String(&natsURL, "nats-url", nats.DefaultURL, "NATS server URL(s), comma-separated")
-	fs.String(&natsUser, "nats-user", "", "NATS user name")
+	fs.String(&natsUser, "nats-user", "", "NATS user name (a broker's service role: service)")
 	fs.String(&passwordFile, "nats-password-file", "", "file holding the NATS password, e.g. a Docker secret")
+	fs.String(&tlsFiles.CA, "nats-tls-ca", "", "PEM CA that signs the NATS servers' certificates; with it (or --nats-tls-cert) the connection speaks TLS (empty: the system's roots)")
+	fs.String(&tlsFiles.Cert, "nats-tls-cert", "", "PEM client certificate, for servers that ask for one")
+	fs.String(&tlsFiles.Key, "nats-tls-key", "", "PEM private key of --nats-tls-cert")
 	fs.String(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.String(&healthFile, "health-file", "", "file kept fresh while the service is connected, for `"+c.Name+" healthcheck` (empty: none)")
 	fs.Usage = func() {
@@ -76,15 +81,24 @@ func Run(c Command, args []string, getenv func(string) string, stderr io.Writer)
 		fmt.Fprintf(stderr, "%s: %v\n", c.Name, err)
 		return 2
 	}
-	auth := func(*nats.Options) error { return nil }
+	// Replies come to the service role's own inbox prefix (see broker).
+	security := []nats.Option{nats.CustomInboxPrefix(broker.ServiceInboxPrefix)}
 	if natsUser != "" {
-		auth = nats.UserInfo(natsUser, password)
+		security = append(security, nats.UserInfo(natsUser, password))
+	}
+	tlsConfig, err := tlsFiles.ClientConfig()
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: --nats-tls-ca, --nats-tls-cert, --nats-tls-key: %v\n", c.Name, err)
+		return 2
+	}
+	if tlsConfig != nil {
+		security = append(security, nats.Secure(tlsConfig))
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	closed := make(chan struct{})
-	nc, err := nats.Connect(natsURL,
+	nc, err := nats.Connect(natsURL, append(security,
 		nats.Name(c.Name),
 		nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true),
@@ -97,8 +111,7 @@ func Run(c Command, args []string, getenv func(string) string, stderr io.Writer)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
 		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
-		auth,
-	)
+	)...)
 	if err != nil {
 		log.Error("connect to nats", "err", err)
 		return 1

@@ -19,9 +19,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/chatscalable/chatscalable/broker"
 	"github.com/chatscalable/chatscalable/broker/envflag"
 	"github.com/chatscalable/chatscalable/broker/health"
 	"github.com/chatscalable/chatscalable/broker/node"
+	"github.com/chatscalable/chatscalable/broker/node/nodeflags"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -38,7 +40,9 @@ func main() {
 type config struct {
 	name, clientListen, clusterName, clusterListen, routes, dataDir, monitorListen, logLevel string
 	lameDuck, electionTimeout                                                                time.Duration
-	authUser, authPasswordFile                                                               string
+	auth                                                                                     node.Auth
+	tls                                                                                      broker.TLSFiles
+	verifyClients                                                                            bool
 }
 
 func parse(args []string, getenv func(string) string, out io.Writer) (config, error) {
@@ -51,11 +55,15 @@ func parse(args []string, getenv func(string) string, out io.Writer) (config, er
 	fs.String(&c.clusterListen, "cluster-listen", "0.0.0.0:6222", "route listener for the other brokers ('off': a single node)")
 	fs.String(&c.routes, "cluster-routes", "", "comma-separated route URLs of the brokers (nats://host:6222), this node's own allowed")
 	fs.String(&c.dataDir, "data-dir", "./data", "folder for JetStream data")
-	fs.String(&c.monitorListen, "monitor-listen", "0.0.0.0:8222", "NATS HTTP monitoring listener (/healthz, /varz, /jsz); 'off' disables it")
+	fs.String(&c.monitorListen, "monitor-listen", "127.0.0.1:8222", "NATS HTTP monitoring listener (/healthz, /varz, /jsz; unauthenticated: keep it on loopback or a private network); 'off' disables it")
 	fs.Duration(&c.electionTimeout, "election-timeout", time.Second, "Raft election timeout: a new leader is elected between this and twice this after a node is lost (nats-server's own default is 4s)")
 	fs.Duration(&c.lameDuck, "lame-duck", 5*time.Second, "on SIGTERM, time spent moving clients to other brokers before stopping")
-	fs.String(&c.authUser, "auth-user", "", "user name every NATS client must present (empty: no authentication)")
-	fs.String(&c.authPasswordFile, "auth-password-file", "", "file holding that user's password, e.g. a Docker secret")
+	nodeflags.AddAuth(fs, &c.auth, "this broker")
+	fs.Bool(&c.auth.NoAuth, "no-auth", false, "accept anonymous NATS clients and routes without credentials, with every right (for a trusted network only; logged as a warning)")
+	fs.String(&c.tls.Cert, "nats-tls-cert", "", "PEM certificate of the client and route listeners; with it they speak TLS only")
+	fs.String(&c.tls.Key, "nats-tls-key", "", "PEM private key of --nats-tls-cert")
+	fs.String(&c.tls.CA, "nats-tls-ca", "", "PEM CA that signs the other brokers' certificates (routes verify each other) and, with --nats-tls-verify-clients, the clients' (empty: the system's roots)")
+	fs.Bool(&c.verifyClients, "nats-tls-verify-clients", false, "require clients to present a certificate signed by --nats-tls-ca, besides their password")
 	fs.String(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "chat-broker runs one node of the ChatScalable NATS cluster.\n\nUsage:\n  chat-broker [flags]\n  chat-broker healthcheck [--monitor-url URL]\n\nFlags:\n")
@@ -64,10 +72,34 @@ func parse(args []string, getenv func(string) string, out io.Writer) (config, er
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
+	return c, c.validate()
+}
+
+// validate refuses a configuration that leaves the bus open by mistake.
+func (c config) validate() error {
+	var errs []error
 	if c.name == "" {
-		return c, errors.New("--node-name must not be empty")
+		errs = append(errs, errors.New("--node-name must not be empty"))
 	}
-	return c, nil
+	switch {
+	case c.auth.NoAuth && (len(c.auth.Passwords) > 0 || c.auth.RoutePassword != ""):
+		errs = append(errs, errors.New("--no-auth and password files exclude each other"))
+	case c.auth.NoAuth:
+	case len(c.auth.Passwords) == 0:
+		errs = append(errs, errors.New("NATS clients must log in: give at least one of --gateway-password-file, --service-password-file, --reader-password-file, --admin-password-file (or --no-auth to accept anonymous clients)"))
+	}
+	if !c.auth.NoAuth && c.clusterListen != "off" && c.auth.RoutePassword == "" {
+		errs = append(errs, errors.New("routes must log in: give --cluster-password-file (or --cluster-listen off for a single broker, or --no-auth)"))
+	}
+	if err := c.tls.Check(); err != nil {
+		errs = append(errs, fmt.Errorf("--nats-tls-cert, --nats-tls-key, --nats-tls-ca: %w", err))
+	} else if c.tls.Enabled() && (c.tls.Cert == "" || c.tls.Key == "") {
+		errs = append(errs, errors.New("--nats-tls-cert and --nats-tls-key are required for TLS"))
+	}
+	if c.verifyClients && c.tls.CA == "" {
+		errs = append(errs, errors.New("--nats-tls-verify-clients needs --nats-tls-ca"))
+	}
+	return errors.Join(errs...)
 }
 
 func run(args []string, getenv func(string) string, stderr io.Writer) int {
@@ -85,14 +117,10 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	password, err := envflag.ReadSecret(c.authPasswordFile)
-	if err != nil || (c.authUser != "") != (password != "") {
-		fmt.Fprintf(stderr, "chat-broker: --auth-user and --auth-password-file go together (%v)\n", err)
-		return 2
-	}
 	opts := node.Options{
-		Username:         c.authUser,
-		Password:         password,
+		Auth:             c.auth,
+		TLS:              c.tls,
+		VerifyClients:    c.verifyClients,
 		Name:             c.name,
 		DataDir:          c.dataDir,
 		ClientListen:     c.clientListen,
@@ -116,12 +144,29 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		return 1
 	}
 	log.Info("broker started", "node", c.name, "version", version, "nats", n.ClientURL(),
-		"cluster", n.ClusterURL(), "monitor", n.MonitorURL())
+		"cluster", n.ClusterURL(), "monitor", n.MonitorURL(), "roles", roles(c.auth), "tls", c.tls.Enabled())
+	if c.auth.NoAuth {
+		log.Warn("NATS AUTHENTICATION IS OFF (--no-auth): any client that reaches this broker may publish, read and delete everything, forge live messages, and any server may join its cluster as a route; use it on a trusted network only")
+	}
 	<-ctx.Done()
 	log.Info("stopping", "lame_duck", c.lameDuck)
 	n.Shutdown()
 	log.Info("broker stopped", "node", c.name)
 	return 0
+}
+
+// roles lists the roles whose users may log in, for the start line.
+func roles(a node.Auth) string {
+	if a.NoAuth {
+		return "anonymous"
+	}
+	var out []string
+	for _, r := range node.Roles {
+		if _, ok := a.Passwords[r]; ok {
+			out = append(out, string(r))
+		}
+	}
+	return strings.Join(out, ",")
 }
 
 // healthcheck asks the node's monitoring endpoint whether it runs with

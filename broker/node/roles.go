@@ -1,0 +1,114 @@
+package node
+
+import (
+	"fmt"
+
+	"github.com/chatscalable/chatscalable/broker"
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Role is what a NATS client of a node may do. Each role is one user; every
+// program of a kind shares it (all gateways are the user gateway).
+type Role string
+
+// The roles of the bus. No role may publish on chat.live.> or
+// chat.presence.room.>: only the streams re-publish there, so what
+// arrives on them carries positions the stream set, never a client's.
+const (
+	// RoleGateway is chat-gateway as a client of brokers: it publishes
+	// messages (through JetStream) and its presence reports, keeps the
+	// history stream, reads history with direct gets, asks the services,
+	// and listens to the live and presence subjects.
+	RoleGateway Role = "gateway"
+	// RoleService is chat-presence and chat-rooms: their micro service
+	// endpoints, presence reports in, presence changes out (through the
+	// presence stream), their own stream and bucket, and reading the
+	// history stream's state for the directory.
+	RoleService Role = "service"
+	// RoleReader is a person with the nats CLI: subscribe to chat.room.>
+	// and read the history stream (its info and single messages), nothing
+	// else.
+	RoleReader Role = "reader"
+	// RoleAdmin may do everything: for operators (nats stream, nats micro,
+	// nats server) and tests. Give it only to people.
+	RoleAdmin Role = "admin"
+)
+
+// Roles lists the client roles, in the order flags and docs show them.
+var Roles = []Role{RoleGateway, RoleService, RoleReader, RoleAdmin}
+
+// RouteUser is the user name of routes, the connections between nodes.
+const RouteUser = "route"
+
+// jsAPI returns JetStream API subjects: $JS.API.<call> for each call.
+func jsAPI(calls ...string) []string {
+	out := make([]string, len(calls))
+	for i, c := range calls {
+		out[i] = "$JS.API." + c
+	}
+	return out
+}
+
+// permissions returns what role may publish and subscribe to; nil for
+// the admin, who is not restricted.
+func (r Role) permissions() (*server.Permissions, error) {
+	rooms := broker.StreamName
+	var pub, sub []string
+	var responses *server.ResponsePermission
+	switch r {
+	case RoleGateway:
+		pub = append([]string{
+			broker.RoomSubjectPrefix + "*",
+			broker.PresenceReportPrefix + "*",
+			broker.PresenceMembersSubject, broker.PresenceCountsSubject,
+			broker.RoomsListSubject, broker.RoomsGetSubject, broker.RoomsTopicSubject,
+		}, jsAPI(
+			"STREAM.INFO."+rooms, "STREAM.CREATE."+rooms, "STREAM.UPDATE."+rooms,
+			"DIRECT.GET."+rooms,
+		)...)
+		sub = []string{
+			broker.LiveSubjectPrefix + "*",
+			broker.PresenceEventPrefix + "*",
+			broker.PresenceSyncSubject,
+			broker.GatewayInboxPrefix + ".>",
+		}
+	case RoleService:
+		presence, kv := broker.PresenceStream, "KV_"+broker.RoomTopicsBucket
+		pub = append([]string{
+			broker.PresenceSyncSubject,
+			broker.PresenceAnnouncePrefix + "*",
+			broker.PresenceCountsSubject,
+			"$KV." + broker.RoomTopicsBucket + ".>",
+			// Flow control of the ordered consumer that watches the topics.
+			"$JS.FC." + kv + ".>",
+		}, jsAPI(
+			"INFO", // the account's limits, which making a bucket checks
+			"STREAM.INFO."+presence, "STREAM.CREATE."+presence, "STREAM.UPDATE."+presence,
+			"STREAM.INFO."+rooms, "DIRECT.GET."+rooms, "DIRECT.GET."+rooms+".>",
+			"STREAM.INFO."+kv, "STREAM.CREATE."+kv, "STREAM.UPDATE."+kv,
+			"DIRECT.GET."+kv+".>", "CONSUMER.CREATE."+kv+".>", "CONSUMER.DELETE."+kv+".>",
+		)...)
+		sub = []string{
+			broker.PresenceReportPrefix + ">",
+			broker.PresenceMembersSubject, broker.PresenceCountsSubject,
+			broker.RoomsListSubject, broker.RoomsGetSubject, broker.RoomsTopicSubject,
+			"$SRV.>", // micro discovery: PING, INFO and STATS
+			broker.ServiceInboxPrefix + ".>",
+		}
+		// Answers go to the requester's reply subject, once.
+		responses = &server.ResponsePermission{MaxMsgs: 1}
+	case RoleReader:
+		pub = jsAPI("INFO", "STREAM.INFO."+rooms, "STREAM.MSG.GET."+rooms,
+			"DIRECT.GET."+rooms, "DIRECT.GET."+rooms+".>")
+		sub = []string{broker.RoomSubjectPrefix + ">", "_INBOX.>"}
+	case RoleAdmin:
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("unknown role %q", r)
+	}
+	return &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: pub},
+		Subscribe: &server.SubjectPermission{Allow: sub},
+		Response:  responses,
+	}, nil
+}
