@@ -37,9 +37,11 @@ func clientIP(r *http.Request) string {
 // authenticated user, of the user's; on refusal it writes 429 with
 // Retry-After and returns false.
 func (s *Server) allowPublish(w http.ResponseWriter, r *http.Request, id *auth.Identity) bool {
-	ok, wait := s.cfg.PublishPerIP.Allow("ip:" + clientIP(r))
-	which := "publish_ip"
-	if ok && id != nil {
+	ok, wait, which := true, time.Duration(0), "publish_ip"
+	if s.cfg.PublishPerIP != nil { // no key is built per publish without a limit
+		ok, wait = s.cfg.PublishPerIP.Allow("ip:" + clientIP(r))
+	}
+	if ok && id != nil && s.cfg.PublishPerUser != nil {
 		ok, wait = s.cfg.PublishPerUser.Allow("user:" + id.User)
 		which = "publish_user"
 	}
