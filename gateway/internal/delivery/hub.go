@@ -24,6 +24,7 @@
 package delivery
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -357,7 +358,11 @@ func (h *Hub) Resync(ctx context.Context) error {
 		}
 		r.feed.Lock()
 		if last > r.position() {
-			h.backfill(ctx, r, last)
+			if err := h.backfill(ctx, r, last); errors.Is(err, errBackfillTooLong) {
+				r.giveUp(last)
+			} else if err != nil {
+				errs = append(errs, fmt.Errorf("room %s: %w", r.name, err))
+			}
 		}
 		r.feed.Unlock()
 	}
@@ -399,7 +404,11 @@ func (h *Hub) deliver(r *room, msg *nats.Msg) {
 		return // already delivered, by a backfill
 	}
 	if prev := broker.LastSequence(msg.Header); prev > last {
-		h.backfill(context.Background(), r, prev)
+		if err := h.backfill(context.Background(), r, prev); err != nil {
+			// The message in hand must not go out after a hole its
+			// clients would never see filled: they resume by cursor.
+			r.giveUp(prev)
+		}
 	}
 	r.fanOut(m.Seq, h.encode(m))
 	if h.opts.Latency != nil && !m.TS.IsZero() {
@@ -461,13 +470,25 @@ func (r *room) skipTo(seq uint64) {
 	r.lastSeq = max(r.lastSeq, seq)
 }
 
+// giveUp skips a hole that cannot be filled and ends the room's clients
+// with ErrResync; they resume by cursor, from the stream.
+func (r *room) giveUp(upTo uint64) {
+	r.skipTo(upTo)
+	r.endAll(ErrResync)
+}
+
+// errBackfillTooLong means a hole held more than MaxBackfill messages.
+var errBackfillTooLong = errors.New("too many messages to backfill")
+
 // backfill delivers the room's stored messages after its position up to
 // and including upTo; r.feed is held (and no other lock of the hub). A
 // stream replica may lag behind the live feed for a moment, and no replica
 // answers while the stream elects a new leader, so an incomplete or failed
-// read is retried until CatchUpTimeout; if the hole cannot be filled the
-// room's clients are ended with ErrResync, and they resume by cursor.
-func (h *Hub) backfill(ctx context.Context, r *room, upTo uint64) {
+// read is retried until CatchUpTimeout or the end of ctx. If the hole is
+// not filled by then it returns why, having delivered what it could; the
+// caller decides whether the room's clients wait for another try (Resync)
+// or are sent away to resume by cursor (a live message after the hole).
+func (h *Hub) backfill(ctx context.Context, r *room, upTo uint64) error {
 	h.backfills.Add(1)
 	deadline := time.Now().Add(h.opts.CatchUpTimeout)
 	ctx, cancel := context.WithDeadline(ctx, deadline)
@@ -477,14 +498,17 @@ func (h *Hub) backfill(ctx context.Context, r *room, upTo uint64) {
 		h.log.Info("backfilled room feed", "room", r.name, "after", from, "up_to", upTo, "messages", read)
 	}()
 	for pos := from; pos < upTo; pos = r.position() {
-		msgs, _, err := h.src.After(ctx, r.name, pos, 256)
-		if time.Now().After(deadline) || read > h.opts.MaxBackfill || ctx.Err() != nil {
-			h.log.Warn("cannot backfill room feed", "room", r.name, "from", pos, "to", upTo, "err", err)
-			r.skipTo(upTo)
-			r.endAll(ErrResync)
-			return
+		if read > h.opts.MaxBackfill {
+			h.log.Warn("cannot backfill room feed", "room", r.name, "from", pos, "to", upTo, "err", errBackfillTooLong)
+			return errBackfillTooLong
 		}
+		msgs, _, err := h.src.After(ctx, r.name, pos, 256)
 		if err != nil || len(msgs) == 0 {
+			if ctx.Err() != nil {
+				err = fmt.Errorf("history read after %d of %d: %w", pos, upTo, cmp.Or(err, ctx.Err()))
+				h.log.Warn("cannot backfill room feed", "room", r.name, "from", pos, "to", upTo, "err", err)
+				return err
+			}
 			// The replica has not caught up yet, or the stream is between
 			// leaders and no replica answers for a moment.
 			select {
@@ -497,10 +521,11 @@ func (h *Hub) backfill(ctx context.Context, r *room, upTo uint64) {
 			if m.Seq > upTo {
 				// upTo itself is gone (retention); nothing more to fill.
 				r.skipTo(upTo)
-				return
+				return nil
 			}
 			r.fanOut(m.Seq, h.encode(m))
 			read++
 		}
 	}
+	return nil
 }

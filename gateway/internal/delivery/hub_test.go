@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +24,9 @@ type slowHistory struct {
 	room    string
 	gate    chan struct{}
 	reading chan string // told of every read that waits at the gate
+
+	lastPasses bool          // the slow room's LastSeq answers at once
+	lag        atomic.Uint64 // the slow room's LastSeq answers this much less
 }
 
 func (s *slowHistory) hold(ctx context.Context, room, what string) error {
@@ -49,6 +53,10 @@ func (s *slowHistory) After(ctx context.Context, room string, after uint64, limi
 }
 
 func (s *slowHistory) LastSeq(ctx context.Context, room string) (uint64, error) {
+	if room == s.room && s.lastPasses {
+		last, err := s.History.LastSeq(ctx, room)
+		return last - min(last, s.lag.Load()), err
+	}
 	if err := s.hold(ctx, room, "last"); err != nil {
 		return 0, err
 	}
@@ -184,6 +192,57 @@ func TestSlowRoomDelaysNoOtherRoom(t *testing.T) {
 		}
 	case <-time.After(2 * wait):
 		t.Fatal("the slow room's client was not ended after an unfillable hole")
+	}
+}
+
+// Resync delivers what a room's live feed missed. While the room's history
+// cannot be read (a stream between leaders), Resync fails and the room
+// keeps its clients, waiting for the next try; the try after the stream
+// answers again delivers every missed message, in order. (A room that
+// gave up would send its listeners away, and one that does not resume
+// by cursor would lose those messages.)
+func TestResyncKeepsClientsWhileHistoryIsUnreadable(t *testing.T) {
+	r := newHubRig(t, "resync")
+	r.slow.lastPasses = true
+	for _, text := range []string{"one ", "two ", "three"} {
+		r.publish(t, "resync", text)
+	}
+	// The room's position is learned behind the stream: the three
+	// messages are what its live feed missed.
+	r.slow.lag.Store(3)
+	c := r.join(t, "resync")
+	r.slow.lag.Store(0)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	err := r.hub.Resync(ctx)
+	cancel()
+	if err == nil || !strings.Contains(err.Error(), "room resync") {
+		t.Fatalf("Resync while history reads hang = %v, want an error naming the room", err)
+	}
+	if what := <-r.slow.reading; what != "after" {
+		t.Fatalf("Resync read %s, want a backfill", what)
+	}
+	select {
+	case <-c.Done():
+		t.Fatalf("the room's client was ended (%v) although Resync will be tried again", c.Err())
+	case <-c.Ready():
+		t.Fatal("the client got frames although history could not be read")
+	default:
+	}
+
+	close(r.slow.gate)
+	ctx, cancel = context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := r.hub.Resync(ctx); err != nil {
+		t.Fatalf("Resync once history answers: %v", err)
+	}
+	if got := receive(t, c, wait); got != "one two three" {
+		t.Fatalf("after Resync the client got %q, want every missed message in order", got)
+	}
+	select {
+	case <-c.Done():
+		t.Fatalf("the client was ended: %v", c.Err())
+	default:
 	}
 }
 
