@@ -56,9 +56,7 @@ func (c HistoryConfig) streamConfig() jetstream.StreamConfig {
 	if c.MaxAge <= 0 {
 		c.MaxAge = 168 * time.Hour
 	}
-	if c.Replicas <= 0 {
-		c.Replicas = c.autoReplicas()
-	}
+	c.Replicas = c.StreamReplicas()
 	if c.DuplicateWindow <= 0 {
 		c.DuplicateWindow = 2 * time.Minute
 	}
@@ -86,8 +84,13 @@ func (c HistoryConfig) streamConfig() jetstream.StreamConfig {
 	}
 }
 
-func (c HistoryConfig) autoReplicas() int {
-	if c.ClusterSize >= 3 {
+// StreamReplicas returns the replication factor the config asks for:
+// Replicas, or when that is 0, 3 on a cluster of 3 servers or more, else 1.
+func (c HistoryConfig) StreamReplicas() int {
+	switch {
+	case c.Replicas > 0:
+		return c.Replicas
+	case c.ClusterSize >= 3:
 		return 3
 	}
 	return 1
@@ -123,7 +126,7 @@ func (h *History) Ensure(ctx context.Context, cfg HistoryConfig) (uint64, error)
 	case err == nil:
 		info = existing.CachedInfo()
 		if cfg.Replicas <= 0 {
-			cfg.Replicas = max(cfg.autoReplicas(), info.Config.Replicas)
+			cfg.Replicas = max(cfg.StreamReplicas(), info.Config.Replicas)
 		}
 	case !errors.Is(err, jetstream.ErrStreamNotFound):
 		// The cluster cannot say right now (a leader election after a

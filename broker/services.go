@@ -3,6 +3,8 @@ package broker
 import (
 	"errors"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Subjects and message shapes of the chat services (presence and the rooms
@@ -28,9 +30,14 @@ const (
 	PresenceAnnouncePrefix = "chat.presence.announce."
 	// PresenceStream is the JetStream stream of presence changes.
 	PresenceStream = "CHAT_PRESENCE"
-	// RoomTopicsBucket is the key-value bucket of the rooms service: a
-	// room's topic by room name (its stream is KV_CHAT_ROOM_TOPICS).
+	// RoomTopicsBucket is the key-value bucket of room settings, written
+	// by the rooms service: a room's topic under the room's name, and the
+	// key PrivateRoomKeyPrefix+<room> for a room an admin made private
+	// (its stream is KV_CHAT_ROOM_TOPICS). Gateways watch the private keys.
 	RoomTopicsBucket = "CHAT_ROOM_TOPICS"
+	// PrivateRoomKeyPrefix starts the settings key of a private room. A
+	// room name has no '.', so it never collides with a topic's key.
+	PrivateRoomKeyPrefix = "private."
 	// PresenceMembersSubject answers MembersRequest with MembersReply.
 	PresenceMembersSubject = "chat.presence.members"
 	// PresenceCountsSubject answers CountsRequest (or anything that is not
@@ -44,6 +51,8 @@ const (
 	RoomsGetSubject = "chat.rooms.get"
 	// RoomsTopicSubject answers TopicRequest with RoomInfo.
 	RoomsTopicSubject = "chat.rooms.topic"
+	// RoomsPrivateSubject answers PrivateRequest with RoomInfo.
+	RoomsPrivateSubject = "chat.rooms.private"
 
 	// MaxTopicLen is the longest room topic, in characters.
 	MaxTopicLen = 200
@@ -153,6 +162,31 @@ type TopicRequest struct {
 	Topic string `json:"topic"`
 }
 
+// PrivateRequest makes a room private (listened to, read and published to
+// only with a subscribe grant for it) or public again.
+type PrivateRequest struct {
+	Room    string `json:"room"`
+	Private bool   `json:"private"`
+}
+
+// PrivateRoomKey returns the settings key that marks room private.
+func PrivateRoomKey(room string) string { return PrivateRoomKeyPrefix + room }
+
+// RoomSettingsConfig is the configuration of the RoomTopicsBucket with
+// the given replicas. The rooms service creates or updates the bucket;
+// a gateway creates it when it is missing, so it can watch the private
+// rooms before any rooms service has run.
+func RoomSettingsConfig(replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:       RoomTopicsBucket,
+		Description:  "ChatScalable room settings: topics and private rooms, by room",
+		History:      1,
+		MaxValueSize: int32(4 * MaxTopicLen), // UTF-8: at most 4 bytes a character
+		Storage:      jetstream.FileStorage,
+		Replicas:     replicas,
+	}
+}
+
 // RoomInfo describes a room in the directory.
 type RoomInfo struct {
 	Room string `json:"room"`
@@ -164,6 +198,10 @@ type RoomInfo struct {
 	// presence service did not answer.
 	Members *int   `json:"members,omitempty"`
 	Topic   string `json:"topic,omitempty"`
+	// Private says an admin made the room private through the directory
+	// (rooms private by a gateway's --private-rooms patterns are not
+	// marked: the directory does not know the gateways' flags).
+	Private bool `json:"private,omitempty"`
 }
 
 // RoomsListRequest asks for one page of the rooms directory: at most Limit

@@ -25,6 +25,7 @@ import (
 	"github.com/chatscalable/chatscalable/gateway/internal/delivery"
 	"github.com/chatscalable/chatscalable/gateway/internal/limits"
 	"github.com/chatscalable/chatscalable/gateway/internal/metrics"
+	"github.com/chatscalable/chatscalable/gateway/internal/privacy"
 	"github.com/chatscalable/chatscalable/gateway/internal/report"
 	"github.com/nats-io/nats.go"
 )
@@ -41,6 +42,7 @@ type Gateway struct {
 	metrics  *metrics.Metrics
 	reporter *report.Reporter
 	auth     *auth.Verifier // nil with --auth off
+	privacy  *privacy.Rooms // the rooms an admin made private
 	srv      *http.Server
 	ln       *connlimit.Listener
 	admin    *http.Server // nil without --admin-addr
@@ -78,6 +80,7 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
+	g.privacy = privacy.New(g.log)
 	g.metrics = metrics.New(metrics.Sources{
 		Rooms: func() float64 { return float64(g.delivery.Rooms()) },
 		NATSConnected: func() float64 {
@@ -155,6 +158,7 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 		AllowedOrigins:  o.AllowedOrigins,
 		CORSOrigins:     o.CORSOrigins,
 		PrivateRooms:    o.PrivateRooms,
+		AdminPrivate:    g.privacy.Private,
 		TokenURL:        o.AuthTokenURL,
 		Admin:           o.AdminAddr != "",
 		Store:           g.history,
@@ -348,6 +352,13 @@ func (g *Gateway) ensureHistory(parent context.Context) error {
 			g.delivery.Reset()
 		}
 	}
+	// Rooms made private through the directory are refused until known.
+	ctx, cancel = step()
+	err = g.privacy.Ensure(ctx, g.history.JetStream(), cfg.StreamReplicas())
+	cancel()
+	if err != nil {
+		return err
+	}
 	if g.servicesPending() {
 		// Started before the gateway says it is ready, so the first
 		// listeners' joins are heard by a presence replica of this node.
@@ -472,6 +483,9 @@ func (g *Gateway) Ready() error {
 	if !g.streamReady.Load() {
 		return errors.New("the history stream is not ready")
 	}
+	if !g.privacy.Known() {
+		return errors.New("the private rooms are not loaded")
+	}
 	if err := g.delivery.Err(); err != nil {
 		return fmt.Errorf("the SSE stream loop stopped: %w", err)
 	}
@@ -548,6 +562,7 @@ func (g *Gateway) stopBackground() {
 		g.stop()
 		g.wg.Wait()
 	}
+	g.privacy.Stop()
 }
 
 // closeBus drains the NATS connection, waiting for it until ctx ends, and

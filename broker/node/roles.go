@@ -18,7 +18,8 @@ const (
 	// RoleGateway is chat-gateway as a client of brokers: it publishes
 	// messages (through JetStream) and its presence reports, keeps the
 	// history stream, reads history with direct gets, asks the services,
-	// and listens to the live and presence subjects.
+	// watches the private rooms in the room settings bucket, and listens
+	// to the live and presence subjects.
 	RoleGateway Role = "gateway"
 	// RoleService is chat-presence and chat-rooms: their micro service
 	// endpoints, presence reports in, presence changes out (through the
@@ -57,14 +58,23 @@ func (r Role) permissions() (*server.Permissions, error) {
 	var responses *server.ResponsePermission
 	switch r {
 	case RoleGateway:
+		settings := "KV_" + broker.RoomTopicsBucket
 		pub = append([]string{
 			broker.RoomSubjectPrefix + "*",
 			broker.PresenceReportPrefix + "*",
 			broker.PresenceMembersSubject, broker.PresenceCountsSubject,
 			broker.RoomsListSubject, broker.RoomsGetSubject, broker.RoomsTopicSubject,
+			broker.RoomsPrivateSubject,
+			// Flow control of the ordered consumer that watches the
+			// private rooms in the settings bucket.
+			"$JS.FC." + settings + ".>",
 		}, jsAPI(
 			"STREAM.INFO."+rooms, "STREAM.CREATE."+rooms, "STREAM.UPDATE."+rooms,
 			"DIRECT.GET."+rooms,
+			// The settings bucket: made when missing (which checks the
+			// account's limits), then watched; never written.
+			"INFO", "STREAM.INFO."+settings, "STREAM.CREATE."+settings,
+			"CONSUMER.CREATE."+settings+".>", "CONSUMER.DELETE."+settings+".>",
 		)...)
 		sub = []string{
 			broker.LiveSubjectPrefix + "*",
@@ -92,6 +102,7 @@ func (r Role) permissions() (*server.Permissions, error) {
 			broker.PresenceReportPrefix + ">",
 			broker.PresenceMembersSubject, broker.PresenceCountsSubject,
 			broker.RoomsListSubject, broker.RoomsGetSubject, broker.RoomsTopicSubject,
+			broker.RoomsPrivateSubject,
 			"$SRV.>", // micro discovery: PING, INFO and STATS
 			broker.ServiceInboxPrefix + ".>",
 		}

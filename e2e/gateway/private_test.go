@@ -91,4 +91,101 @@ func TestPrivateRoomsWithAuthOff(t *testing.T) {
 	}
 	postJSON(t, g.URL(), "open", "ana", "hello")
 	directory(t, g.URL(), "", "open")
+	// Nobody may make a room private: it would be closed to all, by
+	// whoever asked.
+	if r := do(t, http.MethodPut, g.URL()+"/rooms/open", "application/json", strings.NewReader(`{"private":true}`), nil); r.status != http.StatusForbidden || r.errorCode() != "forbidden" {
+		t.Fatalf("make a room private with auth off: %d %s; want 403 forbidden", r.status, r.body)
+	}
+	if r := do(t, http.MethodGet, g.URL()+"/rooms/open/messages", "", nil, nil); r.status != http.StatusOK {
+		t.Fatalf("the room after a refused PUT: %d %s", r.status, r.body)
+	}
+}
+
+// eventually repeats a request until it answers status, failing after the
+// deadline: the gateways learn of a room made private or public through
+// their watch of the room settings, within moments.
+func eventually(t *testing.T, what string, status int, req func() response) response {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		r := req()
+		if r.status == status {
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d %s; want %d", what, r.status, r.body, status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// An admin makes a room private through the directory: from then on it
+// does not exist for tokens without a subscribe grant for it (every route
+// 404, the directory omits it), even for one whose publish grant covers
+// it; readers with a grant go on and see it marked private. Made public
+// again, it is an ordinary room.
+func TestRoomMadePrivateByAnAdmin(t *testing.T) {
+	iss := newIssuer(t)
+	g := startGateway(t, "gw-made-private", "", func(o *gateway.Options) {
+		o.Auth = gateway.AuthJWT
+		o.AuthJWT = gateway.AuthOptions{KeyFile: iss.file, Issuer: testIssuer, Audience: testAudience}
+	})
+	base := g.URL()
+	ana := iss.token(t, "ana", grants{Publish: []string{"vault"}, Subscribe: []string{"lobby", "vault"}})
+	bo := iss.token(t, "bo", grants{Publish: []string{"*"}, Subscribe: []string{"lobby"}})
+	cy := iss.token(t, "cy", grants{Publish: []string{"*"}, Subscribe: []string{"*"}, Admin: true})
+	publish := func(tok string) func() response {
+		return func() response {
+			return do(t, http.MethodPost, base+"/rooms/vault/messages", "application/json", strings.NewReader(`{"text":"hi"}`), bearer(tok))
+		}
+	}
+	eventually(t, "bo publishes to the public room vault", http.StatusCreated, publish(bo))
+	if r := do(t, http.MethodPost, base+"/rooms/lobby/messages", "application/json", strings.NewReader(`{"text":"hello"}`), bearer(bo)); r.status != http.StatusCreated {
+		t.Fatalf("bo publishes to lobby: %d %s", r.status, r.body)
+	}
+	put := func(tok, body string) response {
+		return do(t, http.MethodPut, base+"/rooms/vault", "application/json", strings.NewReader(body), bearer(tok))
+	}
+	if r := put(ana, `{"private":true}`); r.status != http.StatusForbidden || r.errorCode() != "forbidden" {
+		t.Fatalf("a non-admin makes vault private: %d %s; want 403", r.status, r.body)
+	}
+	for _, body := range []string{`{}`, `{"private":"yes"}`, `{"private":null}`} {
+		if r := put(cy, body); r.status != http.StatusBadRequest {
+			t.Errorf("PUT %s: %d %s; want 400", body, r.status, r.body)
+		}
+	}
+	r := put(cy, `{"private":true,"topic":"the team's"}`)
+	var info struct {
+		Room    string
+		Topic   string
+		Private bool
+	}
+	if err := json.Unmarshal(r.body, &info); r.status != http.StatusOK || err != nil || !info.Private || info.Topic != "the team's" {
+		t.Fatalf("the admin makes vault private: %d %s", r.status, r.body)
+	}
+
+	eventually(t, "bo publishes to the private room vault", http.StatusNotFound, publish(bo))
+	for _, path := range []string{"/rooms/vault/events", "/listen?room=vault", "/rooms/vault/messages", "/rooms/vault/members", "/rooms/vault"} {
+		if r := do(t, http.MethodGet, base+path, "", nil, bearer(bo)); r.status != http.StatusNotFound || r.errorCode() != "not_found" {
+			t.Errorf("bo GET %s: %d %s; want 404 not_found", path, r.status, r.body)
+		}
+	}
+	if names := directory(t, base, bo, "lobby"); slices.Contains(names, "vault") {
+		t.Errorf("bo's directory lists the private room: %v", names)
+	}
+	directory(t, base, ana, "vault")
+	if r := do(t, http.MethodGet, base+"/rooms/vault", "", nil, bearer(ana)); r.status != http.StatusOK || !strings.Contains(string(r.body), `"private":true`) {
+		t.Errorf("ana GET /rooms/vault: %d %s; want it marked private", r.status, r.body)
+	}
+	if r := publish(ana)(); r.status != http.StatusCreated {
+		t.Errorf("ana publishes to vault: %d %s", r.status, r.body)
+	}
+	if r := do(t, http.MethodGet, base+"/rooms/vault/messages", "", nil, bearer(ana)); r.status != http.StatusOK || strings.Count(string(r.body), `"hi"`) != 2 {
+		t.Errorf("ana reads vault: %d %s; want both messages", r.status, r.body)
+	}
+
+	if r := put(cy, `{"private":false}`); r.status != http.StatusOK || strings.Contains(string(r.body), `"private"`) {
+		t.Fatalf("the admin makes vault public: %d %s", r.status, r.body)
+	}
+	eventually(t, "bo publishes to vault made public", http.StatusCreated, publish(bo))
 }

@@ -67,7 +67,7 @@ func (s *Service) version(ctx context.Context) ([4]uint64, error) {
 	return v, nil
 }
 
-// list returns every room with messages or a topic, most recently active
+// list returns every room with messages, a topic or made private, most recently active
 // first, without member counts.
 func (s *Service) list(ctx context.Context) ([]broker.RoomInfo, error) {
 	stats, err := s.hist.Rooms(ctx)
@@ -77,11 +77,11 @@ func (s *Service) list(ctx context.Context) ([]broker.RoomInfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("room stats: %w", err)
 	}
-	topics, err := s.topics(ctx)
+	topics, private, err := s.settings(ctx)
 	if err != nil {
 		return nil, err
 	}
-	byRoom := make(map[string]*broker.RoomInfo, len(stats)+len(topics))
+	byRoom := make(map[string]*broker.RoomInfo, len(stats)+len(topics)+len(private))
 	get := func(room string) *broker.RoomInfo {
 		if byRoom[room] == nil {
 			byRoom[room] = &broker.RoomInfo{Room: room}
@@ -98,6 +98,9 @@ func (s *Service) list(ctx context.Context) ([]broker.RoomInfo, error) {
 	}
 	for room, topic := range topics {
 		get(room).Topic = topic
+	}
+	for room := range private {
+		get(room).Private = true
 	}
 	out := make([]broker.RoomInfo, 0, len(byRoom))
 	for _, info := range byRoom {

@@ -1,7 +1,8 @@
 // Package rooms is the ChatScalable rooms directory: a NATS micro service
-// (name "chat-rooms") that lists the rooms, describes one room and sets a
-// room's topic, on the subjects and with the JSON shapes of broker
-// (RoomsListSubject, RoomsGetSubject, RoomsTopicSubject).
+// (name "chat-rooms") that lists the rooms, describes one room, sets a
+// room's topic and makes a room private or public, on the subjects and with
+// the JSON shapes of broker (RoomsListSubject, RoomsGetSubject,
+// RoomsTopicSubject, RoomsPrivateSubject).
 //
 // The service keeps no state of its own, so any number of replicas can run
 // side by side; their endpoints share one queue group and NATS hands each
@@ -10,16 +11,18 @@
 //
 //   - message counts and last activity from the history stream
 //     (broker.History), which the gateways write;
-//   - topics from the JetStream key-value bucket CHAT_ROOM_TOPICS (one key
-//     per room), which every replica reads and writes, so a topic set
-//     through one replica is seen by all;
+//   - topics and privacy from the JetStream key-value bucket
+//     CHAT_ROOM_TOPICS (the key <room> holds its topic, the key
+//     private.<room> marks it private), which every replica reads and
+//     writes, so a setting made through one replica is seen by all, and
+//     which every gateway watches for private rooms;
 //   - member counts from the presence service, with one request to
 //     broker.PresenceCountsSubject per reply, for the rooms of the reply. If presence does not answer
 //     within Options.PresenceTimeout (it may not be running), the rooms are
 //     still returned, with Members left out.
 //
-// A room is in the directory when its history holds messages or it has a
-// topic. The list comes in pages (broker.RoomsListRequest) of at most
+// A room is in the directory when its history holds messages, it has a
+// topic or it is private. The list comes in pages (broker.RoomsListRequest) of at most
 // broker.MaxRoomsPage rooms and half the server's maximum payload, ordered
 // most recently active first, then by name; a page's Next cursor is the
 // last room's place in that order, so a walk through the pages lists every
@@ -85,7 +88,7 @@ type Options struct {
 	Version string
 	// Logger receives the service's log lines; nil discards them.
 	Logger *slog.Logger
-	// Replicas is the replication factor of the topics bucket. 0 chooses
+	// Replicas is the replication factor of the settings bucket. 0 chooses
 	// it: 3 on a cluster of 3 servers or more, else 1, and never fewer
 	// than the bucket already has, so an automatic choice never scales the
 	// topics down.
@@ -112,10 +115,10 @@ type Service struct {
 	cache   *directory
 }
 
-// Start creates (or updates) the topics bucket and starts the micro
-// service on nc, with the endpoints list, get and topic on
-// broker.RoomsListSubject, broker.RoomsGetSubject and
-// broker.RoomsTopicSubject. ctx bounds the setup only. It fails while
+// Start creates (or updates) the settings bucket and starts the micro
+// service on nc, with the endpoints list, get, topic and private on
+// broker.RoomsListSubject, broker.RoomsGetSubject,
+// broker.RoomsTopicSubject and broker.RoomsPrivateSubject. ctx bounds the setup only. It fails while
 // JetStream is unavailable; the caller may retry. The history stream need
 // not exist yet: until it does, rooms have no messages.
 func Start(ctx context.Context, nc *nats.Conn, o Options) (*Service, error) {
@@ -134,14 +137,7 @@ func Start(ctx context.Context, nc *nats.Conn, o Options) (*Service, error) {
 	}
 	js := hist.JetStream()
 	replicas := services.BucketReplicas(ctx, js, nc, TopicsBucket, o.Replicas, o.ClusterSize)
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:       TopicsBucket,
-		Description:  "ChatScalable room topics, by room",
-		History:      1,
-		MaxValueSize: int32(4 * broker.MaxTopicLen), // UTF-8: at most 4 bytes a character
-		Storage:      jetstream.FileStorage,
-		Replicas:     replicas,
-	})
+	kv, err := js.CreateOrUpdateKeyValue(ctx, broker.RoomSettingsConfig(replicas))
 	if err != nil {
 		return nil, fmt.Errorf("rooms: create or update key-value bucket %s: %w", TopicsBucket, err)
 	}
@@ -168,6 +164,7 @@ func Start(ctx context.Context, nc *nats.Conn, o Options) (*Service, error) {
 		{"list", broker.RoomsListSubject, s.handleList},
 		{"get", broker.RoomsGetSubject, s.handleGet},
 		{"topic", broker.RoomsTopicSubject, s.handleTopic},
+		{"private", broker.RoomsPrivateSubject, s.handlePrivate},
 	} {
 		if err := svc.AddEndpoint(ep.name, safe(s.log, ep.name, ep.handler), micro.WithEndpointSubject(ep.subject)); err != nil {
 			_ = svc.Stop()
@@ -299,7 +296,39 @@ func (s *Service) handleTopic(req micro.Request) {
 	s.respond(req, info)
 }
 
-// room returns one room's messages, last activity and topic.
+// handlePrivate makes a room private or public again. The gateways watch
+// the private keys and refuse the room to anyone without a subscribe
+// grant for it from then on; who may ask is the gateway's to check (an
+// admin token).
+func (s *Service) handlePrivate(req micro.Request) {
+	var r broker.PrivateRequest
+	if !decode(req, &r) || !validRoom(req, r.Room) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	var err error
+	if r.Private {
+		_, err = s.kv.PutString(ctx, broker.PrivateRoomKey(r.Room), "true")
+	} else {
+		err = s.kv.Delete(ctx, broker.PrivateRoomKey(r.Room))
+	}
+	if err != nil {
+		s.fail(req, "private", fmt.Errorf("store privacy of room %s: %w", r.Room, err))
+		return
+	}
+	s.log.Info("room privacy set", "room", r.Room, "private", r.Private)
+	counts := s.countsAsync(r.Room)
+	info, err := s.room(ctx, r.Room)
+	if err != nil {
+		s.fail(req, "private", err)
+		return
+	}
+	info.Members = memberCount(<-counts, r.Room)
+	s.respond(req, info)
+}
+
+// room returns one room's messages, last activity, topic and privacy.
 func (s *Service) room(ctx context.Context, room string) (broker.RoomInfo, error) {
 	info := broker.RoomInfo{Room: room}
 	stream, err := s.js.Stream(ctx, broker.StreamName)
@@ -335,31 +364,43 @@ func (s *Service) room(ctx context.Context, room string) (broker.RoomInfo, error
 	default:
 		info.Topic = string(entry.Value())
 	}
+	switch _, err := s.kv.Get(ctx, broker.PrivateRoomKey(room)); {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+	case err != nil:
+		return info, fmt.Errorf("privacy of room %s: %w", room, err)
+	default:
+		info.Private = true
+	}
 	return info, nil
 }
 
-// topics returns every room's topic.
-func (s *Service) topics(ctx context.Context) (map[string]string, error) {
+// settings returns every room's topic, and the rooms made private.
+func (s *Service) settings(ctx context.Context) (map[string]string, map[string]bool, error) {
 	w, err := s.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
-		return nil, fmt.Errorf("read topics: %w", err)
+		return nil, nil, fmt.Errorf("read room settings: %w", err)
 	}
 	defer func() { _ = w.Stop() }()
-	out := map[string]string{}
+	topics, private := map[string]string{}, map[string]bool{}
 	for {
 		select {
 		case e, ok := <-w.Updates():
 			if !ok {
-				return nil, errors.New("read topics: the watcher stopped")
+				return nil, nil, errors.New("read room settings: the watcher stopped")
 			}
 			if e == nil { // every current value has been delivered
-				return out, nil
+				return topics, private, nil
 			}
-			if broker.ValidateRoom(e.Key()) == nil && len(e.Value()) > 0 {
-				out[e.Key()] = string(e.Value())
+			key := e.Key()
+			if room, ok := strings.CutPrefix(key, broker.PrivateRoomKeyPrefix); ok {
+				if broker.ValidateRoom(room) == nil {
+					private[room] = true
+				}
+			} else if broker.ValidateRoom(key) == nil && len(e.Value()) > 0 {
+				topics[key] = string(e.Value())
 			}
 		case <-ctx.Done():
-			return nil, fmt.Errorf("read topics: %w", ctx.Err())
+			return nil, nil, fmt.Errorf("read room settings: %w", ctx.Err())
 		}
 	}
 }

@@ -233,6 +233,61 @@ func TestTopic(t *testing.T) {
 	}
 }
 
+// A room made private is marked so in the directory, listed even without
+// messages or a topic, under the settings key the gateways watch; made
+// public again, it is a plain room.
+func TestPrivate(t *testing.T) {
+	e := newEnv(t, true)
+	e.start(t, rooms.Options{})
+	e.publish(t, "busy", "hello")
+	setPrivate := func(room string, private bool) broker.RoomInfo {
+		t.Helper()
+		return call[broker.RoomInfo](t, e.nc, broker.RoomsPrivateSubject, broker.PrivateRequest{Room: room, Private: private})
+	}
+
+	if info := setPrivate("hidden", true); !reflect.DeepEqual(info, broker.RoomInfo{Room: "hidden", Private: true}) {
+		t.Fatalf("private reply = %+v", info)
+	}
+	setTopic(t, e.nc, "hidden", "for the team")
+	if got := get(t, e.nc, "hidden"); !got.Private || got.Topic != "for the team" {
+		t.Errorf("get hidden = %+v, want private with its topic", got)
+	}
+	if info := setPrivate("busy", true); !info.Private || info.Messages != 1 {
+		t.Errorf("private reply for busy = %+v", info)
+	}
+	got := list(t, e.nc)
+	if want := []string{"busy", "hidden"}; !reflect.DeepEqual(names(got), want) {
+		t.Fatalf("list = %v, want %v", names(got), want)
+	}
+	for _, r := range got {
+		if !r.Private {
+			t.Errorf("%s listed as %+v, want private", r.Room, r)
+		}
+	}
+	kv, err := jetstream.New(e.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bucket, err := kv.KeyValue(ctxT(t), broker.RoomTopicsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bucket.Get(ctxT(t), broker.PrivateRoomKey("hidden")); err != nil {
+		t.Errorf("the settings key the gateways watch: %v", err)
+	}
+
+	// Public again; doing it twice is fine.
+	setPrivate("busy", false)
+	if info := setPrivate("busy", false); info.Private {
+		t.Errorf("public reply = %+v", info)
+	}
+	setTopic(t, e.nc, "hidden", "")
+	setPrivate("hidden", false)
+	if got := list(t, e.nc); !reflect.DeepEqual(names(got), []string{"busy"}) || got[0].Private {
+		t.Errorf("after making both public, list = %+v", got)
+	}
+}
+
 func TestBadInput(t *testing.T) {
 	e := newEnv(t, true)
 	e.start(t, rooms.Options{})
@@ -251,6 +306,9 @@ func TestBadInput(t *testing.T) {
 		{"topic room empty", broker.RoomsTopicSubject, broker.TopicRequest{Topic: "t"}, "invalid room name"},
 		{"topic malformed JSON", broker.RoomsTopicSubject, []byte(`{"room":`), "malformed JSON"},
 		{"topic wrong type", broker.RoomsTopicSubject, []byte(`{"room":"lobby","topic":7}`), "malformed JSON"},
+		{"private room a.b", broker.RoomsPrivateSubject, broker.PrivateRequest{Room: "a.b", Private: true}, "invalid room name"},
+		{"private room empty", broker.RoomsPrivateSubject, broker.PrivateRequest{Private: true}, "invalid room name"},
+		{"private not a boolean", broker.RoomsPrivateSubject, []byte(`{"room":"lobby","private":"yes"}`), "malformed JSON"},
 		{"get room a.b", broker.RoomsGetSubject, broker.RoomRequest{Room: "a.b"}, "invalid room name"},
 		{"get room wildcard", broker.RoomsGetSubject, broker.RoomRequest{Room: ">"}, "invalid room name"},
 		{"get room too long", broker.RoomsGetSubject, broker.RoomRequest{Room: strings.Repeat("r", broker.MaxRoomLen+1)}, "invalid room name"},
@@ -293,7 +351,7 @@ func TestNeverPanics(t *testing.T) {
 		"\x00\xff\xfe", `{"room":"\u0000"}`, `{"room":"ok","topic":"\u2028"}`, strings.Repeat("[", 10000),
 		`{"room":"ok","topic":"` + strings.Repeat("é", 500) + `"}`,
 	}
-	for _, subject := range []string{broker.RoomsListSubject, broker.RoomsGetSubject, broker.RoomsTopicSubject} {
+	for _, subject := range []string{broker.RoomsListSubject, broker.RoomsGetSubject, broker.RoomsTopicSubject, broker.RoomsPrivateSubject} {
 		for _, body := range bodies {
 			msg := request(t, e.nc, subject, []byte(body))
 			if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" && code != rooms.CodeBadRequest {
@@ -322,6 +380,11 @@ func TestStateless(t *testing.T) {
 		// Whichever replica answers sees the topic just written.
 		if r := get(t, e.nc, room); r.Topic != topic {
 			t.Fatalf("get %s after setting %q: topic %q", room, topic, r.Topic)
+		}
+		private := i%3 == 0
+		call[broker.RoomInfo](t, e.nc, broker.RoomsPrivateSubject, broker.PrivateRequest{Room: room, Private: private})
+		if r := get(t, e.nc, room); r.Private != private {
+			t.Fatalf("get %s after making it private=%v: %+v", room, private, r)
 		}
 	}
 	first := list(t, e.nc)
@@ -383,7 +446,7 @@ func TestServiceInfo(t *testing.T) {
 	if info.Name != "chat-rooms" || info.Description != "ChatScalable rooms directory" || info.Version != "1.2.3" {
 		t.Errorf("info = %+v", info)
 	}
-	want := map[string]string{"list": broker.RoomsListSubject, "get": broker.RoomsGetSubject, "topic": broker.RoomsTopicSubject}
+	want := map[string]string{"list": broker.RoomsListSubject, "get": broker.RoomsGetSubject, "topic": broker.RoomsTopicSubject, "private": broker.RoomsPrivateSubject}
 	if len(info.Endpoints) != len(want) {
 		t.Errorf("endpoints = %+v", info.Endpoints)
 	}

@@ -67,6 +67,10 @@ type Config struct {
 	// subscribe grant for the room can see: everyone else gets 404 for
 	// them, and the directory omits them.
 	PrivateRooms []string
+	// AdminPrivate, if set, reports whether an admin made a room private
+	// through the directory, and whether the gateway knows (it refuses
+	// rooms with 503 while it does not).
+	AdminPrivate func(room string) (private, known bool)
 	Store        Store
 	// Ready returns nil while the gateway can publish and stream.
 	Ready func() error

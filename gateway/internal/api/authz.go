@@ -54,24 +54,37 @@ func (s *Server) allowPublish(w http.ResponseWriter, r *http.Request, id *auth.I
 	return false
 }
 
-// private reports whether room matches a --private-rooms pattern.
-func (s *Server) private(room string) bool {
+// private reports whether room matches a --private-rooms pattern or an
+// admin made it private through the directory, and whether that is known:
+// until the gateway has loaded the rooms made private, it is not.
+func (s *Server) private(room string) (private, known bool) {
 	for _, p := range s.cfg.PrivateRooms {
 		if ok, err := path.Match(p, room); err == nil && ok {
-			return true
+			return true, true
 		}
 	}
-	return false
+	if s.cfg.AdminPrivate == nil {
+		return false, true
+	}
+	return s.cfg.AdminPrivate(room)
 }
 
 // visible reports whether a caller with identity id (nil: auth off) sees
 // room in the directory: with auth on, a room it may read; with auth off,
-// a room that is not private.
+// a room known not to be private.
 func (s *Server) visible(room string, id *auth.Identity) bool {
 	if id != nil {
 		return id.CanSubscribe(room)
 	}
-	return !s.private(room)
+	private, known := s.private(room)
+	return known && !private
+}
+
+// closed answers a request for a room while the gateway cannot tell
+// whether it is private: 503, as for a gateway that is not ready.
+func (s *Server) closed(w http.ResponseWriter) (string, *auth.Identity, bool) {
+	writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "the gateway has not loaded the private rooms yet; try again shortly")
+	return "", nil, false
 }
 
 // hide answers a request for a private room the caller may not read as if
@@ -100,8 +113,13 @@ const (
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request, a access, room, named string) (user string, id *auth.Identity, ok bool) {
 	named = strings.TrimSpace(named)
 	if s.cfg.Auth == nil {
-		if a != accessAny && s.private(room) {
-			return s.hide(w, room)
+		if a != accessAny {
+			switch private, known := s.private(room); {
+			case !known:
+				return s.closed(w)
+			case private:
+				return s.hide(w, room)
+			}
 		}
 		return named, nil, true
 	}
@@ -130,8 +148,13 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, a access, roo
 	if named != "" && named != id.User {
 		return forbid("impersonation", "user must be the token's subject, "+id.User)
 	}
-	if a != accessAny && s.private(room) && !id.CanSubscribe(room) {
-		return s.hide(w, room)
+	if a != accessAny && !id.CanSubscribe(room) {
+		switch private, known := s.private(room); {
+		case !known:
+			return s.closed(w)
+		case private:
+			return s.hide(w, room)
+		}
 	}
 	switch a {
 	case accessPublish:

@@ -66,7 +66,8 @@ func (s *Server) getRoom(w http.ResponseWriter, r *http.Request) {
 	s.ask(w, r, "the rooms directory", broker.RoomsGetSubject, broker.RoomRequest{Room: room})
 }
 
-// putRoom is PUT /rooms/{room} with {"topic":"…"}: sets the room's topic.
+// putRoom is PUT /rooms/{room} with {"topic":"…"}, {"private":true|false}
+// or both: sets the room's topic, makes it private or public again.
 func (s *Server) putRoom(w http.ResponseWriter, r *http.Request) {
 	room := mux.Vars(r)["room"]
 	if err := broker.ValidateRoom(room); err != nil {
@@ -86,15 +87,34 @@ func (s *Server) putRoom(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var in struct {
-		Topic *string `json:"topic"`
+		Topic   *string `json:"topic"`
+		Private *bool   `json:"private"`
 	}
-	if err := json.Unmarshal(body, &in); err != nil || in.Topic == nil {
-		writeError(w, http.StatusBadRequest, CodeInvalidJSON, "the body must be a JSON object of the form {\"topic\":\"…\"}")
+	if err := json.Unmarshal(body, &in); err != nil || (in.Topic == nil && in.Private == nil) {
+		writeError(w, http.StatusBadRequest, CodeInvalidJSON, "the body must be a JSON object of the form {\"topic\":\"…\"}, {\"private\":true} or both")
 		return
 	}
-	if err := broker.ValidateTopic(*in.Topic); err != nil {
-		writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error())
-		return
+	if in.Topic != nil {
+		if err := broker.ValidateTopic(*in.Topic); err != nil {
+			writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error())
+			return
+		}
+	}
+	if in.Private != nil {
+		if s.cfg.Auth == nil {
+			// Nobody holds a grant with auth off: a private room would
+			// be closed to all, by anyone who asked.
+			writeError(w, http.StatusForbidden, CodeForbidden, "making a room private needs auth on (--auth jwt) and an admin token")
+			return
+		}
+		msg, ok := s.call(w, r, "the rooms directory", broker.RoomsPrivateSubject, broker.PrivateRequest{Room: room, Private: *in.Private})
+		if !ok {
+			return
+		}
+		if in.Topic == nil {
+			writeRaw(w, msg.Data)
+			return
+		}
 	}
 	s.ask(w, r, "the rooms directory", broker.RoomsTopicSubject, broker.TopicRequest{Room: room, Topic: *in.Topic})
 }
