@@ -251,14 +251,7 @@ func (s *Service) handleGet(req micro.Request) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	counts := s.countsAsync(r.Room)
-	info, err := s.room(ctx, r.Room)
-	if err != nil {
-		s.fail(req, "get", err)
-		return
-	}
-	info.Members = memberCount(<-counts, r.Room)
-	s.respond(req, info)
+	s.answerRoom(ctx, req, "get", r.Room)
 }
 
 func (s *Service) handleTopic(req micro.Request) {
@@ -286,14 +279,7 @@ func (s *Service) handleTopic(req micro.Request) {
 		return
 	}
 	s.log.Debug("topic set", "room", r.Room, "topic", topic)
-	counts := s.countsAsync(r.Room)
-	info, err := s.room(ctx, r.Room)
-	if err != nil {
-		s.fail(req, "topic", err)
-		return
-	}
-	info.Members = memberCount(<-counts, r.Room)
-	s.respond(req, info)
+	s.answerRoom(ctx, req, "topic", r.Room)
 }
 
 // handlePrivate makes a room private or public again. The gateways watch
@@ -318,13 +304,18 @@ func (s *Service) handlePrivate(req micro.Request) {
 		return
 	}
 	s.log.Info("room privacy set", "room", r.Room, "private", r.Private)
-	counts := s.countsAsync(r.Room)
-	info, err := s.room(ctx, r.Room)
+	s.answerRoom(ctx, req, "private", r.Room)
+}
+
+// answerRoom answers req with room as it is now, with its member count.
+func (s *Service) answerRoom(ctx context.Context, req micro.Request, endpoint, room string) {
+	counts := s.countsAsync(room)
+	info, err := s.room(ctx, room)
 	if err != nil {
-		s.fail(req, "private", err)
+		s.fail(req, endpoint, err)
 		return
 	}
-	info.Members = memberCount(<-counts, r.Room)
+	info.Members = memberCount(<-counts, room)
 	s.respond(req, info)
 }
 
