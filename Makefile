@@ -39,7 +39,7 @@ NATS_TLS_HOSTS := broker-1,broker-2,broker-3,localhost,127.0.0.1
 SWARM_SECRETS := nats_gateway_password nats_service_password nats_reader_password nats_admin_password \
 	nats_cluster_password nats_tls_ca:ca.pem nats_tls_cert:node.pem nats_tls_key:node-key.pem
 
-.PHONY: bench all build run cluster cluster-brokers tools test unit fuzz lint fmt clean images secrets compose-up compose-down stack-secrets stack-deploy stack-rm
+.PHONY: bench bench-auth all build run cluster cluster-brokers tools test unit fuzz lint fmt clean images secrets compose-up compose-down stack-secrets stack-deploy stack-rm
 
 all: build
 
@@ -115,6 +115,10 @@ cluster-brokers: build
 ## bench: the standard benchmarks on a local 3-node mesh; writes docs/BENCHMARKS.md (RUNS=3, SHORT=1, MESH_PROCS=1)
 bench: build
 	BIN=$(BIN) deployments/local/bench.sh
+
+## bench-auth: what identities cost: publish and connect with --auth off, HS256 and RS256 tokens (RUNS=3)
+bench-auth: build
+	BIN=$(BIN) deployments/local/bench-auth.sh
 
 ## tools: install natscli $(NATSCLI_VERSION), Caddy $(CADDY_VERSION) and golangci-lint $(GOLANGCI_VERSION) into tools/bin (used by the tests, `make images` and `make lint`)
 tools: $(NATSCLI) $(CADDY) $(GOLANGCI)

@@ -281,6 +281,10 @@ func publishOnly(ctx context.Context, o options) (Result, error) {
 	defer cancel()
 	var next atomic.Int64
 	var wg sync.WaitGroup
+	cpu, err := totalCPU(o.pids)
+	if err != nil {
+		return res, err
+	}
 	start := time.Now()
 	for range o.concurrency {
 		wg.Add(1)
@@ -298,7 +302,65 @@ func publishOnly(ctx context.Context, o options) (Result, error) {
 	res.Errors = p.failures.Load() - int64(o.concurrency) // the calls cut by the deadline
 	res.Errors = max(res.Errors, 0)
 	percentiles(p.lat, &res)
+	if res.CPUPerOpUS, err = cpuPerOp(o.pids, cpu, res.Published); err != nil {
+		return res, err
+	}
 	return res, nil
+}
+
+// clockTick is the unit of the CPU times in /proc/<pid>/stat: USER_HZ,
+// 100 on every Linux architecture Go supports.
+const clockTick = 10 * time.Millisecond
+
+// cpuTime reads a process's user and system CPU time from /proc/<pid>/stat.
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, in parentheses, may hold spaces: count the fields
+	// after its closing parenthesis, where utime and stime are the 12th
+	// and 13th.
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(f) < 13 {
+		return 0, fmt.Errorf("pid %d: unexpected /proc stat %q", pid, b)
+	}
+	var ticks int64
+	for _, v := range f[11:13] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("pid %d: %w", pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * clockTick, nil
+}
+
+// totalCPU is the CPU time of pids together (0 without pids).
+func totalCPU(pids []int) (time.Duration, error) {
+	var sum time.Duration
+	for _, p := range pids {
+		d, err := cpuTime(p)
+		if err != nil {
+			return 0, err
+		}
+		sum += d
+	}
+	return sum, nil
+}
+
+// cpuPerOp returns the CPU time pids spent since before, per operation,
+// in microseconds (0 without pids or operations).
+func cpuPerOp(pids []int, before time.Duration, ops int64) (float64, error) {
+	if len(pids) == 0 || ops == 0 {
+		return 0, nil
+	}
+	after, err := totalCPU(pids)
+	if err != nil {
+		return 0, err
+	}
+	return float64((after - before).Microseconds()) / float64(ops), nil
 }
 
 // rssKB reads a process's resident memory from /proc/<pid>/status.
@@ -345,6 +407,10 @@ func idle(ctx context.Context, o options) (Result, error) {
 		}
 	}
 	per := (o.conns + o.workers - 1) / o.workers
+	cpu, err := totalCPU(o.pids)
+	if err != nil {
+		return res, err
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return res, err
@@ -381,6 +447,9 @@ func idle(ctx context.Context, o options) (Result, error) {
 		res.Errors += wr.Errors
 	}
 	res.Conns = opened
+	if res.CPUPerOpUS, err = cpuPerOp(o.pids, cpu, int64(opened)); err != nil {
+		return res, err
+	}
 	time.Sleep(o.settle) // let the gateway settle before reading its memory
 	if len(o.pids) > 0 {
 		if res.RSSAfterKB, err = totalRSS(o.pids); err != nil {

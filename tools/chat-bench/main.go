@@ -63,7 +63,12 @@ type Result struct {
 	RSSBeforeKB   int64   `json:"rss_before_kb,omitempty"`
 	RSSAfterKB    int64   `json:"rss_after_kb,omitempty"`
 	KBPerConn     float64 `json:"kb_per_conn,omitempty"`
-	Errors        int64   `json:"errors"`
+	// CPUPerOpUS is the CPU time the processes of --pid spent per publish
+	// (publish) or per connection opened (idle), in microseconds: the cost
+	// of one operation, which a shared machine's noise moves far less than
+	// a rate.
+	CPUPerOpUS float64 `json:"cpu_us_per_op,omitempty"`
+	Errors     int64   `json:"errors"`
 }
 
 type options struct {
@@ -157,7 +162,7 @@ func parse(mode string, args []string, stderr io.Writer) (options, error) {
 	fs.Int(&o.size, "size", 100, "bytes of text per message")
 	fs.Int(&o.concurrency, "concurrency", 50, "publish: concurrent publishers")
 	fs.Int(&o.conns, "conns", 1000, "idle: connections to hold")
-	fs.String(&pids, "pid", "", "idle: comma-separated gateway pids whose RSS to read")
+	fs.String(&pids, "pid", "", "idle and publish: comma-separated gateway pids whose RSS and CPU time to read")
 	fs.Int(&o.workers, "workers", 1, "child processes to spread the connections over")
 	fs.Duration(&o.settle, "settle", 3*time.Second, "idle: wait after connecting before reading memory")
 	fs.Duration(&o.drain, "drain", 10*time.Second, "fanout: longest wait for the last deliveries")
@@ -225,10 +230,12 @@ func printTable(w io.Writer, r Result) {
 		row("connections", r.Conns)
 		row("gateway RSS", fmt.Sprintf("%d KB -> %d KB", r.RSSBeforeKB, r.RSSAfterKB))
 		row("per connection", fmt.Sprintf("%.1f KB", r.KBPerConn))
+		row("gateway CPU/connect", fmt.Sprintf("%.1f µs", r.CPUPerOpUS))
 	case "publish":
 		row("stored", r.Published)
 		row("publishes/s", fmt.Sprintf("%.0f", r.PublishesSec))
 		row("p50/p99", fmt.Sprintf("%.2f / %.2f ms", r.P50ms, r.P99ms))
+		row("gateway CPU/publish", fmt.Sprintf("%.1f µs", r.CPUPerOpUS))
 	}
 	row("errors", r.Errors)
 	row("seconds", fmt.Sprintf("%.1f", r.Seconds))

@@ -28,6 +28,7 @@ type result struct {
 	PublishesSec  float64 `json:"publishes_per_sec"`
 	P50ms         float64 `json:"p50_ms"`
 	KBPerConn     float64 `json:"kb_per_conn"`
+	CPUPerOpUS    float64 `json:"cpu_us_per_op"`
 }
 
 // TestEveryModeAgainstATwoGatewayCluster runs each mode briefly against two
@@ -79,8 +80,9 @@ func TestEveryModeAgainstATwoGatewayCluster(t *testing.T) {
 	if r.Published != 200 || r.Lost != 0 || r.Delivered != 200 || r.P50ms <= 0 {
 		t.Errorf("latency: %+v", r)
 	}
-	r = runBench("publish", "--urls", urls[0], "--concurrency", "4", "--duration", "1s")
-	if r.Published == 0 || r.PublishesSec <= 0 || r.Errors != 0 {
+	// The test process is the gateway here: its CPU time is read.
+	r = runBench("publish", "--urls", urls[0], "--concurrency", "4", "--duration", "1s", "--pid", strconv.Itoa(os.Getpid()))
+	if r.Published == 0 || r.PublishesSec <= 0 || r.Errors != 0 || r.CPUPerOpUS <= 0 {
 		t.Errorf("publish: %+v", r)
 	}
 	r = runBench("idle", "--urls", all, "--conns", "100", "--workers", "2", "--pid", strconv.Itoa(os.Getpid()), "--settle", "100ms")
