@@ -156,6 +156,7 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 		CORSOrigins:     o.CORSOrigins,
 		PrivateRooms:    o.PrivateRooms,
 		TokenURL:        o.AuthTokenURL,
+		SignInURL:       o.AuthSignInURL,
 		Admin:           o.AdminAddr != "",
 		Store:           g.history,
 		Ready:           g.Ready,
