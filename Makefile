@@ -22,7 +22,7 @@ CADDY_VERSION := v2.11.4
 GOLANGCI := tools/bin/golangci-lint
 GOLANGCI_VERSION := v2.15.0
 
-COMMANDS := chat-gateway chat-broker chat-presence chat-rooms
+COMMANDS := chat-gateway chat-signin chat-broker chat-presence chat-rooms
 IMAGE_CONTEXT := build/image-context
 IMAGE_TAG ?= $(VERSION)
 IMAGE_LATEST ?= 1
@@ -47,6 +47,7 @@ all: build
 build:
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o $(BIN)/chat-gateway ./gateway/cmd/chat-gateway
+	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o $(BIN)/chat-signin ./gateway/cmd/chat-signin
 	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o $(BIN)/chat-broker ./broker/cmd/chat-broker
 	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o $(BIN)/chat-presence ./services/cmd/chat-presence
 	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o $(BIN)/chat-rooms ./services/cmd/chat-rooms
@@ -61,6 +62,7 @@ images: $(CADDY)
 	rm -rf $(IMAGE_CONTEXT) && mkdir -p $(IMAGE_CONTEXT)/empty $(IMAGE_CONTEXT)/caddy/empty
 	@command -v docker >/dev/null || { echo "make images needs docker"; exit 1; }
 	CGO_ENABLED=0 GOOS=linux go build $(GOFLAGS_BUILD) -o $(IMAGE_CONTEXT)/chat-gateway ./gateway/cmd/chat-gateway
+	CGO_ENABLED=0 GOOS=linux go build $(GOFLAGS_BUILD) -o $(IMAGE_CONTEXT)/chat-signin ./gateway/cmd/chat-signin
 	CGO_ENABLED=0 GOOS=linux go build $(GOFLAGS_BUILD) -o $(IMAGE_CONTEXT)/chat-broker ./broker/cmd/chat-broker
 	CGO_ENABLED=0 GOOS=linux go build $(GOFLAGS_BUILD) -o $(IMAGE_CONTEXT)/chat-presence ./services/cmd/chat-presence
 	CGO_ENABLED=0 GOOS=linux go build $(GOFLAGS_BUILD) -o $(IMAGE_CONTEXT)/chat-rooms ./services/cmd/chat-rooms
