@@ -30,14 +30,15 @@ IMAGE_LATEST ?= 1
 COMPOSE := docker-compose -f deployments/compose/compose.yaml -p chatscalable
 STACK   := chatscalable
 
-# NATS secrets of the compose project and the swarm stack (deployments/local/secrets.sh):
-# a password per role and for the routes, and a test CA whose node certificate is valid for
-# NATS_TLS_HOSTS. Swarm secrets are named CHAT_SECRET_PREFIX + name; name:file where the
+# Secrets of the compose project and the swarm stack (deployments/local/secrets.sh):
+# a NATS password per role and for the routes, a test CA whose node certificate is valid for
+# NATS_TLS_HOSTS, the gateways' JWT secret and chat-signin's session key. Swarm secrets are named CHAT_SECRET_PREFIX + name; name:file where the
 # file's name differs.
 SECRETS ?= build/secrets
 NATS_TLS_HOSTS := broker-1,broker-2,broker-3,localhost,127.0.0.1
 SWARM_SECRETS := nats_gateway_password nats_service_password nats_reader_password nats_admin_password \
-	nats_cluster_password nats_tls_ca:ca.pem nats_tls_cert:node.pem nats_tls_key:node-key.pem
+	nats_cluster_password nats_tls_ca:ca.pem nats_tls_cert:node.pem nats_tls_key:node-key.pem \
+	jwt_secret signin_session_key
 
 .PHONY: bench all build run cluster cluster-brokers tools test unit fuzz lint fmt clean images secrets compose-up compose-down stack-secrets stack-deploy stack-rm
 
@@ -73,16 +74,16 @@ images: $(CADDY)
 		docker build -q --build-arg BIN=$$c --build-arg VERSION=$(VERSION) \
 			-t chatscalable/$$c:$(IMAGE_TAG) $$latest $(IMAGE_CONTEXT) >/dev/null || exit 1; \
 	done
-	cp $(CADDY) deployments/caddy/Caddyfile deployments/caddy/Dockerfile $(IMAGE_CONTEXT)/caddy/
+	cp $(CADDY) deployments/caddy/Caddyfile deployments/caddy/Caddyfile.swarm deployments/caddy/Dockerfile $(IMAGE_CONTEXT)/caddy/
 	@echo "image chatscalable/caddy:$(IMAGE_TAG)"
 	@latest=""; [ "$(IMAGE_LATEST)" = 1 ] && latest="-t chatscalable/caddy:latest"; \
 	docker build -q --build-arg VERSION=$(VERSION) -t chatscalable/caddy:$(IMAGE_TAG) $$latest $(IMAGE_CONTEXT)/caddy >/dev/null
 
-## secrets: make the missing NATS passwords and the test CA in $(SECRETS) (kept between runs)
+## secrets: make the missing NATS passwords, test CA, JWT secret and session key in $(SECRETS) (kept between runs)
 secrets:
 	deployments/local/secrets.sh $(SECRETS) --tls $(NATS_TLS_HOSTS)
 
-## compose-up: the compose project (3 brokers, 3 gateways behind Caddy on :8080, services), NATS with passwords and TLS; needs `make images`
+## compose-up: the compose project (3 brokers, 3 gateways with auth on and chat-signin behind Caddy on :8080, services), NATS with passwords and TLS; needs `make images`
 compose-up: secrets
 	CHAT_SECRETS=$(abspath $(SECRETS)) $(COMPOSE) up -d --scale presence=2
 	@echo "ChatScalable on http://localhost:$${CHAT_PORT:-8080} (make compose-down stops it)"
