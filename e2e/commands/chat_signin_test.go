@@ -92,20 +92,7 @@ func TestSignInServiceGivesTokensTheGatewayAccepts(t *testing.T) {
 	// Listening with the token (in the cookie the gateway reads, as the
 	// page's EventSource does), then publishing with it as a bearer.
 	stream := ssetest.Open(t, gwBase+"/rooms/lobby/events", http.Header{"Cookie": {"chat_token=" + token}})
-	post := func(tok, room, body string) int {
-		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, gwBase+"/rooms/"+room+"/messages", bytes.NewReader([]byte(body)))
-		req.Header.Set("Content-Type", "application/json")
-		if tok != "" {
-			req.Header.Set("Authorization", "Bearer "+tok)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	post := func(tok, room, body string) int { t.Helper(); return postJSON(t, gwBase, room, tok, body) }
 	if status := post(token, "lobby", `{"text":"signed in by name"}`); status != http.StatusCreated {
 		t.Fatalf("publish with the token: %d, want 201", status)
 	}
