@@ -22,7 +22,7 @@ CADDY_VERSION := v2.11.4
 GOLANGCI := tools/bin/golangci-lint
 GOLANGCI_VERSION := v2.15.0
 
-COMMANDS := chat-gateway chat-broker chat-presence chat-rooms
+COMMANDS := chat-gateway chat-signin chat-broker chat-presence chat-rooms
 IMAGE_CONTEXT := build/image-context
 IMAGE_TAG ?= $(VERSION)
 IMAGE_LATEST ?= 1
@@ -30,14 +30,15 @@ IMAGE_LATEST ?= 1
 COMPOSE := docker-compose -f deployments/compose/compose.yaml -p chatscalable
 STACK   := chatscalable
 
-# NATS secrets of the compose project and the swarm stack (deployments/local/secrets.sh):
-# a password per role and for the routes, and a test CA whose node certificate is valid for
-# NATS_TLS_HOSTS. Swarm secrets are named CHAT_SECRET_PREFIX + name; name:file where the
+# Secrets of the compose project and the swarm stack (deployments/local/secrets.sh):
+# a NATS password per role and for the routes, a test CA whose node certificate is valid for
+# NATS_TLS_HOSTS, the gateways' JWT secret and chat-signin's session key. Swarm secrets are named CHAT_SECRET_PREFIX + name; name:file where the
 # file's name differs.
 SECRETS ?= build/secrets
 NATS_TLS_HOSTS := broker-1,broker-2,broker-3,localhost,127.0.0.1
 SWARM_SECRETS := nats_gateway_password nats_service_password nats_reader_password nats_admin_password \
-	nats_cluster_password nats_tls_ca:ca.pem nats_tls_cert:node.pem nats_tls_key:node-key.pem
+	nats_cluster_password nats_tls_ca:ca.pem nats_tls_cert:node.pem nats_tls_key:node-key.pem \
+	jwt_secret signin_session_key
 
 .PHONY: bench bench-auth all build run cluster cluster-brokers tools test unit fuzz lint fmt clean images secrets compose-up compose-down stack-secrets stack-deploy stack-rm
 
@@ -47,6 +48,7 @@ all: build
 build:
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o $(BIN)/chat-gateway ./gateway/cmd/chat-gateway
+	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o $(BIN)/chat-signin ./gateway/cmd/chat-signin
 	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o $(BIN)/chat-broker ./broker/cmd/chat-broker
 	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o $(BIN)/chat-presence ./services/cmd/chat-presence
 	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o $(BIN)/chat-rooms ./services/cmd/chat-rooms
@@ -61,6 +63,7 @@ images: $(CADDY)
 	rm -rf $(IMAGE_CONTEXT) && mkdir -p $(IMAGE_CONTEXT)/empty $(IMAGE_CONTEXT)/caddy/empty
 	@command -v docker >/dev/null || { echo "make images needs docker"; exit 1; }
 	CGO_ENABLED=0 GOOS=linux go build $(GOFLAGS_BUILD) -o $(IMAGE_CONTEXT)/chat-gateway ./gateway/cmd/chat-gateway
+	CGO_ENABLED=0 GOOS=linux go build $(GOFLAGS_BUILD) -o $(IMAGE_CONTEXT)/chat-signin ./gateway/cmd/chat-signin
 	CGO_ENABLED=0 GOOS=linux go build $(GOFLAGS_BUILD) -o $(IMAGE_CONTEXT)/chat-broker ./broker/cmd/chat-broker
 	CGO_ENABLED=0 GOOS=linux go build $(GOFLAGS_BUILD) -o $(IMAGE_CONTEXT)/chat-presence ./services/cmd/chat-presence
 	CGO_ENABLED=0 GOOS=linux go build $(GOFLAGS_BUILD) -o $(IMAGE_CONTEXT)/chat-rooms ./services/cmd/chat-rooms
@@ -71,16 +74,16 @@ images: $(CADDY)
 		docker build -q --build-arg BIN=$$c --build-arg VERSION=$(VERSION) \
 			-t chatscalable/$$c:$(IMAGE_TAG) $$latest $(IMAGE_CONTEXT) >/dev/null || exit 1; \
 	done
-	cp $(CADDY) deployments/caddy/Caddyfile deployments/caddy/Dockerfile $(IMAGE_CONTEXT)/caddy/
+	cp $(CADDY) deployments/caddy/Caddyfile deployments/caddy/Caddyfile.swarm deployments/caddy/Dockerfile $(IMAGE_CONTEXT)/caddy/
 	@echo "image chatscalable/caddy:$(IMAGE_TAG)"
 	@latest=""; [ "$(IMAGE_LATEST)" = 1 ] && latest="-t chatscalable/caddy:latest"; \
 	docker build -q --build-arg VERSION=$(VERSION) -t chatscalable/caddy:$(IMAGE_TAG) $$latest $(IMAGE_CONTEXT)/caddy >/dev/null
 
-## secrets: make the missing NATS passwords and the test CA in $(SECRETS) (kept between runs)
+## secrets: make the missing NATS passwords, test CA, JWT secret and session key in $(SECRETS) (kept between runs)
 secrets:
 	deployments/local/secrets.sh $(SECRETS) --tls $(NATS_TLS_HOSTS)
 
-## compose-up: the compose project (3 brokers, 3 gateways behind Caddy on :8080, services), NATS with passwords and TLS; needs `make images`
+## compose-up: the compose project (3 brokers, 3 gateways with auth on and chat-signin behind Caddy on :8080, services), NATS with passwords and TLS; needs `make images`
 compose-up: secrets
 	CHAT_SECRETS=$(abspath $(SECRETS)) $(COMPOSE) up -d --scale presence=2
 	@echo "ChatScalable on http://localhost:$${CHAT_PORT:-8080} (make compose-down stops it)"

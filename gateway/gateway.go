@@ -160,6 +160,7 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 		PrivateRooms:    o.PrivateRooms,
 		AdminPrivate:    g.privacy.Private,
 		TokenURL:        o.AuthTokenURL,
+		SignInURL:       o.AuthSignInURL,
 		Admin:           o.AdminAddr != "",
 		Store:           g.history,
 		Ready:           g.Ready,

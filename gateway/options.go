@@ -98,6 +98,10 @@ type Options struct {
 	// {"token":"…"} (the application's sign-in service; CORS if it is on
 	// another origin).
 	AuthTokenURL string
+	// AuthSignInURL is where the chat page sends a browser the sign-in
+	// service does not know (its token URL answered 401): a page that
+	// signs the user in and returns to the path in its next parameter.
+	AuthSignInURL string
 	// PublishRate is how many messages per second one authenticated user
 	// may publish, and PublishRatePerIP one client address, in bursts of
 	// up to PublishBurst (default 20); over it a publish gets 429 with

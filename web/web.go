@@ -38,6 +38,10 @@ type PageData struct {
 	// the current expires: a GET with the browser's credentials answering
 	// {"token":"…"} (the application's sign-in service).
 	TokenURL string
+	// SignInURL is where the page links the user when the sign-in service
+	// does not know them (TokenURL answered 401), with ?next= the page's
+	// path; "" shows no link.
+	SignInURL string
 }
 
 // Static returns the contents of the embedded static/ folder, with the

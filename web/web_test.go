@@ -262,14 +262,15 @@ func TestStaticFilesCSPSafe(t *testing.T) {
 func TestIndexTellsThePageHowToSignIn(t *testing.T) {
 	bodyTag := regexp.MustCompile(`<body\b[^>]*>`)
 	off := bodyTag.FindString(render(t, PageData{Node: "gw-1", Room: "lobby", Auth: "off"}))
-	if !strings.Contains(off, `data-auth="off" data-auth-cookie="" data-token-url=""`) {
+	if !strings.Contains(off, `data-auth="off" data-auth-cookie="" data-token-url="" data-signin-url=""`) {
 		t.Errorf("auth off: <body> lacks data-auth=\"off\" and an empty cookie and token URL: %s", off)
 	}
-	body := bodyTag.FindString(render(t, PageData{Node: "gw-1", Room: "lobby", Auth: "jwt", AuthCookie: "chat_token", TokenURL: `https://id.example/token?a=1&b="2"`}))
+	body := bodyTag.FindString(render(t, PageData{Node: "gw-1", Room: "lobby", Auth: "jwt", AuthCookie: "chat_token", TokenURL: `https://id.example/token?a=1&b="2"`, SignInURL: `/auth/signin?x="><b>`}))
 	for _, want := range []string{
 		`data-auth="jwt"`,
 		`data-auth-cookie="chat_token"`,
 		`data-token-url="https://id.example/token?a=1&amp;b=%222%22"`,
+		`data-signin-url="/auth/signin?x=%22%3e%3cb%3e"`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("<body> lacks %s: %s", want, body)

@@ -18,20 +18,32 @@ import (
 type Set struct {
 	*flag.FlagSet
 	getenv func(string) string
+	prefix string
 	errs   []envError
 }
 
 // New returns a Set for the command name; usage text goes to out.
 func New(name string, getenv func(string) string, out io.Writer) *Set {
+	return NewPrefixed(name, "CHAT_", getenv, out)
+}
+
+// NewPrefixed is New for a command whose environment variables carry a
+// prefix of their own (CHAT_SIGNIN_: --ttl ↔ CHAT_SIGNIN_TTL), so its
+// generic flag names do not meet another command's variables.
+func NewPrefixed(name, prefix string, getenv func(string) string, out io.Writer) *Set {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(out)
-	return &Set{FlagSet: fs, getenv: getenv}
+	return &Set{FlagSet: fs, getenv: getenv, prefix: prefix}
 }
 
 // EnvName returns the environment variable of a flag: CHAT_ and the flag's
 // name in upper case with '_' for '-'.
 func EnvName(flag string) string {
-	return "CHAT_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+	return envName("CHAT_", flag)
+}
+
+func envName(prefix, flag string) string {
+	return prefix + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
 // String defines a string flag.
@@ -113,15 +125,17 @@ func (s *Set) Parse(args []string) error {
 	return nil
 }
 
-func (s *Set) usage(name, usage string) string { return usage + " (env " + EnvName(name) + ")" }
+func (s *Set) usage(name, usage string) string {
+	return usage + " (env " + envName(s.prefix, name) + ")"
+}
 
 func (s *Set) lookup(name string) (string, bool) {
-	v := s.getenv(EnvName(name))
+	v := s.getenv(envName(s.prefix, name))
 	return v, v != ""
 }
 
 func (s *Set) fail(name, v string, err error) {
-	s.errs = append(s.errs, envError{flag: name, msg: fmt.Sprintf("%s=%q: %v", EnvName(name), v, err)})
+	s.errs = append(s.errs, envError{flag: name, msg: fmt.Sprintf("%s=%q: %v", envName(s.prefix, name), v, err)})
 }
 
 type envError struct{ flag, msg string }

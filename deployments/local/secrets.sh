@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Makes the NATS secrets of a local or Docker deployment in a folder, keeping
-# any that are already there:
+# Makes the secrets of a local or Docker deployment in a folder, keeping any
+# that are already there:
 #
 #   secrets.sh DIR                 a password file per NATS user: nats_gateway_password,
 #                                  nats_service_password, nats_reader_password,
-#                                  nats_admin_password and nats_cluster_password (the routes')
+#                                  nats_admin_password and nats_cluster_password (the routes');
+#                                  jwt_secret, the HS256 secret chat-signin signs tokens with
+#                                  and the gateways verify them with; signin_session_key, the
+#                                  key of chat-signin's session cookie (32 random bytes each,
+#                                  base64)
 #   secrets.sh DIR --tls HOSTS     and a test CA with node and client certificates
 #                                  (tools/testca): ca.pem, node.pem, node-key.pem,
 #                                  client.pem, client-key.pem; HOSTS are the comma-separated
@@ -35,6 +39,13 @@ for user in gateway service reader admin cluster; do
 	f="$dir/nats_${user}_password"
 	if [ ! -s "$f" ]; then
 		head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$f"
+		echo "made $f"
+	fi
+done
+for key in jwt_secret signin_session_key; do
+	f="$dir/$key"
+	if [ ! -s "$f" ]; then
+		head -c 32 /dev/urandom | base64 >"$f"
 		echo "made $f"
 	fi
 done

@@ -18,6 +18,23 @@ import (
 // gateway with --auth jwt and a secret file refuses a publish without a
 // token, and stores one with a token that `chat-gateway token` signed
 // with the same file, as the token's subject.
+// postJSON posts body to room's messages on the gateway at base, with
+// token as a bearer unless it is "", and returns the status.
+func postJSON(t *testing.T, base, room, token, body string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, base+"/rooms/"+room+"/messages", bytes.NewReader([]byte(body)))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 func TestTokenCommandMintsWhatTheGatewayAccepts(t *testing.T) {
 	bin := proctest.Build(t, gatewayPkg)
 	secret := filepath.Join(t.TempDir(), "jwt.secret")
@@ -40,19 +57,7 @@ func TestTokenCommandMintsWhatTheGatewayAccepts(t *testing.T) {
 	if !regexp.MustCompile(`^[\w-]+\.[\w-]+\.[\w-]+$`).MatchString(token) {
 		t.Fatalf("chat-gateway token printed %q, not a JWT", out)
 	}
-	post := func(tok string) int {
-		req, _ := http.NewRequest(http.MethodPost, base+"/rooms/lobby/messages", bytes.NewReader([]byte(`{"text":"signed"}`)))
-		req.Header.Set("Content-Type", "application/json")
-		if tok != "" {
-			req.Header.Set("Authorization", "Bearer "+tok)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	post := func(tok string) int { return postJSON(t, base, "lobby", tok, `{"text":"signed"}`) }
 	if status := post(""); status != http.StatusUnauthorized {
 		t.Fatalf("publish without a token: %d, want 401", status)
 	}

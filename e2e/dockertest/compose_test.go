@@ -35,14 +35,15 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// publisher publishes numbered messages through base, each with its own
-// Idempotency-Key and retried until stored, so every message is stored
-// exactly once however the cluster misbehaves.
+// publisher publishes numbered messages through base with token, each
+// with its own Idempotency-Key and retried until stored, so every message
+// is stored exactly once however the cluster misbehaves.
 type publisher struct {
-	base string
-	room string
-	mu   sync.Mutex
-	n    int
+	base  string
+	room  string
+	token string
+	mu    sync.Mutex
+	n     int
 }
 
 // keepPublishing publishes in the background until the returned func is
@@ -92,12 +93,13 @@ func (p *publisher) try(count int) error {
 	client := &http.Client{Timeout: 10 * time.Second}
 	for range count {
 		i := p.count()
-		body, _ := json.Marshal(map[string]string{"user": "pub", "text": fmt.Sprintf("m%04d", i)})
+		body, _ := json.Marshal(map[string]string{"text": fmt.Sprintf("m%04d", i)})
 		deadline := time.Now().Add(60 * time.Second)
 		for {
 			req, _ := http.NewRequest(http.MethodPost, p.base+"/rooms/"+p.room+"/messages", bytes.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("Idempotency-Key", fmt.Sprintf("%s-%d", p.room, i))
+			req.Header.Set("Authorization", "Bearer "+p.token)
 			resp, err := client.Do(req)
 			if err == nil {
 				resp.Body.Close()
@@ -146,6 +148,8 @@ type project struct {
 	env  []string
 	file string
 	base string
+	// token is a token signed in through the entry point (see signIn).
+	token string
 }
 
 func (p *project) compose(args ...string) string {
@@ -183,6 +187,10 @@ func startCompose(t *testing.T) *project {
 		}
 	})
 	p.compose("up", "-d", "--scale", "presence=2")
+	// The gateways require a token: sign in as a browser would, before
+	// the gateways are waited for, so the first subtest still meets them
+	// just ready.
+	p.token = signIn(t, p.base, "pub")
 	// Up as a user sees it: the entry point answers /readyz with 200.
 	client := &http.Client{Timeout: 5 * time.Second}
 	nodetest.CheckFor(t, 120*time.Second, 100*time.Millisecond, func() error {
@@ -226,9 +234,9 @@ func (p *project) waitReplicas(n int) {
 // gateways are the compose file's gateway services.
 var gateways = []string{"gateway-1", "gateway-2", "gateway-3"}
 
-// followOnSeveralReplicas starts n followers through the published port,
-// until they are spread over at least two replicas.
-func followOnSeveralReplicas(t *testing.T, base, room string, n int) []*ssetest.Follower {
+// followOnSeveralReplicas starts n followers with token through the
+// published port, until they are spread over at least two replicas.
+func followOnSeveralReplicas(t *testing.T, base, room, token string, n int) []*ssetest.Follower {
 	t.Helper()
 	var fs []*ssetest.Follower
 	t.Cleanup(func() {
@@ -241,7 +249,7 @@ func followOnSeveralReplicas(t *testing.T, base, room string, n int) []*ssetest.
 		if len(fs) > 20 {
 			t.Fatalf("listeners all landed on %v", nodes)
 		}
-		f := ssetest.Follow(base + "/rooms/" + room + "/events")
+		f := ssetest.FollowWith(base+"/rooms/"+room+"/events", bearer(token))
 		nodetest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
 			if len(f.Nodes()) == 0 {
 				return fmt.Errorf("not connected")
@@ -262,8 +270,12 @@ func TestComposeDeployment(t *testing.T) {
 	t.Run("listeners right after start", func(t *testing.T) {
 		// The entry point has just answered /readyz: some replicas may
 		// still be starting, and none of these may meet one.
-		streams := openListeners(t, p.base, "start", 30)
-		receiveOne(t, p.base, "start", streams)
+		streams := openListeners(t, p.base, "start", p.token, 30)
+		receiveOne(t, p.base, "start", p.token, streams)
+	})
+
+	t.Run("nothing without a token", func(t *testing.T) {
+		checkAuthOn(t, p.base)
 	})
 
 	p.waitReplicas(3)
@@ -280,8 +292,8 @@ func TestComposeDeployment(t *testing.T) {
 	if len(seen) < 2 {
 		t.Fatalf("X-Chat-Node showed only %v", seen)
 	}
-	followers := followOnSeveralReplicas(t, p.base, "compose", 3)
-	pub := &publisher{base: p.base, room: "compose"}
+	followers := followOnSeveralReplicas(t, p.base, "compose", p.token, 3)
+	pub := &publisher{base: p.base, room: "compose", token: p.token}
 	pub.publish(t, 30)
 	expectAll(t, followers, pub.count())
 

@@ -72,7 +72,7 @@ var (
 
 // ImageNames are the images `make images` builds (chatscalable/<name>):
 // one per command, and caddy, the compose deployment's entry point.
-var ImageNames = []string{"chat-gateway", "chat-broker", "chat-presence", "chat-rooms", "caddy"}
+var ImageNames = []string{"chat-gateway", "chat-signin", "chat-broker", "chat-presence", "chat-rooms", "caddy"}
 
 // Images builds the images once per test binary run, under a tag of their
 // own (never :latest), and returns the tag. RemoveImages removes them.

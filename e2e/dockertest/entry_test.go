@@ -18,17 +18,17 @@ import (
 // only to ready gateway replicas. These helpers and subtests check it; they
 // run inside TestComposeDeployment so the project is brought up once.
 
-// openListeners opens n SSE streams of room through base, all at once.
-// Each must open: a replica that is not ready answers 503, and the entry
-// point must not let a client see that.
-func openListeners(t *testing.T, base, room string, n int) []*ssetest.Stream {
+// openListeners opens n SSE streams of room through base with token, all
+// at once. Each must open: a replica that is not ready answers 503, and the
+// entry point must not let a client see that.
+func openListeners(t *testing.T, base, room, token string, n int) []*ssetest.Stream {
 	t.Helper()
 	streams := make([]*ssetest.Stream, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			streams[i], errs[i] = ssetest.Dial(base+"/rooms/"+room+"/events", nil)
+			streams[i], errs[i] = ssetest.Dial(base+"/rooms/"+room+"/events", bearer(token))
 		})
 	}
 	wg.Wait()
@@ -52,12 +52,18 @@ func openListeners(t *testing.T, base, room string, n int) []*ssetest.Stream {
 	return streams
 }
 
-// postMessage publishes text to room once, with no retry, and returns the
-// status.
-func postMessage(base, room, text string) (int, error) {
+// postMessage publishes text to room with token once, with no retry, and
+// returns the status.
+func postMessage(base, room, token, text string) (int, error) {
 	client := &http.Client{Timeout: 10 * time.Second}
-	body := fmt.Sprintf(`{"user":"entry","text":%q}`, text)
-	resp, err := client.Post(base+"/rooms/"+room+"/messages", "application/json", bytes.NewReader([]byte(body)))
+	body := fmt.Sprintf(`{"text":%q}`, text)
+	req, err := http.NewRequest(http.MethodPost, base+"/rooms/"+room+"/messages", bytes.NewReader([]byte(body)))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err
 	}
@@ -66,10 +72,10 @@ func postMessage(base, room, text string) (int, error) {
 }
 
 // receiveOne publishes one message and checks that every stream gets it.
-func receiveOne(t *testing.T, base, room string, streams []*ssetest.Stream) {
+func receiveOne(t *testing.T, base, room, token string, streams []*ssetest.Stream) {
 	t.Helper()
 	text := fmt.Sprintf("after-%d", time.Now().UnixNano())
-	if code, err := postMessage(base, room, text); err != nil || code != http.StatusCreated {
+	if code, err := postMessage(base, room, token, text); err != nil || code != http.StatusCreated {
 		t.Fatalf("publish: %d %v", code, err)
 	}
 	for i, s := range streams {
@@ -84,9 +90,10 @@ func receiveOne(t *testing.T, base, room string, streams []*ssetest.Stream) {
 // ends it opens it again with Last-Event-ID) and records every open that
 // failed, which ssetest.Follower retries silently.
 type strictListener struct {
-	url  string
-	stop chan struct{}
-	done chan struct{}
+	url   string
+	token string
+	stop  chan struct{}
+	done  chan struct{}
 
 	mu      sync.Mutex
 	stopped bool
@@ -96,8 +103,8 @@ type strictListener struct {
 	current *ssetest.Stream
 }
 
-func listenStrict(url string) *strictListener {
-	l := &strictListener{url: url, stop: make(chan struct{}), done: make(chan struct{})}
+func listenStrict(url, token string) *strictListener {
+	l := &strictListener{url: url, token: token, stop: make(chan struct{}), done: make(chan struct{})}
 	go l.run()
 	return l
 }
@@ -106,9 +113,9 @@ func (l *strictListener) run() {
 	defer close(l.done)
 	cursor := ""
 	for {
-		var h http.Header
+		h := bearer(l.token)
 		if cursor != "" {
-			h = http.Header{"Last-Event-Id": {cursor}}
+			h.Set("Last-Event-Id", cursor)
 		}
 		s, err := ssetest.Dial(l.url, h)
 		l.mu.Lock()
@@ -197,7 +204,7 @@ func testListenersWhileRestarting(t *testing.T, p *project) {
 	var mu sync.Mutex
 	add := func() {
 		mu.Lock()
-		ls = append(ls, listenStrict(url))
+		ls = append(ls, listenStrict(url, p.token))
 		mu.Unlock()
 	}
 	t.Cleanup(func() {
@@ -234,7 +241,7 @@ func testListenersWhileRestarting(t *testing.T, p *project) {
 	<-opening
 
 	text := fmt.Sprintf("after-restart-%d", time.Now().UnixNano())
-	if code, err := postMessage(p.base, "restart", text); err != nil || code != http.StatusCreated {
+	if code, err := postMessage(p.base, "restart", p.token, text); err != nil || code != http.StatusCreated {
 		t.Fatalf("publish: %d %v", code, err)
 	}
 	nodetest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
@@ -287,10 +294,10 @@ func testUnreadyReplicaTakenOut(t *testing.T, p *project) {
 		if n, err := p.node(); err != nil || n == gw {
 			t.Errorf("request %d: GET /node: %q %v", i, n, err)
 		}
-		if code, err := postMessage(p.base, "takenout", fmt.Sprintf("m%d", i)); err != nil || code != http.StatusCreated {
+		if code, err := postMessage(p.base, "takenout", p.token, fmt.Sprintf("m%d", i)); err != nil || code != http.StatusCreated {
 			t.Errorf("request %d: publish: %d %v", i, code, err)
 		}
-		s, err := ssetest.Dial(p.base+"/rooms/takenout/events", nil)
+		s, err := ssetest.Dial(p.base+"/rooms/takenout/events", bearer(p.token))
 		if err != nil {
 			t.Errorf("request %d: listen: %v", i, err)
 			continue

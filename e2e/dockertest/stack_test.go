@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,10 +14,11 @@ import (
 )
 
 // TestSwarmStack validates the stack file, then, if this engine can run a
-// swarm, deploys the stack, checks it is one chat across the gateway
-// replicas, rolls the gateways over one at a time without losing or
-// repeating a message, and removes everything (leaving the swarm if it
-// made one).
+// swarm, deploys the stack, signs in through chat-signin behind the entry
+// point, checks that nothing passes without a token and that it is one
+// chat across the gateway replicas, rolls the gateways over one at a time
+// without losing or repeating a message, and removes everything (leaving
+// the swarm if it made one).
 func TestSwarmStack(t *testing.T) {
 	dockertest.RequireDocker(t)
 	file := filepath.Join(dockertest.Root(t), "deployments/swarm/stack.yaml")
@@ -29,8 +29,10 @@ func TestSwarmStack(t *testing.T) {
 	prefix := name + "_"
 	env := []string{"CHAT_TAG=" + tag, fmt.Sprintf("CHAT_PORT=%d", port), "CHAT_SECRET_PREFIX=" + prefix}
 	cfg := dockertest.Run(t, env, "docker", "stack", "config", "-c", file)
-	for _, want := range []string{"broker-1:", "broker-2:", "broker-3:", "gateway:", "presence:", "rooms:", "replicas: 3", "order: start-first",
-		"name: " + prefix + "nats_gateway_password", "name: " + prefix + "nats_tls_cert", "CHAT_NATS_TLS_CA: /run/secrets/nats_tls_ca", "chatscalable/chat-gateway:" + tag} {
+	for _, want := range []string{"broker-1:", "broker-2:", "broker-3:", "gateway:", "presence:", "rooms:", "signin:", "lb:", "replicas: 3", "order: start-first",
+		"name: " + prefix + "nats_gateway_password", "name: " + prefix + "nats_tls_cert", "CHAT_NATS_TLS_CA: /run/secrets/nats_tls_ca", "chatscalable/chat-gateway:" + tag,
+		"CHAT_AUTH: jwt", "CHAT_AUTH_JWT_SECRET_FILE: /run/secrets/jwt_secret", "name: " + prefix + "jwt_secret", "name: " + prefix + "signin_session_key",
+		"chatscalable/chat-signin:" + tag, "/etc/caddy/Caddyfile.swarm"} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("docker stack config lacks %q", want)
 		}
@@ -84,7 +86,7 @@ func TestSwarmStack(t *testing.T) {
 	nodetest.CheckFor(t, 180*time.Second, time.Second, func() error {
 		out := dockertest.Run(t, nil, "docker", "service", "ls", "--filter", label, "--format", "{{.Name}} {{.Replicas}}")
 		lines := strings.Split(strings.TrimSpace(out), "\n")
-		if len(lines) != 6 {
+		if len(lines) != 8 {
 			return fmt.Errorf("services: %s", out)
 		}
 		for _, l := range lines {
@@ -99,18 +101,15 @@ func TestSwarmStack(t *testing.T) {
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	if err := waitReady(base, 20*time.Second); err != nil {
 		// The routing mesh balances with the kernel's IPVS; without it the
-		// published port does not answer. Reach the gateways the way the
-		// mesh would: every running task, round robin, over the stack's
-		// overlay network, through Caddy.
-		t.Logf("ROUTING MESH UNREACHABLE on this engine (%v; it needs the kernel's ip_vs module): reaching the replicas through a Caddy container on the stack's network", err)
-		caddyfile := filepath.Join(t.TempDir(), "Caddyfile")
-		if err := os.WriteFile(caddyfile, []byte(tasksCaddyfile), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		// published port of the entry point does not answer. Reach the
+		// stack as the mesh would: one more entry point, the same image and
+		// Caddyfile as the lb service, on the stack's front network,
+		// published with a plain port.
+		t.Logf("ROUTING MESH UNREACHABLE on this engine (%v; it needs the kernel's ip_vs module): reaching the stack through an lb container of its own on the stack's network", err)
 		probe := freePort(t)
-		id := strings.TrimSpace(dockertest.Run(t, nil, "docker", "run", "-d", "--network", name+"_chat",
-			"-p", fmt.Sprintf("127.0.0.1:%d:8080", probe), "-v", caddyfile+":/etc/caddy/Caddyfile:ro",
-			"chatscalable/caddy:"+tag))
+		id := strings.TrimSpace(dockertest.Run(t, nil, "docker", "run", "-d", "--network", name+"_front",
+			"-p", fmt.Sprintf("127.0.0.1:%d:8080", probe), "chatscalable/caddy:"+tag,
+			"run", "--config", "/etc/caddy/Caddyfile.swarm", "--adapter", "caddyfile"))
 		t.Cleanup(func() { _, _ = dockertest.Try(nil, "docker", "rm", "-f", id) })
 		base = fmt.Sprintf("http://127.0.0.1:%d", probe)
 		if err := waitReady(base, 60*time.Second); err != nil {
@@ -118,8 +117,10 @@ func TestSwarmStack(t *testing.T) {
 		}
 	}
 
-	followers := followOnSeveralReplicas(t, base, "swarm", 3)
-	pub := &publisher{base: base, room: "swarm"}
+	token := signIn(t, base, "pub")
+	checkAuthOn(t, base)
+	followers := followOnSeveralReplicas(t, base, "swarm", token, 3)
+	pub := &publisher{base: base, room: "swarm", token: token}
 	pub.publish(t, 30)
 	expectAll(t, followers, pub.count())
 
@@ -142,34 +143,7 @@ func TestSwarmStack(t *testing.T) {
 
 // stackSecrets are the stack's Docker secrets, without the prefix.
 var stackSecrets = []string{"nats_gateway_password", "nats_service_password", "nats_reader_password", "nats_admin_password",
-	"nats_cluster_password", "nats_tls_ca", "nats_tls_cert", "nats_tls_key"}
-
-// tasksCaddyfile balances over the swarm gateway service's tasks, found by
-// DNS (swarm's tasks.<service> name), like the routing mesh.
-const tasksCaddyfile = `{
-	admin off
-	auto_https off
-	persist_config off
-}
-
-http://:8080 {
-	reverse_proxy {
-		dynamic a tasks.gateway 8080 {
-			refresh 1s
-		}
-		lb_policy round_robin
-		lb_try_duration 5s
-		lb_retry_match {
-			method GET HEAD
-		}
-		lb_retry_match {
-			method GET HEAD
-			expression ` + "`{rp.status_code} == 503`" + `
-		}
-		flush_interval -1
-	}
-}
-`
+	"nats_cluster_password", "nats_tls_ca", "nats_tls_cert", "nats_tls_key", "jwt_secret", "signin_session_key"}
 
 // waitReady waits until base/readyz answers 200 from several replicas.
 func waitReady(base string, timeout time.Duration) error {

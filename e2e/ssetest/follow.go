@@ -11,9 +11,10 @@ import (
 // same URL (through a load balancer, any replica) with Last-Event-ID set
 // to the last cursor it received.
 type Follower struct {
-	url  string
-	stop chan struct{}
-	done chan struct{}
+	url    string
+	header http.Header
+	stop   chan struct{}
+	done   chan struct{}
 
 	mu         sync.Mutex
 	msgs       []Message
@@ -24,8 +25,12 @@ type Follower struct {
 }
 
 // Follow starts following url.
-func Follow(url string) *Follower {
-	f := &Follower{url: url, stop: make(chan struct{}), done: make(chan struct{}), nodes: map[string]bool{}}
+func Follow(url string) *Follower { return FollowWith(url, nil) }
+
+// FollowWith starts following url, sending header (e.g. Authorization)
+// with every request.
+func FollowWith(url string, header http.Header) *Follower {
+	f := &Follower{url: url, header: header, stop: make(chan struct{}), done: make(chan struct{}), nodes: map[string]bool{}}
 	go f.run()
 	return f
 }
@@ -39,9 +44,12 @@ func (f *Follower) run() {
 			return
 		default:
 		}
-		var h http.Header
+		h := f.header.Clone()
 		if cursor != "" {
-			h = http.Header{"Last-Event-Id": {cursor}}
+			if h == nil {
+				h = http.Header{}
+			}
+			h.Set("Last-Event-Id", cursor)
 		}
 		s, err := Dial(f.url, h)
 		if err != nil {

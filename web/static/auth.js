@@ -6,6 +6,9 @@
 // into the cookie the gateway reads (data-auth-cookie). The token's sub is
 // the user; its payload is decoded only to show who you are and to know
 // when to renew it, never trusted: the gateway verifies every request.
+// When the sign-in service does not know the browser (401), the page links
+// to its sign-in page (data-signin-url) with ?next= the page's own path, so
+// the user comes back here signed in.
 //
 // With data-auth="off" nothing here changes what the page does: authFetch
 // is fetch, and the stream needs no token.
@@ -16,6 +19,8 @@ const data = document.body.dataset;
 export const AUTH_ON = data.auth === "jwt";
 
 const TOKEN_URL = data.tokenUrl || "";
+// Only a path of this site or an http(s) URL is linked, never javascript:.
+const SIGNIN_URL = /^(\/(?![/\\])|https?:\/\/)/i.test(data.signinUrl || "") ? data.signinUrl : "";
 // A cookie name is an HTTP token; anything else is not written.
 const COOKIE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(data.authCookie || "") ? data.authCookie : "";
 
@@ -43,7 +48,14 @@ const statusEl = document.getElementById("auth-status");
 // ---------------------------------------------------------------------------
 // The token
 
-class SignInError extends Error {}
+class SignInError extends Error {
+  // signedOut: the sign-in service answered 401, it does not know this
+  // browser; signing in helps.
+  constructor(message, signedOut = false) {
+    super(message);
+    this.signedOut = signedOut;
+  }
+}
 
 // decodeClaims returns the token's payload, or null if it is not a JWT
 // with a JSON object for payload.
@@ -76,7 +88,7 @@ async function requestToken() {
   } catch {
     throw new SignInError("the sign-in service could not be reached.");
   }
-  if (!resp.ok) throw new SignInError("the sign-in service answered HTTP " + resp.status + ".");
+  if (!resp.ok) throw new SignInError("the sign-in service answered HTTP " + resp.status + ".", resp.status === 401);
   let body = null;
   try {
     body = await resp.json();
@@ -122,8 +134,27 @@ function adopt(tok, claims) {
   if (before && before !== user && onUser) onUser(user);
 }
 
-function showProblem(text) {
-  if (statusEl && statusEl.textContent !== text) statusEl.textContent = text;
+// signInLink is the sign-in page's URL, bringing the user back here.
+function signInLink() {
+  const next = location.pathname + location.search;
+  return SIGNIN_URL + (SIGNIN_URL.includes("?") ? "&" : "?") + "next=" + encodeURIComponent(next);
+}
+
+let shown = null; // what showProblem shows: [text, link, after]
+
+// showProblem shows text, then, with link, a "Sign in" link to it and
+// after; "" clears it. The element is rebuilt only when that changes.
+function showProblem(text, link = "", after = "") {
+  if (!statusEl || (shown && shown[0] === text && shown[1] === link && shown[2] === after)) return;
+  shown = [text, link, after];
+  statusEl.replaceChildren(text);
+  if (link) {
+    const a = document.createElement("a");
+    a.id = "signin-link";
+    a.href = link;
+    a.textContent = "Sign in";
+    statusEl.append(a, after);
+  }
 }
 
 // refresh gets a new token now, unless one is on its way (it then waits for
@@ -148,7 +179,11 @@ export function refresh() {
       const why = err instanceof SignInError ? err.message : "the sign-in service's answer could not be read.";
       // Until the token it holds expires, the page is still signed in.
       const lead = token && Date.now() < expiresAt ? "Your sign-in could not be renewed: " : "You are not signed in: ";
-      showProblem(lead + why + " The page keeps trying; reloading it tries at once.");
+      if (err instanceof SignInError && err.signedOut && SIGNIN_URL) {
+        showProblem(lead + why + " ", signInLink(), " to chat here.");
+      } else {
+        showProblem(lead + why + " The page keeps trying; reloading it tries at once.");
+      }
       return false;
     })
     .finally(() => {

@@ -8,7 +8,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"path"
+	"strings"
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker/envflag"
@@ -82,6 +84,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 	fs.String(&c.AuthJWT.Audience, "auth-audience", "", "with --auth jwt: required aud claim (empty: not checked)")
 	fs.String(&c.AuthJWT.Cookie, "auth-cookie", "", "with --auth jwt: name of a cookie that may carry the token, for EventSource (empty: none)")
 	fs.String(&c.AuthTokenURL, "auth-token-url", "", "with --auth jwt: where the chat page gets its token (a GET with the browser's credentials answering {\"token\":\"…\"})")
+	fs.String(&c.AuthSignInURL, "auth-signin-url", "", "with --auth jwt: where the chat page links a browser that is not signed in (the token URL answered 401); ?next=<the page's path> is added")
 	fs.Bool(&c.AuthJWT.QueryToken, "auth-query-token", false, "with --auth jwt: accept the token in an access_token query parameter (never logged)")
 	fs.Float(&c.PublishRate, "publish-rate", 0, "messages per second one authenticated user may publish (token bucket; 0: no limit); over it, 429 with Retry-After")
 	fs.Float(&c.PublishRatePerIP, "publish-rate-per-ip", 0, "messages per second one client address may publish (0: no limit; behind a proxy every client shares its address)")
@@ -112,6 +115,19 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 	c.AllowedOrigins, c.CORSOrigins = envflag.SplitList(allowedOrigins), envflag.SplitList(corsOrigins)
 	c.PrivateRooms = envflag.SplitList(privateRooms)
 	return c, c.validate()
+}
+
+// pageURL reports whether u is a URL the chat page may use: a path of the
+// gateway's site or an http(s) URL.
+func pageURL(u string) bool {
+	p, err := url.Parse(u)
+	if err != nil {
+		return false
+	}
+	if p.Scheme == "" && p.Host == "" {
+		return strings.HasPrefix(u, "/") && !strings.HasPrefix(u, "//")
+	}
+	return (p.Scheme == "http" || p.Scheme == "https") && p.Host != ""
 }
 
 func (c options) validate() error {
@@ -190,7 +206,7 @@ func (c options) validate() error {
 	}
 	switch c.Auth {
 	case gateway.AuthOff:
-		if keys > 0 || c.AuthTokenURL != "" || c.AuthJWT.Issuer != "" || c.AuthJWT.Audience != "" || c.AuthJWT.Cookie != "" || c.AuthJWT.QueryToken {
+		if keys > 0 || c.AuthTokenURL != "" || c.AuthSignInURL != "" || c.AuthJWT.Issuer != "" || c.AuthJWT.Audience != "" || c.AuthJWT.Cookie != "" || c.AuthJWT.QueryToken {
 			errs = append(errs, errors.New("--auth-* settings are given but --auth is off; add --auth jwt"))
 		}
 	case gateway.AuthJWT:
@@ -199,6 +215,11 @@ func (c options) validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("--auth %q is not one of off, jwt", c.Auth))
+	}
+	for _, u := range []struct{ flag, url string }{{"--auth-token-url", c.AuthTokenURL}, {"--auth-signin-url", c.AuthSignInURL}} {
+		if u.url != "" && !pageURL(u.url) {
+			errs = append(errs, fmt.Errorf("%s %q must be a path on the gateway's site (/auth/token) or an http(s) URL", u.flag, u.url))
+		}
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q is not text or json", c.LogFormat))

@@ -63,6 +63,7 @@ var envVars = []string{
 	"CHAT_TLS_CERT",
 	"CHAT_TLS_KEY",
 	"CHAT_AUTH_TOKEN_URL",
+	"CHAT_AUTH_SIGNIN_URL",
 	"CHAT_ADMIN_ADDR",
 }
 
@@ -234,6 +235,28 @@ func TestAuthFlags(t *testing.T) {
 	want := gateway.AuthOptions{SecretFile: "/run/secrets/jwt", Issuer: "https://id.example", Cookie: "chat_token", QueryToken: true}
 	if c.Auth != gateway.AuthJWT || c.AuthJWT != want {
 		t.Fatalf("auth = %q %+v, want jwt %+v", c.Auth, c.AuthJWT, want)
+	}
+}
+
+// The page's sign-in URLs: paths of the gateway's site or http(s) URLs,
+// only with auth on.
+func TestAuthPageURLs(t *testing.T) {
+	jwt := map[string]string{"CHAT_AUTH": "jwt", "CHAT_AUTH_JWT_SECRET_FILE": "/run/secrets/jwt"}
+	c, out, err := parse(t, []string{"--auth-token-url", "/auth/token"}, map[string]string{
+		"CHAT_AUTH": "jwt", "CHAT_AUTH_JWT_SECRET_FILE": "/run/secrets/jwt", "CHAT_AUTH_SIGNIN_URL": "https://id.example/signin?app=chat"})
+	if err != nil || c.AuthTokenURL != "/auth/token" || c.AuthSignInURL != "https://id.example/signin?app=chat" {
+		t.Fatalf("Parse: %+v %v\n%s", c.Options, err, out)
+	}
+	for _, bad := range []string{"javascript:alert(1)", "//evil.example/signin", "auth/signin", "https:///signin", "ftp://id.example/"} {
+		if _, _, err := parse(t, []string{"--auth-signin-url", bad}, jwt); err == nil || !strings.Contains(err.Error(), "--auth-signin-url") {
+			t.Errorf("--auth-signin-url %q: %v, want an error naming the flag", bad, err)
+		}
+		if _, _, err := parse(t, []string{"--auth-token-url", bad}, jwt); err == nil || !strings.Contains(err.Error(), "--auth-token-url") {
+			t.Errorf("--auth-token-url %q: %v, want an error naming the flag", bad, err)
+		}
+	}
+	if _, _, err := parse(t, []string{"--auth-signin-url", "/auth/signin"}, nil); err == nil || !strings.Contains(err.Error(), "--auth is off") {
+		t.Errorf("--auth-signin-url with auth off: %v, want an error", err)
 	}
 }
 

@@ -6,7 +6,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -17,9 +16,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/chatscalable/chatscalable/broker/envflag"
-	"github.com/chatscalable/chatscalable/broker/health"
 	"github.com/chatscalable/chatscalable/gateway"
+	"github.com/chatscalable/chatscalable/gateway/internal/commandline"
 	"github.com/chatscalable/chatscalable/services/inprocess"
 )
 
@@ -28,7 +26,7 @@ var version = "dev"
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
-		os.Exit(healthcheck(os.Args[2:]))
+		os.Exit(commandline.Healthcheck("chat-gateway", "CHAT_", "http://127.0.0.1:8080/readyz", os.Args[2:], os.Getenv, os.Stderr))
 	}
 	if len(os.Args) > 1 && os.Args[1] == "token" {
 		os.Exit(token(os.Args[2:], os.Stdout, os.Stderr))
@@ -57,28 +55,6 @@ func servePprof(addr string, log *slog.Logger) error {
 	return nil
 }
 
-// healthcheck exits 0 when the gateway answers /readyz with 200, so a
-// container HEALTHCHECK needs no shell or curl.
-func healthcheck(args []string) int {
-	fs := envflag.New("chat-gateway healthcheck", os.Getenv, os.Stderr)
-	var url string
-	var timeout time.Duration
-	fs.String(&url, "healthcheck-url", "http://127.0.0.1:8080/readyz", "URL to check")
-	fs.Duration(&timeout, "healthcheck-timeout", 3*time.Second, "how long to wait for an answer")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(os.Stderr, "chat-gateway healthcheck: %v\n", err)
-		return 2
-	}
-	if err := health.CheckURL(url, timeout); err != nil {
-		fmt.Fprintf(os.Stderr, "unhealthy: %v\n", err)
-		return 1
-	}
-	return 0
-}
-
 func run(args []string) int {
 	cfg, err := parseFlags(args, os.Getenv, os.Stderr)
 	if errors.Is(err, errHelp) {
@@ -88,13 +64,7 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "chat-gateway: %v\n", err)
 		return 2
 	}
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.LogLevel))
-	var handler slog.Handler = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})
-	if cfg.LogFormat == "json" {
-		handler = slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})
-	}
-	log := slog.New(handler)
+	log := commandline.Logger(os.Stderr, cfg.LogLevel, cfg.LogFormat)
 	if cfg.PprofListen != "" {
 		if err := servePprof(cfg.PprofListen, log); err != nil {
 			log.Error("pprof", "err", err)

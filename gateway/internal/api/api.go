@@ -63,6 +63,9 @@ type Config struct {
 	Admin bool
 	// TokenURL is where the chat page fetches its token (with auth on).
 	TokenURL string
+	// SignInURL is where the chat page links a browser that is not
+	// signed in (with auth on).
+	SignInURL string
 	// PrivateRooms are room patterns (path.Match) that only a token with a
 	// subscribe grant for the room can see: everyone else gets 404 for
 	// them, and the directory omits them.
@@ -351,7 +354,7 @@ func pagePolicy(tokenURL string) string {
 func (s *Server) page(room string) web.PageData {
 	d := web.PageData{Node: s.cfg.Node, Room: room, Version: s.cfg.Version, MaxMessageBytes: s.cfg.MaxMessageBytes, Auth: "off"}
 	if s.cfg.Auth != nil {
-		d.Auth, d.AuthCookie, d.TokenURL = "jwt", s.cfg.Auth.Cookie(), s.cfg.TokenURL
+		d.Auth, d.AuthCookie, d.TokenURL, d.SignInURL = "jwt", s.cfg.Auth.Cookie(), s.cfg.TokenURL, s.cfg.SignInURL
 	}
 	return d
 }

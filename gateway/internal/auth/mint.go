@@ -1,4 +1,4 @@
-// Minting tokens, for `chat-gateway token` and tests.
+// Minting tokens, for `chat-gateway token`, chat-signin and tests.
 
 package auth
 
@@ -37,48 +37,80 @@ func Mint(o MintOptions) (string, error) {
 	if o.Subject == "" {
 		return "", errors.New("a token needs a subject (--sub)")
 	}
-	if o.TTL <= 0 {
+	s, err := NewSigner(o)
+	if err != nil {
+		return "", err
+	}
+	return s.Mint(o.Subject, o.Grants, o.TTL)
+}
+
+// Signer signs tokens with one key, read once: a sign-in service mints a
+// token per request. Its issuer, audience and key id are MintOptions'.
+type Signer struct {
+	method           jwt.SigningMethod
+	key              any
+	issuer, audience string
+	keyID            string
+}
+
+// NewSigner reads the key of o (SecretFile or PrivateKeyFile) and returns
+// a Signer with o's issuer, audience and key id; o's subject, grants and
+// lifetime are not used. An HS256 secret must have at least 32 bytes, as
+// the gateway's verifier requires.
+func NewSigner(o MintOptions) (*Signer, error) {
+	s := &Signer{issuer: o.Issuer, audience: o.Audience, keyID: o.KeyID}
+	switch {
+	case o.SecretFile != "" && o.PrivateKeyFile == "":
+		b, err := os.ReadFile(o.SecretFile)
+		if err != nil {
+			return nil, err
+		}
+		secret := []byte(strings.TrimSpace(string(b)))
+		if len(secret) < 32 {
+			return nil, fmt.Errorf("the secret in %s has %d bytes; HS256 needs at least 32", o.SecretFile, len(secret))
+		}
+		s.method, s.key = jwt.SigningMethodHS256, secret
+	case o.PrivateKeyFile != "" && o.SecretFile == "":
+		b, err := os.ReadFile(o.PrivateKeyFile)
+		if err != nil {
+			return nil, err
+		}
+		if s.method, s.key, err = parsePrivateKey(b); err != nil {
+			return nil, fmt.Errorf("%s: %w", o.PrivateKeyFile, err)
+		}
+	default:
+		return nil, errors.New("sign with exactly one of a secret file and a private key file")
+	}
+	return s, nil
+}
+
+// Mint signs a token for subject with grants, valid for ttl from now.
+func (s *Signer) Mint(subject string, grants Grants, ttl time.Duration) (string, error) {
+	if subject == "" {
+		return "", errors.New("a token needs a subject (--sub)")
+	}
+	if ttl <= 0 {
 		return "", errors.New("a token needs a positive lifetime (--ttl)")
 	}
 	now := time.Now()
 	c := Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
-			Subject:   o.Subject,
-			Issuer:    o.Issuer,
+			Subject:   subject,
+			Issuer:    s.issuer,
 			IssuedAt:  jwt.NewNumericDate(now),
 			NotBefore: jwt.NewNumericDate(now.Add(-5 * time.Second)),
-			ExpiresAt: jwt.NewNumericDate(now.Add(o.TTL)),
+			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
 		},
-		Chat: o.Grants,
+		Chat: grants,
 	}
-	if o.Audience != "" {
-		c.Audience = jwt.ClaimStrings{o.Audience}
+	if s.audience != "" {
+		c.Audience = jwt.ClaimStrings{s.audience}
 	}
-	var method jwt.SigningMethod
-	var key any
-	switch {
-	case o.SecretFile != "" && o.PrivateKeyFile == "":
-		b, err := os.ReadFile(o.SecretFile)
-		if err != nil {
-			return "", err
-		}
-		method, key = jwt.SigningMethodHS256, []byte(strings.TrimSpace(string(b)))
-	case o.PrivateKeyFile != "" && o.SecretFile == "":
-		b, err := os.ReadFile(o.PrivateKeyFile)
-		if err != nil {
-			return "", err
-		}
-		if method, key, err = parsePrivateKey(b); err != nil {
-			return "", fmt.Errorf("%s: %w", o.PrivateKeyFile, err)
-		}
-	default:
-		return "", errors.New("sign with exactly one of a secret file and a private key file")
+	t := jwt.NewWithClaims(s.method, c)
+	if s.keyID != "" {
+		t.Header["kid"] = s.keyID
 	}
-	t := jwt.NewWithClaims(method, c)
-	if o.KeyID != "" {
-		t.Header["kid"] = o.KeyID
-	}
-	return t.SignedString(key)
+	return t.SignedString(s.key)
 }
 
 // parsePrivateKey reads a PEM private key (PKCS #8, or PKCS #1 RSA, or
