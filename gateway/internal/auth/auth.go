@@ -115,6 +115,8 @@ type Verifier struct {
 	keyfunc jwt.Keyfunc
 	methods []string // the algorithms the key verifies
 	stop    context.CancelFunc
+	cache   verified
+	now     func() time.Time
 }
 
 // asymmetric are the algorithms a JWKS key may use.
@@ -123,7 +125,7 @@ var asymmetric = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", 
 // New returns a Verifier for o. With a JWKS URL it fetches the key set
 // first, and refreshes it in the background until Close.
 func New(ctx context.Context, o Options) (*Verifier, error) {
-	v := &Verifier{opts: o, stop: func() {}}
+	v := &Verifier{opts: o, stop: func() {}, now: time.Now}
 	var methods []string
 	n := 0
 	for _, s := range []string{o.SecretFile, o.KeyFile, o.JWKSURL} {
@@ -167,7 +169,8 @@ func New(ctx context.Context, o Options) (*Verifier, error) {
 		methods = asymmetric
 		v.keyfunc, v.stop = k.Keyfunc, cancel
 	}
-	popts := []jwt.ParserOption{jwt.WithValidMethods(methods), jwt.WithExpirationRequired(), jwt.WithLeeway(o.Leeway)}
+	popts := []jwt.ParserOption{jwt.WithValidMethods(methods), jwt.WithExpirationRequired(), jwt.WithLeeway(o.Leeway),
+		jwt.WithTimeFunc(func() time.Time { return v.now() })}
 	if o.Issuer != "" {
 		popts = append(popts, jwt.WithIssuer(o.Issuer))
 	}
@@ -222,8 +225,14 @@ func parsePublicKey(b []byte) (any, string, error) {
 	return nil, "", fmt.Errorf("unsupported key type %T", key)
 }
 
-// Verify checks a token and returns its identity.
+// Verify checks a token and returns its identity. A token that passed
+// before is taken from the cache of verified tokens (cache.go) until it
+// expires.
 func (v *Verifier) Verify(token string) (*Identity, error) {
+	now := v.now()
+	if id, ok := v.cache.get(token, now); ok {
+		return id, nil
+	}
 	var c Claims
 	if _, err := v.parser.ParseWithClaims(token, &c, v.keyfunc); err != nil {
 		why := reason(err)
@@ -235,7 +244,9 @@ func (v *Verifier) Verify(token string) (*Identity, error) {
 	if c.Subject == "" {
 		return nil, fmt.Errorf("%w: no sub claim", ErrInvalidToken)
 	}
-	return &Identity{User: c.Subject, Grants: c.Chat, Expires: c.ExpiresAt.Time}, nil
+	id := &Identity{User: c.Subject, Grants: c.Chat, Expires: c.ExpiresAt.Time}
+	v.cache.put(token, *id, now, id.Expires.Add(v.opts.Leeway))
+	return id, nil
 }
 
 // accepts reports whether the token's alg header names an algorithm of

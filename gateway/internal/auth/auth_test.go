@@ -308,3 +308,45 @@ func TestGrantPatterns(t *testing.T) {
 		t.Error("subscribe grants: * must match every room, and no grant none")
 	}
 }
+
+// A token verified once is remembered: the same token again is accepted
+// without a signature check, as a copy the caller may change, but never
+// after it expires, and for at most a minute (a withdrawn JWKS key stops
+// being honoured). A token that differs in any byte is verified anew.
+func TestVerifiedTokensAreRemembered(t *testing.T) {
+	now := time.Now()
+	v := verifier(t, auth.Options{SecretFile: writeFile(t, "secret", []byte(secret))})
+	auth.SetClock(v, func() time.Time { return now })
+	tok := sign(t, jwt.SigningMethodHS256, []byte(secret), claims("ana", now.Add(2*time.Hour)))
+	first, err := v.Verify(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.ViaCookie, first.User = true, "changed by the caller"
+	again, err := v.Verify(tok)
+	if err != nil || again.User != "ana" || again.ViaCookie {
+		t.Fatalf("the same token again: %+v, %v", again, err)
+	}
+	// A tampered copy (one byte of the signature) is not taken from the
+	// cache.
+	sig := []byte(tok)
+	sig[len(sig)-2] ^= 1
+	if id, err := v.Verify(string(sig)); err == nil {
+		t.Fatalf("a tampered token was accepted: %+v", id)
+	}
+
+	// After a minute the token is verified again (and still good).
+	now = now.Add(61 * time.Second)
+	if _, err := v.Verify(tok); err != nil {
+		t.Fatalf("after a minute: %v", err)
+	}
+	// A token expiring in 10 s is remembered only until then.
+	short := sign(t, jwt.SigningMethodHS256, []byte(secret), claims("bo", now.Add(10*time.Second)))
+	if _, err := v.Verify(short); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(11 * time.Second)
+	if id, err := v.Verify(short); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("a remembered token past its expiry: %+v, %v", id, err)
+	}
+}
