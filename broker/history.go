@@ -117,43 +117,61 @@ func (h *History) JetStream() jetstream.JetStream { return h.js }
 // Ensure creates the history stream, or updates its limits, and returns
 // the stream's epoch.
 func (h *History) Ensure(ctx context.Context, cfg HistoryConfig) (uint64, error) {
-	// Gateways call this after every reconnect and every 30 s; reading the
-	// stream is enough when it already has the wanted configuration, so
-	// only a real change goes through the cluster's metadata leader.
-	existing, err := h.js.Stream(ctx, StreamName)
+	info, err := ensureStream(ctx, h.js, cfg.streamConfig(), cfg.Replicas <= 0)
+	if err != nil {
+		return 0, err
+	}
+	return epochOf(info), nil
+}
+
+// ensureStream creates the stream want describes, or updates it when its
+// settings differ. Gateways call it after every reconnect and every 30 s;
+// reading the stream is enough when it already has the wanted settings,
+// so only a real change goes through the cluster's metadata leader. With
+// autoReplicas, want's replicas were chosen automatically and an existing
+// stream never gets fewer.
+func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig, autoReplicas bool) (*jetstream.StreamInfo, error) {
+	existing, err := js.Stream(ctx, want.Name)
 	var info *jetstream.StreamInfo
 	switch {
 	case err == nil:
 		info = existing.CachedInfo()
-		if cfg.Replicas <= 0 {
-			cfg.Replicas = max(cfg.StreamReplicas(), info.Config.Replicas)
+		if autoReplicas {
+			want.Replicas = max(want.Replicas, info.Config.Replicas)
 		}
 	case !errors.Is(err, jetstream.ErrStreamNotFound):
 		// The cluster cannot say right now (a leader election after a
 		// node was lost): creating the stream would wait for the same
 		// cluster and fail later, so say so at once and let the caller
 		// try again soon.
-		return 0, fmt.Errorf("stream %s: %w", StreamName, err)
+		return nil, fmt.Errorf("stream %s: %w", want.Name, err)
 	}
-	want := cfg.streamConfig()
 	if info == nil || !sameLimits(info.Config, want) {
-		s, err := h.js.CreateOrUpdateStream(ctx, want)
+		s, err := js.CreateOrUpdateStream(ctx, want)
 		if err != nil {
-			return 0, fmt.Errorf("create or update stream %s: %w", StreamName, err)
+			return nil, fmt.Errorf("create or update stream %s: %w", want.Name, err)
 		}
 		info = s.CachedInfo()
 	}
 	if info.Cluster != nil && info.Cluster.Leader == "" {
-		return 0, fmt.Errorf("stream %s: %w", StreamName, ErrNoLeader)
+		return nil, fmt.Errorf("stream %s: %w", want.Name, ErrNoLeader)
 	}
-	return epochOf(info), nil
+	return info, nil
 }
 
 // sameLimits reports whether a stream's configuration already has every
-// setting Ensure manages.
+// setting ensureStream manages.
 func sameLimits(have, want jetstream.StreamConfig) bool {
+	limit := func(n int64) int64 { // 0 and -1 both mean no limit
+		if n <= 0 {
+			return -1
+		}
+		return n
+	}
 	return slices.Equal(have.Subjects, want.Subjects) &&
 		have.MaxMsgsPerSubject == want.MaxMsgsPerSubject &&
+		limit(have.MaxMsgs) == limit(want.MaxMsgs) &&
+		limit(have.MaxBytes) == limit(want.MaxBytes) &&
 		have.MaxAge == want.MaxAge &&
 		have.Replicas == want.Replicas &&
 		have.Duplicates == want.Duplicates &&
@@ -200,32 +218,12 @@ func (h *History) Publish(ctx context.Context, m Message, dedupeID string) (stor
 	}
 	msg := &nats.Msg{Subject: RoomSubject(m.Room), Data: data, Header: nats.Header{}}
 	msg.Header.Set(HeaderUser, m.User)
-	// A publish in flight when the stream's leader dies gets no answer.
-	// Rather than wait out the whole deadline, try again after a short
-	// one: the new leader answers within a second or two, and the
-	// de-duplication id makes the retry safe.
-	var ack *jetstream.PubAck
-	attempt := 0
-	for {
-		attempt++
-		actx, cancel := context.WithTimeout(ctx, publishAttemptTimeout)
-		ack, err = h.js.PublishMsg(actx, msg, jetstream.WithMsgID(dedupeID), jetstream.WithExpectStream(StreamName))
-		cancel()
-		if err == nil || ctx.Err() != nil || !retryable(err) {
-			break
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	ack, err := publishRetrying(ctx, h.js, msg, dedupeID, StreamName)
 	if err != nil {
-		return m, false, fmt.Errorf("publish to %s: %w", msg.Subject, err)
+		return m, false, err
 	}
 	m.Seq = ack.Sequence
-	// A duplicate on a retry of ours is our own first attempt, stored
-	// although its answer was lost: that is this message, not a repeat.
-	if !ack.Duplicate || attempt > 1 {
+	if !ack.Duplicate {
 		return m, false, nil
 	}
 	// A stream replica may not hold the first publish yet; wait briefly.
@@ -241,6 +239,34 @@ func (h *History) Publish(ctx context.Context, m Message, dedupeID string) (stor
 		case <-ctx.Done():
 			return m, true, nil // retention removed it: the sequence is still right
 		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// publishRetrying publishes msg to stream with the de-duplication id
+// dedupeID. A publish in flight when the stream's leader dies gets no
+// answer: rather than wait out the whole deadline, it tries again after a
+// short one, since the new leader answers within a second or two, and the
+// de-duplication id makes the retry safe. A duplicate on a retry is its own
+// first attempt, stored although its answer was lost, so the returned ack
+// says Duplicate only when the first attempt found one.
+func publishRetrying(ctx context.Context, js jetstream.JetStream, msg *nats.Msg, dedupeID, stream string) (*jetstream.PubAck, error) {
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, publishAttemptTimeout)
+		ack, err := js.PublishMsg(actx, msg, jetstream.WithMsgID(dedupeID), jetstream.WithExpectStream(stream))
+		cancel()
+		if err == nil {
+			if attempt > 1 {
+				ack.Duplicate = false
+			}
+			return ack, nil
+		}
+		if ctx.Err() != nil || !retryable(err) {
+			return nil, fmt.Errorf("publish to %s: %w", msg.Subject, err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
@@ -396,49 +422,20 @@ func (h *History) batch(ctx context.Context, room string, from, upTo uint64, lim
 	if limit <= 0 {
 		return nil, 0, nil
 	}
-	req, _ := json.Marshal(map[string]any{"seq": from, "next_by_subj": RoomSubject(room), "batch": limit})
-	inbox := h.nc.NewRespInbox()
-	sub, err := h.nc.SubscribeSync(inbox)
-	if err != nil {
-		return nil, 0, fmt.Errorf("history read: %w", err)
-	}
-	defer func() { _ = sub.Unsubscribe() }() // the inbox is this read's alone
-	if err := h.nc.PublishRequest("$JS.API.DIRECT.GET."+StreamName, inbox, req); err != nil {
-		return nil, 0, fmt.Errorf("history read: %w", err)
-	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-	}
 	var out []Message
-	for {
-		msg, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return nil, 0, fmt.Errorf("history read: %w", err)
-		}
-		status := msg.Header.Get("Status")
-		if len(msg.Header.Values(headerSequence)) > 0 {
-			status = "" // a stored message: Status is the publisher's header
-		}
-		switch status {
-		case "":
-		case "404":
-			return out, 0, nil
-		case "204":
-			pending, _ := strconv.ParseUint(msg.Header.Get("Nats-Num-Pending"), 10, 64)
-			return out, pending, nil
-		default:
-			return nil, 0, fmt.Errorf("history read: status %s %s", msg.Header.Get("Status"), msg.Header.Get("Description"))
-		}
+	pending, err := directBatch(ctx, h.nc, StreamName, map[string]any{"seq": from, "next_by_subj": RoomSubject(room), "batch": limit}, func(msg *nats.Msg) {
 		m, err := StoredMessage(msg.Header, msg.Data)
 		if err != nil {
-			continue // not a chat message; cannot happen on this stream's subjects
+			return // not a chat message; cannot happen on this stream's subjects
 		}
 		if upTo == 0 || m.Seq <= upTo {
 			out = append(out, m)
 		}
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("history read: %w", err)
 	}
+	return out, pending, nil
 }
 
 // LastSeq returns the sequence of room's newest stored message, 0 if the
@@ -461,32 +458,15 @@ func (h *History) Get(ctx context.Context, room string, seq uint64) (*Message, e
 	return m, nil
 }
 
-// direct makes a single-message direct get; nil means not found.
-//
-// It does not use jetstream.Stream.GetMsg: that parses the reply's
-// position headers with Header.Get, the first value, and a publisher can
-// put its own Nats-Sequence or Nats-Subject on a message; the server
-// appends the true ones after them, so StoredMessage takes the last value
-// (TestStoredMessageIgnoresPublisherPositionHeaders). GetMsg also needs a
-// stream handle, which costs a STREAM.INFO request to get.
+// direct makes a single-message direct get; nil means not found (see
+// direct.go for why not jetstream's GetMsg).
 func (h *History) direct(ctx context.Context, req map[string]any) (*Message, error) {
-	body, _ := json.Marshal(req)
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-	}
-	msg, err := h.nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+StreamName, body)
+	msg, err := directGet(ctx, h.nc, StreamName, req)
 	if err != nil {
 		return nil, fmt.Errorf("history read: %w", err)
 	}
-	if len(msg.Header.Values(headerSequence)) == 0 {
-		switch msg.Header.Get("Status") {
-		case "404":
-			return nil, nil
-		default:
-			return nil, fmt.Errorf("history read: status %s %s", msg.Header.Get("Status"), msg.Header.Get("Description"))
-		}
+	if msg == nil {
+		return nil, nil
 	}
 	m, err := StoredMessage(msg.Header, msg.Data)
 	if err != nil {
@@ -538,41 +518,18 @@ func (h *History) Rooms(ctx context.Context) (map[string]RoomStats, error) {
 
 // lastOf fills in the newest message of each subject's room in out.
 func (h *History) lastOf(ctx context.Context, subjects []string, out map[string]RoomStats) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-	}
-	req, _ := json.Marshal(map[string]any{"multi_last": subjects, "batch": len(subjects)})
-	inbox := h.nc.NewRespInbox()
-	sub, err := h.nc.SubscribeSync(inbox)
-	if err != nil {
-		return fmt.Errorf("room stats: %w", err)
-	}
-	defer func() { _ = sub.Unsubscribe() }() // the inbox is this read's alone
-	if err := h.nc.PublishRequest("$JS.API.DIRECT.GET."+StreamName, inbox, req); err != nil {
-		return fmt.Errorf("room stats: %w", err)
-	}
-	for {
-		msg, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return fmt.Errorf("room stats: %w", err)
-		}
-		if len(msg.Header.Values(headerSequence)) == 0 {
-			switch status := msg.Header.Get("Status"); status {
-			case "204", "404":
-				return nil // end of batch, or nothing found
-			default:
-				return fmt.Errorf("room stats: status %s %s", status, msg.Header.Get("Description"))
-			}
-		}
+	_, err := directBatch(ctx, h.nc, StreamName, map[string]any{"multi_last": subjects, "batch": len(subjects)}, func(msg *nats.Msg) {
 		room, ok := RoomFromSubject(lastValue(msg.Header, headerSubject))
 		st, known := out[room]
 		if !ok || !known {
-			continue // a room first stored after the counts were read
+			return // a room first stored after the counts were read
 		}
 		st.LastSeq, _ = strconv.ParseUint(lastValue(msg.Header, headerSequence), 10, 64)
 		st.LastTime, _ = time.Parse(time.RFC3339Nano, lastValue(msg.Header, headerTimeStamp))
 		out[room] = st
+	})
+	if err != nil {
+		return fmt.Errorf("room stats: %w", err)
 	}
+	return nil
 }

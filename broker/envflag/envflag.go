@@ -66,6 +66,18 @@ func (s *Set) Int(p *int, name string, def int, usage string) {
 	s.IntVar(p, name, def, s.usage(name, usage))
 }
 
+// Int64 defines an int64 flag.
+func (s *Set) Int64(p *int64, name string, def int64, usage string) {
+	if v, ok := s.lookup(name); ok {
+		if n, err := strconv.ParseInt(v, 10, 64); err != nil {
+			s.fail(name, v, err)
+		} else {
+			def = n
+		}
+	}
+	s.Int64Var(p, name, def, s.usage(name, usage))
+}
+
 // Bool defines a boolean flag (the environment takes true, false, 1, 0).
 func (s *Set) Bool(p *bool, name string, def bool, usage string) {
 	if v, ok := s.lookup(name); ok {

@@ -120,6 +120,7 @@ func TestRolePermissions(t *testing.T) {
 	}
 	forgeries := []check{
 		{"pub", "chat.live.lobby", deny},
+		{"pub", "mercure.live.abc.h", deny},
 		{"pub", "chat.presence.room.lobby", deny},
 		{"pub", "$JS.API.STREAM.DELETE." + broker.StreamName, deny},
 		{"pub", "$JS.API.STREAM.PURGE." + broker.StreamName, deny},
@@ -135,6 +136,10 @@ func TestRolePermissions(t *testing.T) {
 			{"pub", "$JS.API.STREAM.UPDATE." + broker.StreamName, allow},
 			{"pub", "$JS.API.DIRECT.GET." + broker.StreamName, allow},
 			{"pub", "chat.rooms.private", allow},
+			{"pub", "mercure.update.abc.h", allow},
+			{"sub", "mercure.live.*.*", allow},
+			{"pub", "$JS.API.DIRECT.GET." + broker.MercureStream, allow},
+			{"pub", "$JS.API.STREAM.PURGE." + broker.MercureStream, deny},
 			{"pub", "$JS.API.CONSUMER.CREATE.KV_" + broker.RoomTopicsBucket + ".c.$KV." + broker.RoomTopicsBucket + ".private.>", allow},
 			{"pub", "$KV." + broker.RoomTopicsBucket + ".private.lobby", deny},
 			{"pub", "$JS.API.STREAM.UPDATE.KV_" + broker.RoomTopicsBucket, deny},
@@ -169,6 +174,9 @@ func TestRolePermissions(t *testing.T) {
 			{"pub", "chat.rooms.topic", deny},
 			{"pub", "$SRV.PING", deny},
 			{"sub", "chat.room.>", allow},
+			{"sub", "mercure.update.>", allow},
+			{"pub", "mercure.update.abc.h", deny},
+			{"sub", "mercure.live.>", deny},
 			{"sub", "_INBOX.abc", allow},
 			{"sub", "chat.live.>", deny},
 			{"sub", "chat.presence.report.>", deny},

@@ -11,15 +11,16 @@ import (
 // program of a kind shares it (all gateways are the user gateway).
 type Role string
 
-// The roles of the bus. No role may publish on chat.live.> or
-// chat.presence.room.>: only the streams re-publish there, so what
-// arrives on them carries positions the stream set, never a client's.
+// The roles of the bus. No role may publish on chat.live.>,
+// chat.presence.room.> or mercure.live.>: only the streams re-publish
+// there, so what arrives on them carries positions the stream set, never a
+// client's.
 const (
 	// RoleGateway is chat-gateway as a client of brokers: it publishes
 	// messages (through JetStream) and its presence reports, keeps the
 	// history stream, reads history with direct gets, asks the services,
-	// watches the private rooms in the room settings bucket, and listens
-	// to the live and presence subjects.
+	// watches the private rooms in the room settings bucket, stores and
+	// reads Mercure updates, and listens to the live and presence subjects.
 	RoleGateway Role = "gateway"
 	// RoleService is chat-presence and chat-rooms: their micro service
 	// endpoints, presence reports in, presence changes out (through the
@@ -27,8 +28,8 @@ const (
 	// history stream's state for the directory.
 	RoleService Role = "service"
 	// RoleReader is a person with the nats CLI: subscribe to chat.room.>
-	// and read the history stream (its info and single messages), nothing
-	// else.
+	// and mercure.update.>, and read the history and Mercure streams
+	// (their info and single messages), nothing else.
 	RoleReader Role = "reader"
 	// RoleAdmin may do everything: for operators (nats stream, nats micro,
 	// nats server) and tests. Give it only to people.
@@ -58,7 +59,7 @@ func (r Role) permissions() (*server.Permissions, error) {
 	var responses *server.ResponsePermission
 	switch r {
 	case RoleGateway:
-		settings := "KV_" + broker.RoomTopicsBucket
+		settings, mercure := "KV_"+broker.RoomTopicsBucket, broker.MercureStream
 		pub = append([]string{
 			broker.RoomSubjectPrefix + "*",
 			broker.PresenceReportPrefix + "*",
@@ -68,6 +69,8 @@ func (r Role) permissions() (*server.Permissions, error) {
 			// Flow control of the ordered consumer that watches the
 			// private rooms in the settings bucket.
 			"$JS.FC." + settings + ".>",
+			// The Mercure hub's updates (stored through JetStream).
+			broker.MercureSubjectPrefix + "*.*",
 		}, jsAPI(
 			"STREAM.INFO."+rooms, "STREAM.CREATE."+rooms, "STREAM.UPDATE."+rooms,
 			"DIRECT.GET."+rooms,
@@ -75,9 +78,12 @@ func (r Role) permissions() (*server.Permissions, error) {
 			// account's limits), then watched; never written.
 			"INFO", "STREAM.INFO."+settings, "STREAM.CREATE."+settings,
 			"CONSUMER.CREATE."+settings+".>", "CONSUMER.DELETE."+settings+".>",
+			"STREAM.INFO."+mercure, "STREAM.CREATE."+mercure, "STREAM.UPDATE."+mercure,
+			"DIRECT.GET."+mercure,
 		)...)
 		sub = []string{
 			broker.LiveSubjectPrefix + "*",
+			broker.MercureLivePrefix + "*.*",
 			broker.PresenceEventPrefix + "*",
 			broker.PresenceSyncSubject,
 			broker.GatewayInboxPrefix + ".>",
@@ -109,9 +115,11 @@ func (r Role) permissions() (*server.Permissions, error) {
 		// Answers go to the requester's reply subject, once.
 		responses = &server.ResponsePermission{MaxMsgs: 1}
 	case RoleReader:
+		mercure := broker.MercureStream
 		pub = jsAPI("INFO", "STREAM.INFO."+rooms, "STREAM.MSG.GET."+rooms,
-			"DIRECT.GET."+rooms, "DIRECT.GET."+rooms+".>")
-		sub = []string{broker.RoomSubjectPrefix + ">", "_INBOX.>"}
+			"DIRECT.GET."+rooms, "DIRECT.GET."+rooms+".>",
+			"STREAM.INFO."+mercure, "STREAM.MSG.GET."+mercure, "DIRECT.GET."+mercure, "DIRECT.GET."+mercure+".>")
+		sub = []string{broker.RoomSubjectPrefix + ">", broker.MercureSubjectPrefix + ">", "_INBOX.>"}
 	case RoleAdmin:
 		return nil, nil
 	default:
