@@ -25,6 +25,11 @@ type Listener struct {
 	// OnEnd, if set, is called once when the hub ends the client, with the
 	// reason. It must not block.
 	OnEnd func(error)
+	// Accept, if set, decides which frames carrying Meta the client is
+	// queued (a Mercure subscriber's topic selectors); frames without
+	// Meta always are. It runs under the room's delivery lock and must
+	// not block.
+	Accept func(Frame) bool
 }
 
 // Client is one listener of a room.
@@ -46,11 +51,12 @@ type Client struct {
 	once         sync.Once
 	err          error
 	onEnd        func(error)
+	accept       func(Frame) bool
 }
 
 func newClient(l Listener) *Client {
 	c := &Client{maxFrames: int32(min(max(l.Queue, 1), math.MaxInt32)), budget: int32(min(max(l.Budget, 0), math.MaxInt32)),
-		notify: l.Notify, done: make(chan struct{}), onEnd: l.OnEnd}
+		notify: l.Notify, done: make(chan struct{}), onEnd: l.OnEnd, accept: l.Accept}
 	if l.Notify == nil {
 		c.ready = make(chan struct{}, 1)
 	}

@@ -3,6 +3,10 @@
 // and hands the listener to Delivery.Serve; everything after that is here,
 // in the order a message travels:
 //
+//   - feed.go: what a hub carries. Chat rooms are one feed; the Mercure
+//     hub's updates (package mercure) are another, served by the same hub,
+//     queues and writers through ServeFeed, each listener taking only the
+//     frames its Accept wants.
 //   - hub.go: one NATS subscription per active room, on the history
 //     stream's re-publish subject, so every message arrives stored and
 //     numbered; holes in the feed are filled from history (backfill). Each
@@ -26,6 +30,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
@@ -91,7 +97,9 @@ type Options struct {
 // when streams are written by one.
 type Delivery struct {
 	opts    Options
-	hub     *Hub
+	hub     *Hub // the chat rooms'
+	hubsMu  sync.Mutex
+	hubs    []*Hub // every hub, the chat rooms' first (see AddHub)
 	loop    *Loop  // nil: each stream stays on its handler
 	head    []byte // the retry hint every stream starts with
 	goodbye []byte // the retry hint to listeners a stopping gateway ends
@@ -107,7 +115,8 @@ func New(nc *nats.Conn, o Options) (*Delivery, error) {
 	if o.Presence != nil {
 		ho.Presence = presenceFrame
 	}
-	d.hub = NewHub(nc, o.History, d.messageFrame, ho)
+	d.hub = NewHub(nc, RoomFeed(o.History, d.messageFrame), ho)
+	d.hubs = []*Hub{d.hub}
 	if o.Loop && LoopSupported {
 		var err error
 		d.loop, err = NewLoop(LoopOptions{
@@ -160,21 +169,71 @@ var (
 // and the live feed; live frames the replay sent already are skipped, so
 // none is sent twice.
 func (d *Delivery) Serve(w http.ResponseWriter, r *http.Request, req Request) error {
+	fr := FeedRequest{Hub: d.hub, Room: req.Room, Expires: req.Expires, Release: req.Release, Detach: req.Detach}
+	if req.From != nil {
+		from, room := *req.From, req.Room
+		fr.Replay = func(ctx context.Context, send func([]byte) bool, upTo uint64) (uint64, bool) {
+			return d.replay(ctx, send, room, from, upTo)
+		}
+	}
+	if p := d.opts.Presence; p != nil {
+		room, user := req.Room, req.User
+		fr.Joined = func() func() {
+			id := p.Join(room, user)
+			return func() { p.Leave(id) }
+		}
+	}
+	return d.ServeFeed(w, r, fr)
+}
+
+// FeedRequest is one listener of any feed's hub: a chat room (Serve
+// makes one) or the Mercure hub's updates.
+type FeedRequest struct {
+	// Hub and Room are what the listener joins: a hub of this Delivery
+	// (see AddHub) and a room of its feed.
+	Hub  *Hub
+	Room string
+	// Accept: see Listener.Accept.
+	Accept func(Frame) bool
+	// Head is written right after the response headers; nil: the retry
+	// hint of every chat stream.
+	Head []byte
+	// Replay, if set, sends what the listener missed, up to at least upTo
+	// (the room's position when it joined the live feed), and returns the
+	// last sequence the client has; false ends the stream.
+	Replay func(ctx context.Context, send func([]byte) bool, upTo uint64) (uint64, bool)
+	// Joined, if set, is called once the listener has joined, and what it
+	// returns when the listener leaves (presence).
+	Joined func() (left func())
+	// Expires, Release and Detach: see Request. QuietExpiry ends the
+	// stream at Expires without the auth-expiring event first (a Mercure
+	// subscriber knows no such event).
+	Expires     time.Time
+	QuietExpiry bool
+	Release     func()
+	Detach      func() (ended func())
+}
+
+// ServeFeed streams req's room of req.Hub to the client until it goes
+// away, falls behind, or the gateway stops, as Serve does for chat rooms.
+// Response headers already set on w are kept (the SSE ones are added).
+func (d *Delivery) ServeFeed(w http.ResponseWriter, r *http.Request, req FeedRequest) error {
 	o := &d.opts // what the stream's closures keep: a pointer, not a copy
 	wr := d.writerFor(w, r)
-	l := Listener{Queue: o.ClientQueue, Budget: o.ClientBuffer}
+	l := Listener{Queue: o.ClientQueue, Budget: o.ClientBuffer, Accept: req.Accept}
 	wr.hooks(&l)
+	hub := req.Hub
 	ctx, cancel := context.WithTimeout(r.Context(), o.ReadTimeout)
-	c, joinedAt, err := d.hub.Join(ctx, req.Room, l)
+	c, joinedAt, err := hub.Join(ctx, req.Room, l)
 	cancel()
 	if err != nil {
 		o.Log.Warn("join room", "room", req.Room, "err", err)
 		return ErrUnavailable
 	}
 	o.Metrics.SSEConnections.Inc()
-	presenceID := ""
-	if o.Presence != nil {
-		presenceID = o.Presence.Join(req.Room, req.User)
+	var left func()
+	if req.Joined != nil {
+		left = req.Joined()
 	}
 	room, remote, release := req.Room, r.RemoteAddr, req.Release // kept by the stream, unlike the request
 	leave := func() {
@@ -182,16 +241,20 @@ func (d *Delivery) Serve(w http.ResponseWriter, r *http.Request, req Request) er
 			o.Metrics.SlowDisconnects.Inc()
 			o.Log.Info("listener cut off", "room", room, "remote", remote, "reason", why)
 		}
-		d.hub.Leave(c)
+		hub.Leave(c)
 		o.Metrics.SSEConnections.Dec()
 		if release != nil {
 			release()
 		}
-		if o.Presence != nil {
-			o.Presence.Leave(presenceID)
+		if left != nil {
+			left()
 		}
 	}
-	if err := wr.start(c, d.head); err != nil {
+	head := req.Head
+	if head == nil {
+		head = d.head
+	}
+	if err := wr.start(c, head); err != nil {
 		leave()
 		if errors.Is(err, ErrNoStream) {
 			o.Log.Warn("take over stream connection", "err", err)
@@ -200,10 +263,10 @@ func (d *Delivery) Serve(w http.ResponseWriter, r *http.Request, req Request) er
 		return nil // the client went away
 	}
 	var sent uint64 // the last sequence the client has
-	if req.From != nil {
+	if req.Replay != nil {
 		o.Metrics.Replays.Inc()
 		var ok bool
-		if sent, ok = d.replay(r.Context(), wr.send, room, *req.From, joinedAt); !ok {
+		if sent, ok = req.Replay(r.Context(), wr.send, joinedAt); !ok {
 			wr.abort()
 			leave()
 			return nil
@@ -212,9 +275,16 @@ func (d *Delivery) Serve(w http.ResponseWriter, r *http.Request, req Request) er
 	s := wr.session()
 	s.client, s.sent, s.goodbye = c, sent, d.goodbye
 	s.setExpiry(req.Expires, defaults.AuthExpiringNotice)
+	if req.QuietExpiry {
+		s.warned.Store(true)
+	}
+	detach := req.Detach
+	if detach == nil {
+		detach, _ = r.Context().Value(detachKey{}).(func() func())
+	}
 	var ended func()
-	if wr.detached() && req.Detach != nil {
-		ended = req.Detach()
+	if wr.detached() && detach != nil {
+		ended = detach()
 	}
 	wr.live(s, func(reason error) {
 		leave()
@@ -226,6 +296,16 @@ func (d *Delivery) Serve(w http.ResponseWriter, r *http.Request, req Request) er
 	return nil
 }
 
+// detachKey carries a Detach function through a request's context.
+type detachKey struct{}
+
+// WithDetach returns ctx carrying detach (see Request.Detach), for the
+// streams served under it that set none: the HTTP layer sets it for a
+// handler of its own (the Mercure hub's), which need not know of it.
+func WithDetach(ctx context.Context, detach func() (ended func())) context.Context {
+	return context.WithValue(ctx, detachKey{}, detach)
+}
+
 // writerFor picks the writer of a stream: the loop when there is one and
 // the connection can be taken over (HTTP/1.x), else the handler.
 func (d *Delivery) writerFor(w http.ResponseWriter, r *http.Request) writer {
@@ -235,14 +315,39 @@ func (d *Delivery) writerFor(w http.ResponseWriter, r *http.Request) writer {
 	return newHandlerWriter(w, r, d.opts)
 }
 
+// AddHub adds a hub of another feed (the Mercure hub's updates), whose
+// listeners ServeFeed streams like the chat's: it is closed and resynced
+// with the chat rooms' hub.
+func (d *Delivery) AddHub(nc *nats.Conn, feed Feed, o HubOptions) *Hub {
+	if o.Log == nil {
+		o.Log = d.opts.Log
+	}
+	h := NewHub(nc, feed, o)
+	d.hubsMu.Lock()
+	d.hubs = append(d.hubs, h)
+	d.hubsMu.Unlock()
+	return h
+}
+
+// allHubs returns every hub.
+func (d *Delivery) allHubs() []*Hub {
+	d.hubsMu.Lock()
+	defer d.hubsMu.Unlock()
+	return slices.Clone(d.hubs)
+}
+
 // Close ends every listener with ErrClosed (the gateway is stopping): each
 // gets the goodbye and its stream ends.
-func (d *Delivery) Close() { d.hub.Close() }
+func (d *Delivery) Close() {
+	for _, h := range d.allHubs() {
+		h.Close()
+	}
+}
 
 // Shutdown waits until the loop's streams have ended (after Close) or ctx
 // ends, then stops the loop.
 func (d *Delivery) Shutdown(ctx context.Context) error {
-	d.hub.Close()
+	d.Close()
 	if d.loop == nil {
 		return nil
 	}
@@ -253,8 +358,15 @@ func (d *Delivery) Shutdown(ctx context.Context) error {
 // recreated and old positions mean nothing.
 func (d *Delivery) Reset() { d.hub.Reset() }
 
-// Resync delivers what the live feeds missed while NATS was unreachable.
-func (d *Delivery) Resync(ctx context.Context) error { return d.hub.Resync(ctx) }
+// Resync delivers what the live feeds of every hub missed while NATS was
+// unreachable.
+func (d *Delivery) Resync(ctx context.Context) error {
+	var errs []error
+	for _, h := range d.allHubs() {
+		errs = append(errs, h.Resync(ctx))
+	}
+	return errors.Join(errs...)
+}
 
 // Err returns why streams cannot be served: the loop's poller failed.
 func (d *Delivery) Err() error {
@@ -267,8 +379,14 @@ func (d *Delivery) Err() error {
 // Epoch returns the history stream's current epoch, which cursors carry.
 func (d *Delivery) Epoch() uint64 { return d.opts.Epoch() }
 
-// Clients returns the number of listeners.
-func (d *Delivery) Clients() int64 { return d.hub.Clients() }
+// Clients returns the number of listeners of every hub.
+func (d *Delivery) Clients() int64 {
+	var n int64
+	for _, h := range d.allHubs() {
+		n += h.Clients()
+	}
+	return n
+}
 
 // Rooms returns the number of rooms with at least one listener.
 func (d *Delivery) Rooms() int { return d.hub.Rooms() }

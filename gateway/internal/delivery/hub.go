@@ -67,10 +67,12 @@ type Encoder func(broker.Message) []byte
 type PresenceEncoder func(broker.PresenceEvent) []byte
 
 // Frame is one encoded event queued to a client. Seq is the message's
-// history sequence, or 0 for an event outside history (presence).
+// history sequence, or 0 for an event outside history (presence). Meta,
+// if set, is what a client's Accept decides by (a Mercure update's topics).
 type Frame struct {
 	Seq  uint64
 	Data []byte
+	Meta any
 }
 
 // HubOptions tunes a Hub.
@@ -96,11 +98,10 @@ type HubOptions struct {
 
 // Hub holds the active rooms of one gateway process.
 type Hub struct {
-	nc     *nats.Conn
-	src    Source
-	encode Encoder
-	opts   HubOptions
-	log    *slog.Logger
+	nc   *nats.Conn
+	feed Feed
+	opts HubOptions
+	log  *slog.Logger
 
 	mu     sync.Mutex // guards rooms only; never held across I/O
 	rooms  map[string]*room
@@ -110,9 +111,8 @@ type Hub struct {
 	backfills atomic.Int64
 }
 
-// NewHub returns a Hub that subscribes through nc, backfills from src and
-// encodes with encode.
-func NewHub(nc *nats.Conn, src Source, encode Encoder, o HubOptions) *Hub {
+// NewHub returns a Hub of feed's rooms that subscribes through nc.
+func NewHub(nc *nats.Conn, feed Feed, o HubOptions) *Hub {
 	if o.MaxBackfill <= 0 {
 		o.MaxBackfill = defaults.MaxBackfill
 	}
@@ -125,7 +125,7 @@ func NewHub(nc *nats.Conn, src Source, encode Encoder, o HubOptions) *Hub {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Hub{nc: nc, src: src, encode: encode, opts: o, log: o.Log, rooms: map[string]*room{}}
+	return &Hub{nc: nc, feed: feed, opts: o, log: o.Log, rooms: map[string]*room{}}
 }
 
 type room struct {
@@ -214,7 +214,7 @@ func (h *Hub) activate(r *room) {
 		}
 		h.mu.Unlock()
 	}
-	sub, err := h.nc.Subscribe(broker.LiveSubject(r.name), func(msg *nats.Msg) { h.deliver(r, msg) })
+	sub, err := h.nc.Subscribe(h.feed.Subject(r.name), func(msg *nats.Msg) { h.deliver(r, msg) })
 	if err != nil {
 		fail(fmt.Errorf("subscribe to room %s: %w", r.name, err))
 		return
@@ -233,7 +233,7 @@ func (h *Hub) activate(r *room) {
 		fail(fmt.Errorf("subscribe to room %s: %w", r.name, err))
 		return
 	}
-	last, err := h.src.LastSeq(ctx, r.name)
+	last, err := h.feed.LastSeq(ctx, r.name)
 	if err != nil {
 		fail(fmt.Errorf("room %s position: %w", r.name, err))
 		return
@@ -351,7 +351,7 @@ func (h *Hub) Reset() {
 func (h *Hub) Resync(ctx context.Context) error {
 	var errs []error
 	for _, r := range h.active() {
-		last, err := h.src.LastSeq(ctx, r.name)
+		last, err := h.feed.LastSeq(ctx, r.name)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("room %s: %w", r.name, err))
 			continue
@@ -392,7 +392,7 @@ func (r *room) position() uint64 {
 // deliver is the room's subscription handler. nats.go calls it from one
 // goroutine per subscription, so frames are queued in stream order.
 func (h *Hub) deliver(r *room, msg *nats.Msg) {
-	m, err := broker.StoredMessage(msg.Header, msg.Data)
+	it, err := h.feed.Decode(r.name, msg)
 	if err != nil {
 		h.log.Warn("drop live message", "room", r.name, "err", err)
 		return
@@ -400,19 +400,19 @@ func (h *Hub) deliver(r *room, msg *nats.Msg) {
 	r.feed.Lock()
 	defer r.feed.Unlock()
 	last := r.position()
-	if m.Seq <= last {
+	if it.Seq <= last {
 		return // already delivered, by a backfill
 	}
-	if prev := broker.LastSequence(msg.Header); prev > last {
-		if err := h.backfill(context.Background(), r, prev); err != nil {
+	if it.Prev > last {
+		if err := h.backfill(context.Background(), r, it.Prev); err != nil {
 			// The message in hand must not go out after a hole its
 			// clients would never see filled: they resume by cursor.
-			r.giveUp(prev)
+			r.giveUp(it.Prev)
 		}
 	}
-	r.fanOut(m.Seq, h.encode(m))
-	if h.opts.Latency != nil && !m.TS.IsZero() {
-		h.opts.Latency(time.Since(m.TS).Seconds())
+	r.fanOut(it.Frame)
+	if h.opts.Latency != nil && !it.Stored.IsZero() {
+		h.opts.Latency(time.Since(it.Stored).Seconds())
 	}
 }
 
@@ -430,24 +430,27 @@ func (h *Hub) deliverPresence(r *room, msg *nats.Msg) {
 }
 
 // fanOut queues a message frame to every client and advances the room's
-// position, unless a message at or past seq went out already. Empty data
+// position, unless a message at or past f.Seq went out already. Empty data
 // (a message the encoder withheld) only advances the position.
-func (r *room) fanOut(seq uint64, data []byte) {
+func (r *room) fanOut(f Frame) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if seq <= r.lastSeq {
+	if f.Seq <= r.lastSeq {
 		return
 	}
-	r.lastSeq = seq
-	if len(data) > 0 {
-		r.queue(Frame{Seq: seq, Data: data})
+	r.lastSeq = f.Seq
+	if len(f.Data) > 0 {
+		r.queue(f)
 	}
 }
 
-// queue queues f to every client, ending those over their budget; r.mu
-// is held.
+// queue queues f to every client that accepts it, ending those over their
+// budget; r.mu is held.
 func (r *room) queue(f Frame) {
 	for _, c := range r.list {
+		if c.accept != nil && f.Meta != nil && !c.accept(f) {
+			continue
+		}
 		if err := c.push(f); err != nil {
 			c.end(err)
 		}
@@ -502,8 +505,8 @@ func (h *Hub) backfill(ctx context.Context, r *room, upTo uint64) error {
 			h.log.Warn("cannot backfill room feed", "room", r.name, "from", pos, "to", upTo, "err", errBackfillTooLong)
 			return errBackfillTooLong
 		}
-		msgs, _, err := h.src.After(ctx, r.name, pos, 256)
-		if err != nil || len(msgs) == 0 {
+		items, err := h.feed.After(ctx, r.name, pos, 256)
+		if err != nil || len(items) == 0 {
 			if ctx.Err() != nil {
 				err = fmt.Errorf("history read after %d of %d: %w", pos, upTo, cmp.Or(err, ctx.Err()))
 				h.log.Warn("cannot backfill room feed", "room", r.name, "from", pos, "to", upTo, "err", err)
@@ -517,13 +520,13 @@ func (h *Hub) backfill(ctx context.Context, r *room, upTo uint64) error {
 			}
 			continue
 		}
-		for _, m := range msgs {
-			if m.Seq > upTo {
+		for _, it := range items {
+			if it.Seq > upTo {
 				// upTo itself is gone (retention); nothing more to fill.
 				r.skipTo(upTo)
 				return nil
 			}
-			r.fanOut(m.Seq, h.encode(m))
+			r.fanOut(it.Frame)
 			read++
 		}
 	}

@@ -75,7 +75,7 @@ func newHubRig(t *testing.T, slowRoom string) *hubRig {
 	nc, h := nodetest.StartHistory(t)
 	slow := &slowHistory{History: h, room: slowRoom, gate: make(chan struct{}), reading: make(chan string, 16)}
 	encode := func(m broker.Message) []byte { return []byte(m.Text) }
-	hb := delivery.NewHub(nc, slow, encode, delivery.HubOptions{CatchUpTimeout: 3 * time.Second, ActivateTimeout: 2 * wait})
+	hb := delivery.NewHub(nc, delivery.RoomFeed(slow, encode), delivery.HubOptions{CatchUpTimeout: 3 * time.Second, ActivateTimeout: 2 * wait})
 	t.Cleanup(func() {
 		select {
 		case <-slow.gate:

@@ -35,7 +35,7 @@ func newLoopRig(t *testing.T, o delivery.LoopOptions) *loopRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &loopRig{hub: delivery.NewHub(nc, h, encode, delivery.HubOptions{}), history: h, loop: l}
+	r := &loopRig{hub: delivery.NewHub(nc, delivery.RoomFeed(h, encode), delivery.HubOptions{}), history: h, loop: l}
 	t.Cleanup(func() {
 		r.hub.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), wait)

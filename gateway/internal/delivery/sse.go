@@ -10,10 +10,13 @@ import (
 	"time"
 )
 
-// setSSEHeaders sets the response headers of an event stream.
+// setSSEHeaders sets the response headers of an event stream (a
+// Cache-Control the caller set is kept).
 func setSSEHeaders(h http.Header) {
 	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
+	if h.Get("Cache-Control") == "" {
+		h.Set("Cache-Control", "no-cache")
+	}
 	h.Set("X-Accel-Buffering", "no")
 	h.Set("Connection", "keep-alive")
 }
