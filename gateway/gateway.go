@@ -24,6 +24,7 @@ import (
 	"github.com/chatscalable/chatscalable/gateway/internal/defaults"
 	"github.com/chatscalable/chatscalable/gateway/internal/delivery"
 	"github.com/chatscalable/chatscalable/gateway/internal/limits"
+	"github.com/chatscalable/chatscalable/gateway/internal/mercure"
 	"github.com/chatscalable/chatscalable/gateway/internal/metrics"
 	"github.com/chatscalable/chatscalable/gateway/internal/privacy"
 	"github.com/chatscalable/chatscalable/gateway/internal/report"
@@ -43,10 +44,16 @@ type Gateway struct {
 	reporter *report.Reporter
 	auth     *auth.Verifier // nil with --auth off
 	privacy  *privacy.Rooms // the rooms an admin made private
-	srv      *http.Server
-	ln       *connlimit.Listener
-	admin    *http.Server // nil without --admin-addr
-	adminURL string
+	// The Mercure hub (nil unless Options.Mercure.Enabled): its store,
+	// the stream's epoch (0 until ensured), its key verifier.
+	mercure      *mercure.Hub
+	mercureStore *broker.Mercure
+	mercureEpoch atomic.Uint64
+	mercureKeys  *auth.Verifier
+	srv          *http.Server
+	ln           *connlimit.Listener
+	admin        *http.Server // nil without --admin-addr
+	adminURL     string
 
 	servicesMu sync.Mutex     // guards services and servicesUp
 	services   []func() error // stop the in-process services that started
@@ -101,6 +108,12 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 		g.abort()
 		return nil, err
 	}
+	if o.Mercure.Enabled {
+		if g.mercureStore, err = broker.NewMercure(g.nc); err != nil {
+			g.abort()
+			return nil, err
+		}
+	}
 	if g.node != nil && !g.node.Clustered() {
 		// A standalone node can store history at once; a mesh needs its
 		// JetStream cluster to form first, which keepHistory waits for.
@@ -145,6 +158,14 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 	} else {
 		g.log.Warn("auth is off: anyone who reaches this gateway may publish and listen as any user (--auth jwt turns it on)")
 	}
+	var mercureHandler http.Handler
+	if o.Mercure.Enabled {
+		if err := g.startMercure(ctx); err != nil {
+			g.abort()
+			return nil, err
+		}
+		mercureHandler = g.mercure
+	}
 	a, err := api.New(api.Config{
 		Node:            o.NodeName,
 		Version:         o.Version,
@@ -159,6 +180,7 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 		CORSOrigins:     o.CORSOrigins,
 		PrivateRooms:    o.PrivateRooms,
 		AdminPrivate:    g.privacy.Private,
+		Mercure:         mercureHandler,
 		TokenURL:        o.AuthTokenURL,
 		SignInURL:       o.AuthSignInURL,
 		Admin:           o.AdminAddr != "",
@@ -351,6 +373,23 @@ func (g *Gateway) ensureHistory(parent context.Context) error {
 		g.log.Warn("history stream was recreated", "old_epoch", old, "epoch", epoch)
 		if g.delivery != nil {
 			g.delivery.Reset()
+		}
+	}
+	if g.mercureStore != nil {
+		ctx, cancel := step()
+		epoch, err := g.mercureStore.Ensure(ctx, broker.MercureConfig{
+			MaxAge: g.opts.Mercure.MaxAge, MaxMsgs: g.opts.Mercure.MaxMsgs, MaxBytes: g.opts.Mercure.MaxBytes,
+			Replicas: g.opts.Mercure.Replicas, ClusterSize: cfg.ClusterSize,
+		})
+		cancel()
+		if err != nil {
+			return err
+		}
+		if old := g.mercureEpoch.Swap(epoch); old != 0 && old != epoch {
+			g.log.Warn("mercure stream was recreated", "old_epoch", old, "epoch", epoch)
+			if g.mercure != nil {
+				g.mercure.Reset()
+			}
 		}
 	}
 	// Rooms made private through the directory are refused until known.
@@ -564,6 +603,9 @@ func (g *Gateway) stopBackground() {
 		g.wg.Wait()
 	}
 	g.privacy.Stop()
+	if g.mercureKeys != nil {
+		g.mercureKeys.Close()
+	}
 }
 
 // closeBus drains the NATS connection, waiting for it until ctx ends, and
@@ -598,4 +640,44 @@ func (g *Gateway) abort() {
 		_ = g.delivery.Shutdown(ctx)
 	}
 	_ = g.closeBus(ctx)
+}
+
+// startMercure makes the Mercure hub: its key verifier and its hub in the
+// gateway's delivery (its store is made before the history is first
+// ensured, which ensures the Mercure stream too).
+func (g *Gateway) startMercure(ctx context.Context) error {
+	o := g.opts.Mercure
+	var err error
+	if o.keyed() {
+		keys := o.Keys
+		keys.ExpOptional = true // Mercure tokens need not expire
+		if g.mercureKeys, err = auth.New(ctx, keys); err != nil {
+			return fmt.Errorf("mercure keys: %w", err)
+		}
+	} else {
+		g.log.Warn("mercure has no key (--mercure-jwt-secret-file, --mercure-jwt-key-file or --mercure-jwks-url): nobody may publish")
+	}
+	g.mercure = mercure.New(mercure.Config{
+		NC:             g.nc,
+		Store:          g.mercureStore,
+		Delivery:       g.delivery,
+		Epoch:          g.mercureEpoch.Load,
+		Ready:          g.mercureReady,
+		Keys:           g.mercureKeys,
+		Anonymous:      o.Anonymous,
+		Cookie:         o.Cookie,
+		PublishOrigins: o.PublishOrigins,
+		MaxReplay:      o.MaxReplay,
+		Log:            g.log.With("component", "mercure"),
+	})
+	return nil
+}
+
+// mercureReady returns nil while the gateway is ready and the Mercure
+// stream has been ensured.
+func (g *Gateway) mercureReady() error {
+	if g.mercureEpoch.Load() == 0 {
+		return errors.New("the Mercure stream is not ready")
+	}
+	return g.Ready()
 }

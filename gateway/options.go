@@ -119,6 +119,9 @@ type Options struct {
 	// subscribe grant for the room can see; for anyone else they do not
 	// exist (404, left out of the directory). With auth off nobody can.
 	PrivateRooms []string
+	// Mercure, when Enabled, serves a Mercure hub at /.well-known/mercure
+	// (package mercure), its updates stored in the CHAT_MERCURE stream.
+	Mercure MercureOptions
 	// Version is reported by /node.
 	Version string
 	// Logger receives the gateway's logs; nil discards them.
@@ -160,6 +163,34 @@ const (
 	// AuthJWT requires a JSON Web Token on every chat request.
 	AuthJWT AuthMode = "jwt"
 )
+
+// MercureOptions configure the Mercure hub.
+type MercureOptions struct {
+	Enabled bool
+	// Keys verify publishers' and subscribers' tokens (exactly one of
+	// SecretFile, KeyFile and JWKSURL; tokens need no exp). Without a key
+	// nobody may publish.
+	Keys AuthOptions
+	// Anonymous lets subscribers without a token receive public updates.
+	Anonymous bool
+	// Cookie is the cookie that may carry a token (default
+	// mercureAuthorization); PublishOrigins may publish with it ("*": any).
+	Cookie         string
+	PublishOrigins []string
+	// MaxAge, MaxMsgs and MaxBytes bound the updates kept for resuming
+	// (defaults 168h, 1,000,000 and 1 GiB); Replicas as History's.
+	MaxAge            time.Duration
+	MaxMsgs, MaxBytes int64
+	Replicas          int
+	// MaxReplay bounds the updates one connection replays (default 1000);
+	// the client then resumes from the last one.
+	MaxReplay int
+}
+
+// keyed reports whether a key is configured.
+func (m MercureOptions) keyed() bool {
+	return m.Keys.SecretFile != "" || m.Keys.KeyFile != "" || m.Keys.JWKSURL != ""
+}
 
 // AuthOptions are the keys and checks of AuthJWT: exactly one of
 // SecretFile (HS256), KeyFile (a PEM public key) and JWKSURL; Issuer and
@@ -210,6 +241,8 @@ func (o *Options) setBaseline() {
 	orDefault(&o.History.MaxMsgsPerRoom, defaults.HistoryMaxMsgs)
 	orDefault(&o.History.MaxAge, defaults.HistoryMaxAge)
 	orDefault(&o.MaxReplay, defaults.MaxReplay)
+	orDefault(&o.Mercure.Cookie, defaults.MercureCookie)
+	orDefault(&o.Mercure.MaxReplay, defaults.MercureMaxReplay)
 	orDefault(&o.ClientQueue, defaults.ClientQueue)
 	orDefault(&o.ClientBuffer, defaults.ClientBuffer)
 	orDefault(&o.WriteTimeout, defaults.WriteTimeout)

@@ -84,8 +84,25 @@ func Open(t testing.TB, url string, header http.Header, opts ...Option) *Stream 
 	return s
 }
 
+// OpenBare opens a stream that does not start with a retry field (a
+// Mercure hub's): it returns once the response headers have arrived,
+// which the gateway sends after the subscriber has joined its feed.
+func OpenBare(t testing.TB, url string, header http.Header) *Stream {
+	t.Helper()
+	s, err := dial(url, header, false)
+	if err != nil {
+		t.Fatalf("open stream %s: %v", url, err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
 // Dial is Open without a test: it returns an error instead of failing.
 func Dial(url string, header http.Header, opts ...Option) (*Stream, error) {
+	return dial(url, header, true, opts...)
+}
+
+func dial(url string, header http.Header, retryFirst bool, opts ...Option) (*Stream, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -114,6 +131,9 @@ func Dial(url string, header http.Header, opts ...Option) (*Stream, error) {
 	s := &Stream{Resp: resp, events: make(chan Event, 1<<16), cancel: cancel, client: client}
 	s.cond = sync.NewCond(&s.mu)
 	go s.read()
+	if !retryFirst {
+		return s, nil
+	}
 	select {
 	case ev, ok := <-s.events:
 		if !ok || ev.Retry == "" {

@@ -98,6 +98,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 	fs.String(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.String(&c.PprofListen, "pprof-listen", "", "address of a pprof listener for profiling, e.g. 127.0.0.1:6060 (empty: off)")
 	addNATSSecurityFlags(fs, &c.Options)
+	mercureOrigins := addMercureFlags(fs, &c.Mercure)
 	fs.Usage = func() {
 		fmt.Fprintf(out, "chat-gateway serves the ChatScalable HTTP API and chat page on a NATS bus.\n\nUsage: chat-gateway [flags]\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -114,6 +115,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 	c.ClusterRoutes = envflag.SplitList(routes)
 	c.AllowedOrigins, c.CORSOrigins = envflag.SplitList(allowedOrigins), envflag.SplitList(corsOrigins)
 	c.PrivateRooms = envflag.SplitList(privateRooms)
+	c.Mercure.PublishOrigins = envflag.SplitList(*mercureOrigins)
 	return c, c.validate()
 }
 

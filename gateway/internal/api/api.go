@@ -21,6 +21,7 @@ import (
 	"github.com/chatscalable/chatscalable/gateway/internal/defaults"
 	"github.com/chatscalable/chatscalable/gateway/internal/delivery"
 	"github.com/chatscalable/chatscalable/gateway/internal/limits"
+	"github.com/chatscalable/chatscalable/gateway/internal/mercure"
 	"github.com/chatscalable/chatscalable/gateway/internal/metrics"
 	"github.com/chatscalable/chatscalable/web"
 	"github.com/gorilla/mux"
@@ -66,6 +67,8 @@ type Config struct {
 	// SignInURL is where the chat page links a browser that is not
 	// signed in (with auth on).
 	SignInURL string
+	// Mercure, if set, is the Mercure hub, served at /.well-known/mercure.
+	Mercure http.Handler
 	// PrivateRooms are room patterns (path.Match) that only a token with a
 	// subscribe grant for the room can see: everyone else gets 404 for
 	// them, and the directory omits them.
@@ -143,9 +146,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = defaults.WriteTimeout
 	}
-	o, err := newOrigins(cfg.AllowedOrigins, cfg.CORSOrigins, cfg.Auth != nil && cfg.Auth.Cookie() != "")
+	o, err := newOrigins(cfg.AllowedOrigins, cfg.CORSOrigins, cfg.Auth != nil && cfg.Auth.Cookie() != "" || cfg.Mercure != nil)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Mercure != nil {
+		// Mercure publishers on other sites are legitimate (with a token
+		// in a header); one authorized by the cookie must come from a
+		// --mercure-publish-origins origin, which the hub checks itself.
+		o.csrf.AddInsecureBypassPattern("POST " + mercure.Path)
 	}
 	s := &Server{cfg: cfg, router: mux.NewRouter(), origins: o, csp: pagePolicy(cfg.TokenURL)}
 	r := s.router
@@ -170,6 +179,14 @@ func New(cfg Config) (*Server, error) {
 	r.HandleFunc("/rooms/{room}", s.getRoom).Methods(http.MethodGet)
 	r.HandleFunc("/rooms/{room}", s.putRoom).Methods(http.MethodPut)
 	r.HandleFunc("/rooms/{room}/members", s.members).Methods(http.MethodGet)
+	if cfg.Mercure != nil {
+		r.PathPrefix(mercure.Path).HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if d := detacher(r); d != nil {
+				r = r.WithContext(delivery.WithDetach(r.Context(), d))
+			}
+			cfg.Mercure.ServeHTTP(w, r)
+		})
+	}
 	r.Use(nameRoute)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no such route: "+r.URL.Path)
@@ -284,6 +301,20 @@ type routeName struct {
 	name       string
 	handedOver bool
 	done       func(ctx context.Context, status int, bytes int64)
+}
+
+// detacher returns the Detach of a stream served for r: a stream the loop
+// writes outlives its handler, so its one log line and its duration are
+// written when it ends. nil outside ServeHTTP.
+func detacher(r *http.Request) func() func() {
+	route, _ := r.Context().Value(routeKey{}).(*routeName)
+	if route == nil {
+		return nil
+	}
+	return func() func() {
+		route.handedOver = true
+		return func() { route.done(context.Background(), http.StatusOK, 0) }
+	}
 }
 
 // nameRoute records the matched route's template.

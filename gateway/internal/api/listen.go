@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -85,14 +84,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, room string) {
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
 		return
 	}
-	if route, _ := r.Context().Value(routeKey{}).(*routeName); route != nil {
-		// A stream the loop writes outlives this handler: its one log
-		// line and its duration are written when it ends.
-		req.Detach = func() func() {
-			route.handedOver = true
-			return func() { route.done(context.Background(), http.StatusOK, 0) }
-		}
-	}
+	req.Detach = detacher(r)
 	err := s.cfg.Delivery.Serve(w, r, req)
 	if err != nil && req.Release != nil {
 		req.Release() // the stream never started

@@ -51,11 +51,11 @@ func (o *origins) corsHeaders(w http.ResponseWriter, r *http.Request) (answered 
 		h.Set("Access-Control-Allow-Credentials", "true")
 	}
 	if r.Method != http.MethodOptions || r.Header.Get("Access-Control-Request-Method") == "" {
-		h.Set("Access-Control-Expose-Headers", "X-Chat-Node, Retry-After, Idempotent-Replayed, WWW-Authenticate")
+		h.Set("Access-Control-Expose-Headers", "X-Chat-Node, Retry-After, Idempotent-Replayed, WWW-Authenticate, Last-Event-ID")
 		return false
 	}
 	h.Set("Access-Control-Allow-Methods", "GET, POST, PUT")
-	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Idempotency-Key, Last-Event-ID")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Cache-Control, Content-Type, Idempotency-Key, Last-Event-ID")
 	h.Set("Access-Control-Max-Age", "600")
 	w.WriteHeader(http.StatusNoContent)
 	return true

@@ -58,6 +58,9 @@ type Options struct {
 	QueryToken bool
 	// Leeway is the clock skew allowed on exp and nbf.
 	Leeway time.Duration
+	// ExpOptional accepts tokens without exp (Mercure's; a chat token
+	// must expire).
+	ExpOptional bool
 }
 
 // Grants is the chat claim: what a user may do.
@@ -169,8 +172,11 @@ func New(ctx context.Context, o Options) (*Verifier, error) {
 		methods = asymmetric
 		v.keyfunc, v.stop = k.Keyfunc, cancel
 	}
-	popts := []jwt.ParserOption{jwt.WithValidMethods(methods), jwt.WithExpirationRequired(), jwt.WithLeeway(o.Leeway),
+	popts := []jwt.ParserOption{jwt.WithValidMethods(methods), jwt.WithLeeway(o.Leeway),
 		jwt.WithTimeFunc(func() time.Time { return v.now() })}
+	if !o.ExpOptional {
+		popts = append(popts, jwt.WithExpirationRequired())
+	}
 	if o.Issuer != "" {
 		popts = append(popts, jwt.WithIssuer(o.Issuer))
 	}
@@ -234,19 +240,33 @@ func (v *Verifier) Verify(token string) (*Identity, error) {
 		return id, nil
 	}
 	var c Claims
-	if _, err := v.parser.ParseWithClaims(token, &c, v.keyfunc); err != nil {
-		why := reason(err)
-		if errors.Is(err, jwt.ErrTokenSignatureInvalid) && !v.accepts(token) {
-			why = "signed with an algorithm this gateway does not accept"
-		}
-		return nil, fmt.Errorf("%w: %s", ErrInvalidToken, why)
+	if err := v.VerifyClaims(token, &c); err != nil {
+		return nil, err
 	}
 	if c.Subject == "" {
 		return nil, fmt.Errorf("%w: no sub claim", ErrInvalidToken)
 	}
+	if c.ExpiresAt == nil {
+		return nil, fmt.Errorf("%w: a required claim is missing (exp)", ErrInvalidToken)
+	}
 	id := &Identity{User: c.Subject, Grants: c.Chat, Expires: c.ExpiresAt.Time}
 	v.cache.put(token, *id, now, id.Expires.Add(v.opts.Leeway))
 	return id, nil
+}
+
+// VerifyClaims checks a token's signature, algorithm and time, issuer
+// and audience like Verify, and decodes its claims into claims (another
+// protocol's claims, such as Mercure's). It does not use the cache of
+// verified tokens.
+func (v *Verifier) VerifyClaims(token string, claims jwt.Claims) error {
+	if _, err := v.parser.ParseWithClaims(token, claims, v.keyfunc); err != nil {
+		why := reason(err)
+		if errors.Is(err, jwt.ErrTokenSignatureInvalid) && !v.accepts(token) {
+			why = "signed with an algorithm this gateway does not accept"
+		}
+		return fmt.Errorf("%w: %s", ErrInvalidToken, why)
+	}
+	return nil
 }
 
 // accepts reports whether the token's alg header names an algorithm of

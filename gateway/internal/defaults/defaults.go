@@ -64,4 +64,9 @@ const (
 	// ActivateTimeout bounds subscribing to a room and learning its
 	// position.
 	ActivateTimeout = 5 * time.Second
+	// MercureCookie is the cookie that may carry a Mercure token, as on
+	// a Mercure hub.
+	MercureCookie = "mercureAuthorization"
+	// MercureMaxReplay bounds the updates one Mercure connection replays.
+	MercureMaxReplay = 1000
 )
