@@ -44,6 +44,10 @@ const (
 	HeaderMercurePrivate = "Mercure-Private"
 	HeaderMercureTime    = "Mercure-Time"
 
+	// MercureSubscriptionsSubject asks every gateway with a Mercure hub
+	// for its subscribers; each answers with a JSON list of them.
+	MercureSubscriptionsSubject = "chat.mercure.subscriptions"
+
 	// hubIDToken is the id token of an update whose id the hub assigns.
 	hubIDToken = "h"
 )

@@ -668,6 +668,7 @@ func (g *Gateway) startMercure(ctx context.Context) error {
 		Cookie:         o.Cookie,
 		PublishOrigins: o.PublishOrigins,
 		MaxReplay:      o.MaxReplay,
+		Subscriptions:  o.Subscriptions,
 		Log:            g.log.With("component", "mercure"),
 	})
 	return nil

@@ -185,6 +185,9 @@ type MercureOptions struct {
 	// MaxReplay bounds the updates one connection replays (default 1000);
 	// the client then resumes from the last one.
 	MaxReplay int
+	// Subscriptions turns on subscription events and the subscriptions
+	// API, cluster-wide.
+	Subscriptions bool
 }
 
 // keyed reports whether a key is configured.

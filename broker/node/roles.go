@@ -69,8 +69,10 @@ func (r Role) permissions() (*server.Permissions, error) {
 			// Flow control of the ordered consumer that watches the
 			// private rooms in the settings bucket.
 			"$JS.FC." + settings + ".>",
-			// The Mercure hub's updates (stored through JetStream).
+			// The Mercure hub's updates (stored through JetStream), and
+			// the question for every gateway's subscribers.
 			broker.MercureSubjectPrefix + "*.*",
+			broker.MercureSubscriptionsSubject,
 		}, jsAPI(
 			"STREAM.INFO."+rooms, "STREAM.CREATE."+rooms, "STREAM.UPDATE."+rooms,
 			"DIRECT.GET."+rooms,
@@ -84,10 +86,14 @@ func (r Role) permissions() (*server.Permissions, error) {
 		sub = []string{
 			broker.LiveSubjectPrefix + "*",
 			broker.MercureLivePrefix + "*.*",
+			broker.MercureSubscriptionsSubject,
 			broker.PresenceEventPrefix + "*",
 			broker.PresenceSyncSubject,
 			broker.GatewayInboxPrefix + ".>",
 		}
+		// A gateway answers another's question for its Mercure
+		// subscribers, once.
+		responses = &server.ResponsePermission{MaxMsgs: 1}
 	case RoleService:
 		presence, kv := broker.PresenceStream, "KV_"+broker.RoomTopicsBucket
 		pub = append([]string{

@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,7 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/chatscalable/chatscalable/broker/node/nodetest"
 	"github.com/chatscalable/chatscalable/e2e/ssetest"
 	"github.com/chatscalable/chatscalable/gateway"
 	"github.com/golang-jwt/jwt/v5"
@@ -319,4 +322,104 @@ func TestMercurePublishBodyIsTheID(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(b), "urn:uuid:") || strings.ContainsAny(string(b), "\n{") {
 		t.Fatalf("%d %q", resp.StatusCode, b)
 	}
+}
+
+// With --mercure-subscriptions: a subscriber's connection and
+// disconnection publish private subscription events (JSON-LD, one per
+// selector) that a subscriber of the subscriptions topic with a matching
+// claim receives, and the subscriptions API lists the active
+// subscriptions of every gateway, in JSON-LD, to a token whose subscribe
+// claim matches the request URI.
+func TestMercureSubscriptions(t *testing.T) {
+	node := nodetest.StartNode(t)
+	secret := filepath.Join(t.TempDir(), "mercure.secret")
+	if err := os.WriteFile(secret, []byte(mercureSecret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	on := func(o *gateway.Options) {
+		o.Mercure = gateway.MercureOptions{Enabled: true, Keys: gateway.AuthOptions{SecretFile: secret}, Anonymous: true, Subscriptions: true}
+	}
+	a := startGateway(t, "gw-subs-a", node.ClientURL(), on)
+	b := startGateway(t, "gw-subs-b", node.ClientURL(), on)
+	admin := mercureToken(t, mercureSecret, map[string]any{"subscribe": []string{"/.well-known/mercure/subscriptions{/topic}{/subscriber}"}})
+	watcher := ssetest.OpenBare(t, subscribeURL(a.URL(), "/.well-known/mercure/subscriptions{/topic}{/subscriber}"), http.Header{"Authorization": {"Bearer " + admin}})
+
+	// A subscriber on gateway b, with a payload in its token.
+	subTok := mercureToken(t, mercureSecret, map[string]any{"subscribe": []string{"*"}, "payload": map[string]any{"user": "ana"}})
+	books := "https://example.com/books/{id}"
+	s := ssetest.OpenBare(t, subscribeURL(b.URL(), books), http.Header{"Authorization": {"Bearer " + subTok}})
+	ev := nextUpdate(t, watcher)
+	var doc struct {
+		Context    string         `json:"@context"`
+		ID         string         `json:"id"`
+		Type       string         `json:"type"`
+		Subscriber string         `json:"subscriber"`
+		Topic      string         `json:"topic"`
+		Active     bool           `json:"active"`
+		Payload    map[string]any `json:"payload"`
+	}
+	if err := json.Unmarshal([]byte(ev.Data), &doc); err != nil || !doc.Active || doc.Topic != books || doc.Type != "Subscription" ||
+		doc.Context != "https://mercure.rocks/" || !strings.HasPrefix(doc.Subscriber, "urn:uuid:") || doc.Payload["user"] != "ana" ||
+		doc.ID != "/.well-known/mercure/subscriptions/"+url.QueryEscape(books)+"/"+url.QueryEscape(doc.Subscriber) {
+		t.Fatalf("subscription event = %+v (%v) from %q", doc, err, ev.Data)
+	}
+
+	// The API, asked on gateway a, lists the subscriber of gateway b.
+	api := func(path, tok string) response {
+		t.Helper()
+		return do(t, http.MethodGet, a.URL()+path, "", nil, map[string]string{"Authorization": "Bearer " + tok})
+	}
+	r := api("/.well-known/mercure/subscriptions", admin)
+	var list struct {
+		Context       string `json:"@context"`
+		Type          string `json:"type"`
+		LastEventID   string `json:"lastEventID"`
+		Subscriptions []struct {
+			ID, Subscriber, Topic string
+			Active                bool
+		} `json:"subscriptions"`
+	}
+	if err := json.Unmarshal(r.body, &list); r.status != http.StatusOK || err != nil || r.header.Get("Content-Type") != "application/ld+json" ||
+		list.Type != "Subscriptions" || !strings.HasPrefix(list.LastEventID, "urn:uuid:") {
+		t.Fatalf("subscriptions: %d %s", r.status, r.body)
+	}
+	found := false
+	for _, sub := range list.Subscriptions {
+		found = found || sub.Subscriber == doc.Subscriber && sub.Topic == books && sub.Active && sub.ID == doc.ID
+	}
+	if !found {
+		t.Fatalf("the subscriber on gateway b is not listed: %s", r.body)
+	}
+	if r := api(doc.ID, admin); r.status != http.StatusOK || !strings.Contains(string(r.body), `"lastEventID"`) || !strings.Contains(string(r.body), doc.Subscriber) {
+		t.Fatalf("one subscription: %d %s", r.status, r.body)
+	}
+	if r := api("/.well-known/mercure/subscriptions/"+url.QueryEscape(books), admin); r.status != http.StatusOK || !strings.Contains(string(r.body), doc.Subscriber) {
+		t.Fatalf("a selector's subscriptions: %d %s", r.status, r.body)
+	}
+	if r := api("/.well-known/mercure/subscriptions/"+url.QueryEscape(books)+"/urn%3Auuid%3Anobody", admin); r.status != http.StatusNotFound {
+		t.Fatalf("an unknown subscription: %d %s", r.status, r.body)
+	}
+	if r := api("/.well-known/mercure/subscriptions", subTok); r.status != http.StatusOK {
+		t.Fatalf("a subscribe claim of * may list: %d", r.status)
+	}
+	narrow := mercureToken(t, mercureSecret, map[string]any{"subscribe": []string{"https://example.com/books/{id}"}})
+	if r := api("/.well-known/mercure/subscriptions", narrow); r.status != http.StatusUnauthorized {
+		t.Fatalf("a claim not matching the API's URI: %d %s", r.status, r.body)
+	}
+	if r := do(t, http.MethodGet, a.URL()+"/.well-known/mercure/subscriptions", "", nil, nil); r.status != http.StatusUnauthorized {
+		t.Fatalf("no token: %d", r.status)
+	}
+
+	// Disconnecting publishes the inactive event, and the API forgets it.
+	s.Close()
+	ev = nextUpdate(t, watcher)
+	if err := json.Unmarshal([]byte(ev.Data), &doc); err != nil || doc.Active {
+		t.Fatalf("the disconnection event = %+v, %v", doc, err)
+	}
+	nodetest.CheckFor(t, wait, 20*time.Millisecond, func() error {
+		if r := api(doc.ID, admin); r.status != http.StatusNotFound {
+			return fmt.Errorf("the closed subscription still answers %d", r.status)
+		}
+		return nil
+	})
 }

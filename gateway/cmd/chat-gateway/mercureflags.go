@@ -24,6 +24,7 @@ func addMercureFlags(fs *envflag.Set, o *gateway.MercureOptions) *string {
 	fs.Duration(&o.MaxAge, "mercure-max-age", 0, "with --mercure: how long updates are kept for resuming (0: 168h)")
 	fs.Int64(&o.MaxMsgs, "mercure-max-msgs", 0, "with --mercure: most updates kept for resuming, the oldest dropped first (0: 1,000,000)")
 	fs.Int64(&o.MaxBytes, "mercure-max-bytes", 0, "with --mercure: most bytes of updates kept (0: 1 GiB)")
+	fs.Bool(&o.Subscriptions, "mercure-subscriptions", false, "with --mercure: publish subscription events and serve the subscriptions API (/.well-known/mercure/subscriptions), cluster-wide")
 	fs.Int(&o.MaxReplay, "mercure-max-replay", o.MaxReplay, "with --mercure: most updates replayed on one connection; the client then resumes from the last")
 	return &origins
 }

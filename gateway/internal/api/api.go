@@ -158,6 +158,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, router: mux.NewRouter(), origins: o, csp: pagePolicy(cfg.TokenURL)}
 	r := s.router
+	// Paths are matched as sent: a Mercure subscription's path holds an
+	// escaped URL (%2F%2F), which cleaning would turn into a redirect.
+	r.SkipClean(true)
 	r.HandleFunc("/", s.index).Methods(http.MethodGet, http.MethodHead)
 	r.PathPrefix("/static/").HandlerFunc(s.static).Methods(http.MethodGet, http.MethodHead)
 	if cfg.Admin {

@@ -16,6 +16,7 @@ package mercure
 import (
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
@@ -57,17 +58,21 @@ type Config struct {
 	MaxReplay int
 	// MaxUpdateBytes bounds a publish's body.
 	MaxUpdateBytes int64
+	// Subscriptions turns on subscription events and the subscriptions
+	// API (subscriptions.go), as Mercure's subscriptions directive does.
+	Subscriptions bool
 	// Heartbeat and write limits are the gateway's (delivery).
 	Log *slog.Logger
 }
 
 // Hub serves /.well-known/mercure.
 type Hub struct {
-	cfg     Config
-	hub     *delivery.Hub
-	filters filters
-	feed    feed
-	now     func() time.Time
+	cfg      Config
+	hub      *delivery.Hub
+	filters  filters
+	feed     feed
+	registry registry
+	now      func() time.Time
 }
 
 // New returns a Hub whose subscribers are served by cfg.Delivery.
@@ -86,6 +91,12 @@ func New(cfg Config) *Hub {
 	}
 	h := &Hub{cfg: cfg, feed: feed{store: cfg.Store, epoch: cfg.Epoch}, now: time.Now}
 	h.hub = cfg.Delivery.AddHub(cfg.NC, h.feed, delivery.HubOptions{Log: cfg.Log})
+	if cfg.Subscriptions {
+		// The answers stop when the gateway drains its connection.
+		if _, err := h.StartSubscriptions(); err != nil {
+			cfg.Log.Warn("mercure subscriptions: cannot answer other gateways", "err", err)
+		}
+	}
 	return h
 }
 
@@ -93,6 +104,10 @@ func New(cfg Config) *Hub {
 // publishes.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != Path {
+		if h.cfg.Subscriptions && (r.URL.Path == subscriptionsPath || strings.HasPrefix(r.URL.Path, subscriptionsPath+"/")) {
+			h.serveSubscriptions(w, r)
+			return
+		}
 		http.NotFound(w, r)
 		return
 	}

@@ -77,6 +77,21 @@ func (h *Hub) subscribe(w http.ResponseWriter, r *http.Request) {
 	f, put := h.filters.get(selectors, allowed)
 	var once sync.Once
 	release := func() { once.Do(put) }
+	if h.cfg.Subscriptions {
+		s := subscriber{ID: newSubscriberID(), Topics: selectors}
+		if claims != nil {
+			s.Payload = claims.Mercure.Payload
+		}
+		h.registry.add(s)
+		h.announce(s, true)
+		release = func() {
+			once.Do(func() {
+				put()
+				h.registry.remove(s.ID)
+				h.announce(s, false)
+			})
+		}
+	}
 	req := delivery.FeedRequest{
 		Hub:         h.hub,
 		Room:        room,
