@@ -423,3 +423,38 @@ func TestMercureSubscriptions(t *testing.T) {
 		return nil
 	})
 }
+
+// Publishers' and subscribers' tokens may be RS256 with a public key file
+// (--mercure-jwt-key-file); the key pins the algorithm, so an HS256 token
+// signed with the public key is refused, and so is an expired token.
+func TestMercureRSAKey(t *testing.T) {
+	iss := newIssuer(t)
+	g := startGateway(t, "gw-mercure-rsa", "", func(o *gateway.Options) {
+		o.Mercure = gateway.MercureOptions{Enabled: true, Keys: gateway.AuthOptions{KeyFile: iss.file}}
+	})
+	sign := func(method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
+		t.Helper()
+		tok, err := jwt.NewWithClaims(method, claims).SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	all := map[string]any{"publish": []string{"*"}, "subscribe": []string{"*"}}
+	good := sign(jwt.SigningMethodRS256, iss.key, jwt.MapClaims{"mercure": all})
+	s := ssetest.OpenBare(t, subscribeURL(g.URL(), "*"), http.Header{"Authorization": {"Bearer " + good}})
+	for name, tok := range map[string]string{
+		"HS256 with the public key": sign(jwt.SigningMethodHS256, iss.pubPEM, jwt.MapClaims{"mercure": all}),
+		"expired":                   sign(jwt.SigningMethodRS256, iss.key, jwt.MapClaims{"mercure": all, "exp": time.Now().Add(-time.Minute).Unix()}),
+	} {
+		if r := mercurePublish(t, g.URL(), tok, url.Values{"topic": {"x"}, "data": {name}}, nil); r.status != http.StatusUnauthorized {
+			t.Errorf("publish with a token %s: %d %s", name, r.status, r.body)
+		}
+	}
+	if r := mercurePublish(t, g.URL(), good, url.Values{"topic": {"x"}, "data": {"signed with the RSA key"}, "private": {"on"}}, nil); r.status != http.StatusOK {
+		t.Fatalf("publish: %d %s", r.status, r.body)
+	}
+	if ev := nextUpdate(t, s); ev.Data != "signed with the RSA key" {
+		t.Fatalf("update = %+v", ev)
+	}
+}
