@@ -25,7 +25,8 @@ var transport = &http.Transport{
 }
 
 // subscriber counts the message events of one SSE stream; a probe also
-// measures each message's latency from the "ts" timestamp in its data.
+// measures each message's latency from the timestamp in its data (see
+// endpoint.stamp).
 type subscriber struct {
 	count atomic.Int64
 	mu    sync.Mutex
@@ -58,7 +59,7 @@ func (s *subscriber) subscribe(ctx context.Context, ep *endpoint, base string, p
 	ready(nil)
 	marker := ep.marker
 	if probe {
-		s.probe(r, marker)
+		s.probe(r, marker, ep.stamp)
 		return
 	}
 	// Count markers in raw blocks, carrying the tail over so a marker
@@ -84,7 +85,7 @@ func (s *subscriber) subscribe(ctx context.Context, ep *endpoint, base string, p
 	}
 }
 
-func (s *subscriber) probe(r *bufio.Reader, marker []byte) {
+func (s *subscriber) probe(r *bufio.Reader, marker, stamp []byte) {
 	for {
 		line, err := r.ReadSlice('\n')
 		if err != nil {
@@ -97,12 +98,12 @@ func (s *subscriber) probe(r *bufio.Reader, marker []byte) {
 		if !bytes.HasPrefix(line, []byte("data: ")) {
 			continue
 		}
-		i := bytes.Index(line, []byte(`"ts":"`))
+		i := bytes.Index(line, stamp)
 		if i < 0 {
 			continue
 		}
-		rest := line[i+6:]
-		j := bytes.IndexByte(rest, '"')
+		rest := line[i+len(stamp):]
+		j := bytes.IndexAny(rest, `" `)
 		if j < 0 {
 			continue
 		}

@@ -20,6 +20,12 @@ type endpoint struct {
 	// marker starts every message event of the stream and nothing else in
 	// it; subscribers count it.
 	marker []byte
+	// stamp precedes the RFC 3339 time a probe measures a message's
+	// latency from, ended by '"' or ' ': the envelope's "ts" (the gateway's
+	// clock when it accepted the publish), or the publisher's clock before
+	// it sent the request, at the start of a room message's text
+	// (--client-ts) or in a Mercure update's data.
+	stamp []byte
 	// auth is the Authorization header of every request ("": none).
 	auth string
 	// publish returns the request that publishes one message, its data
@@ -39,13 +45,22 @@ func (o options) endpoint() *endpoint {
 		return mercureEndpoint(o.topic, o.selector, text, o.bearer)
 	}
 	room, body := o.room, fmt.Sprintf(`{"user":"bench","text":%q}`, text)
+	stamp := `"ts":"`
+	if o.clientTS {
+		stamp = `"text":"`
+	}
 	return &endpoint{
 		eventsURL: func(base string) string { return strings.TrimRight(base, "/") + "/rooms/" + room + "/events" },
 		marker:    []byte("event: message\n"),
+		stamp:     []byte(stamp),
 		auth:      o.bearer,
-		publish: func(ctx context.Context, base string, _ time.Time) *http.Request {
+		publish: func(ctx context.Context, base string, now time.Time) *http.Request {
 			u := strings.TrimRight(base, "/") + "/rooms/" + room + "/messages"
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(body))
+			b := body
+			if o.clientTS {
+				b = `{"user":"bench","text":"` + now.UTC().Format(time.RFC3339Nano) + " " + text + `"}`
+			}
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(b))
 			req.Header.Set("Content-Type", "application/json")
 			if o.bearer != "" {
 				req.Header.Set("Authorization", o.bearer)
@@ -68,6 +83,7 @@ func mercureEndpoint(topic, selector, text, auth string) *endpoint {
 	return &endpoint{
 		eventsURL: func(base string) string { return strings.TrimRight(base, "/") + mercurePath + query },
 		marker:    []byte("id: "),
+		stamp:     []byte(`"ts":"`),
 		auth:      auth,
 		publish: func(ctx context.Context, base string, now time.Time) *http.Request {
 			body := head + url.QueryEscape(now.UTC().Format(time.RFC3339Nano)) + tail

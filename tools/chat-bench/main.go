@@ -94,6 +94,7 @@ type options struct {
 	// mercure goes through the Mercure hub: subscribers of selector,
 	// updates published to topic.
 	mercure                         bool
+	clientTS                        bool
 	topic, selector                 string
 	mercureTokenFile, mercureSecret string
 	// publishFirst publishes on the first URL only and listens on the
@@ -179,6 +180,7 @@ func parse(mode string, args []string, stderr io.Writer) (options, error) {
 	fs.Duration(&o.drain, "drain", 10*time.Second, "fanout: longest wait for the last deliveries")
 	fs.String(&o.tokenFile, "token-file", "", "file holding a token sent with every request, for a gateway with --auth jwt (its sub must be bench: the publisher posts as bench)")
 	fs.Bool(&o.mercure, "mercure", false, "go through the gateway's Mercure hub (/.well-known/mercure, chat-gateway --mercure) instead of a room")
+	fs.Bool(&o.clientTS, "client-ts", false, "fanout/latency: measure latency from the publisher's clock before it sends, put at the start of each message's text, not from the gateway's timestamp (a Mercure update always carries the publisher's)")
 	fs.String(&o.topic, "mercure-topic", "", "with --mercure: the topic updates are published to (default: https://chatscalable.example/bench/<room>)")
 	fs.String(&o.selector, "mercure-selector", "", "with --mercure: the topic selector subscribers ask for (default: the topic)")
 	fs.String(&o.mercureTokenFile, "mercure-token-file", "", "with --mercure: file holding the token sent with every request (its mercure.publish claim must cover the topic)")

@@ -89,6 +89,11 @@ func TestEveryModeAgainstATwoGatewayCluster(t *testing.T) {
 	if r.Published != 200 || r.Lost != 0 || r.Delivered != 200 || r.P50ms <= 0 {
 		t.Errorf("latency: %+v", r)
 	}
+	// Latency from the publisher's clock, carried in the text.
+	r = runBench("latency", "--urls", all, "--duration", "1s", "--client-ts")
+	if r.Published != 200 || r.Lost != 0 || r.Delivered != 200 || r.P50ms <= 0 {
+		t.Errorf("latency --client-ts: %+v", r)
+	}
 	// The test process is the gateway here: its CPU time is read.
 	r = runBench("publish", "--urls", urls[0], "--concurrency", "4", "--duration", "1s", "--pid", strconv.Itoa(os.Getpid()))
 	if r.Published == 0 || r.PublishesSec <= 0 || r.Errors != 0 || r.CPUPerOpUS <= 0 {
