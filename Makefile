@@ -40,7 +40,7 @@ SWARM_SECRETS := nats_gateway_password nats_service_password nats_reader_passwor
 	nats_cluster_password nats_tls_ca:ca.pem nats_tls_cert:node.pem nats_tls_key:node-key.pem \
 	jwt_secret signin_session_key
 
-.PHONY: bench bench-auth all build run cluster cluster-brokers tools test unit fuzz lint fmt clean images secrets compose-up compose-down stack-secrets stack-deploy stack-rm
+.PHONY: bench bench-auth bench-mercure all build run cluster cluster-brokers tools test unit fuzz lint fmt clean images secrets compose-up compose-down stack-secrets stack-deploy stack-rm
 
 all: build
 
@@ -122,6 +122,10 @@ bench: build
 ## bench-auth: what identities cost: publish and connect with --auth off, HS256 and RS256 tokens (RUNS=3)
 bench-auth: build
 	BIN=$(BIN) deployments/local/bench-auth.sh
+
+## bench-mercure: fan-out through the Mercure hub against fan-out through a room, alternated (RUNS=3, TOPOLOGY=single|mesh)
+bench-mercure: build
+	BIN=$(BIN) deployments/local/bench-mercure.sh
 
 ## tools: install natscli $(NATSCLI_VERSION), Caddy $(CADDY_VERSION) and golangci-lint $(GOLANGCI_VERSION) into tools/bin (used by the tests, `make images` and `make lint`)
 tools: $(NATSCLI) $(CADDY) $(GOLANGCI)

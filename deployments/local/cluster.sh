@@ -9,7 +9,9 @@
 #
 # Environment: BIN (binaries, default bin), DATA (data folder, default
 # data/cluster), HTTP_BASE (first HTTP port, default 8081), NATS_BASE (first
-# NATS client port, default 4221), ROUTE_BASE (first route port, default 6221).
+# NATS client port, default 4221), ROUTE_BASE (first route port, default 6221),
+# GATEWAY_FLAGS (more flags of every chat-gateway, split on spaces, e.g.
+# "--mercure --mercure-jwt-secret-file F").
 #
 # NATS credentials are made once in DATA/secrets (secrets.sh): the routes'
 # password for both; for the brokers also a password per role, which the
@@ -25,6 +27,8 @@ HTTP_BASE=${HTTP_BASE:-8081}
 NATS_BASE=${NATS_BASE:-4221}
 ROUTE_BASE=${ROUTE_BASE:-6221}
 MONITOR_BASE=${MONITOR_BASE:-8221}
+
+read -ra gateway_flags <<<"${GATEWAY_FLAGS:-}"
 
 pids=()
 stop() {
@@ -68,7 +72,7 @@ mesh)
 			--cluster-listen "127.0.0.1:$((ROUTE_BASE + i))" \
 			--cluster-routes "$routes" \
 			--cluster-password-file "$secrets/nats_cluster_password" \
-			--data-dir "$DATA/$name"
+			--data-dir "$DATA/$name" "${gateway_flags[@]}"
 	done
 	echo
 	echo "ChatScalable peer mesh of 3 gateway nodes:"
@@ -99,7 +103,7 @@ brokers)
 		start "$name" "$DATA/$name.log" "$BIN/chat-gateway" \
 			--node-name "$name" \
 			--http-addr "127.0.0.1:$((HTTP_BASE + i))" \
-			--nats-url "$urls" --nats-user gateway --nats-password-file "$secrets/nats_gateway_password"
+			--nats-url "$urls" --nats-user gateway --nats-password-file "$secrets/nats_gateway_password" "${gateway_flags[@]}"
 	done
 	# Two presence replicas (one announces, both answer) and one directory.
 	service=(--nats-url "$urls" --nats-user service --nats-password-file "$secrets/nats_service_password")

@@ -24,22 +24,22 @@ var transport = &http.Transport{
 	ReadBufferSize:      32 << 10,
 }
 
-var eventMarker = []byte("event: message\n")
-
 // subscriber counts the message events of one SSE stream; a probe also
-// measures each message's latency from its envelope timestamp.
+// measures each message's latency from the timestamp in its data (see
+// endpoint.stamp).
 type subscriber struct {
 	count atomic.Int64
 	mu    sync.Mutex
 	lat   []float64 // milliseconds, probes only
 }
 
-// subscribe opens an SSE stream and reads it until ctx ends; ready is
-// called once the stream is open (the gateway has registered it).
-func (s *subscriber) subscribe(ctx context.Context, url string, probe bool, ready func(error)) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if bearer != "" {
-		req.Header.Set("Authorization", bearer)
+// subscribe opens the SSE stream of ep at base and reads it until ctx
+// ends; ready is called once the stream is open (the gateway has
+// registered it: it joins before writing the stream's first line).
+func (s *subscriber) subscribe(ctx context.Context, ep *endpoint, base string, probe bool, ready func(error)) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ep.eventsURL(base), nil)
+	if ep.auth != "" {
+		req.Header.Set("Authorization", ep.auth)
 	}
 	resp, err := transport.RoundTrip(req)
 	if err == nil && resp.StatusCode != http.StatusOK {
@@ -52,13 +52,14 @@ func (s *subscriber) subscribe(ctx context.Context, url string, probe bool, read
 	}
 	defer func() { _ = resp.Body.Close() }()
 	r := bufio.NewReaderSize(resp.Body, 32<<10)
-	if _, err := r.ReadString('\n'); err != nil { // "retry: …"
+	if _, err := r.ReadString('\n'); err != nil { // "retry: …", or Mercure's ":"
 		ready(err)
 		return
 	}
 	ready(nil)
+	marker := ep.marker
 	if probe {
-		s.probe(r)
+		s.probe(r, marker, ep.stamp)
 		return
 	}
 	// Count markers in raw blocks, carrying the tail over so a marker
@@ -69,8 +70,8 @@ func (s *subscriber) subscribe(ctx context.Context, url string, probe bool, read
 		n, err := r.Read(buf[carry:])
 		if n > 0 {
 			block := buf[:carry+n]
-			s.count.Add(int64(bytes.Count(block, eventMarker)))
-			keep := min(len(eventMarker)-1, len(block))
+			s.count.Add(int64(bytes.Count(block, marker)))
+			keep := min(len(marker)-1, len(block))
 			// Drop whole markers from the carried tail so none is counted twice.
 			tail := block[len(block)-keep:]
 			if i := bytes.LastIndexByte(tail, '\n'); i >= 0 {
@@ -84,25 +85,25 @@ func (s *subscriber) subscribe(ctx context.Context, url string, probe bool, read
 	}
 }
 
-func (s *subscriber) probe(r *bufio.Reader) {
+func (s *subscriber) probe(r *bufio.Reader, marker, stamp []byte) {
 	for {
 		line, err := r.ReadSlice('\n')
 		if err != nil {
 			return
 		}
-		if bytes.Equal(line, eventMarker) {
+		if bytes.HasPrefix(line, marker) {
 			s.count.Add(1)
 			continue
 		}
 		if !bytes.HasPrefix(line, []byte("data: ")) {
 			continue
 		}
-		i := bytes.Index(line, []byte(`"ts":"`))
+		i := bytes.Index(line, stamp)
 		if i < 0 {
 			continue
 		}
-		rest := line[i+6:]
-		j := bytes.IndexByte(rest, '"')
+		rest := line[i+len(stamp):]
+		j := bytes.IndexAny(rest, `" `)
 		if j < 0 {
 			continue
 		}
@@ -117,10 +118,6 @@ func (s *subscriber) probe(r *bufio.Reader) {
 	}
 }
 
-func eventsURL(base, room string) string {
-	return strings.TrimRight(base, "/") + "/rooms/" + room + "/events"
-}
-
 // isProbe reports whether subscriber i of n, spread over urls gateways,
 // measures latency: one per gateway, from the middle of the joining
 // order, since a gateway writes a room's listeners in the order they
@@ -130,15 +127,14 @@ func isProbe(i, n, urls int) bool {
 	return i >= first && i < first+urls
 }
 
-// openSubscribers opens n subscribers spread over urls, one probe per URL
-// among them (isProbe). It returns once all are open.
-func openSubscribers(ctx context.Context, urls []string, room string, n int) ([]*subscriber, error) {
+// openSubscribers opens n subscribers of ep spread over urls, one probe
+// per URL among them (isProbe). It returns once all are open.
+func openSubscribers(ctx context.Context, urls []string, ep *endpoint, n int) ([]*subscriber, error) {
 	subs := make([]*subscriber, n)
 	errs := make(chan error, n)
 	for i := range subs {
 		subs[i] = &subscriber{}
-		url := eventsURL(urls[i%len(urls)], room)
-		go subs[i].subscribe(ctx, url, isProbe(i, n, len(urls)), func(err error) { errs <- err })
+		go subs[i].subscribe(ctx, ep, urls[i%len(urls)], isProbe(i, n, len(urls)), func(err error) { errs <- err })
 		if i%100 == 99 {
 			time.Sleep(5 * time.Millisecond) // pace connection setup a little
 		}
@@ -154,8 +150,7 @@ func openSubscribers(ctx context.Context, urls []string, room string, n int) ([]
 // publisher sends messages through the URLs round robin.
 type publisher struct {
 	urls     []string
-	room     string
-	text     string
+	ep       *endpoint
 	stored   atomic.Int64
 	failures atomic.Int64
 	mu       sync.Mutex
@@ -163,14 +158,8 @@ type publisher struct {
 }
 
 func (p *publisher) publishOne(ctx context.Context, i int64) {
-	body := fmt.Sprintf(`{"user":"bench","text":%q}`, p.text)
-	url := strings.TrimRight(p.urls[int(i)%len(p.urls)], "/") + "/rooms/" + p.room + "/messages"
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	if bearer != "" {
-		req.Header.Set("Authorization", bearer)
-	}
 	start := time.Now()
+	req := p.ep.publish(ctx, p.urls[int(i)%len(p.urls)], start)
 	resp, err := transport.RoundTrip(req)
 	if err != nil {
 		p.failures.Add(1)
@@ -178,7 +167,7 @@ func (p *publisher) publishOne(ctx context.Context, i int64) {
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
+	if resp.StatusCode != p.ep.stored {
 		p.failures.Add(1)
 		return
 	}
@@ -225,14 +214,15 @@ func percentiles(ms []float64, r *Result) {
 }
 
 func fanout(ctx context.Context, mode string, o options) (Result, error) {
-	res := Result{Mode: mode, URLs: len(o.urls), Subscribers: o.subs}
+	res := Result{Mode: mode, URLs: len(o.urls), Subscribers: o.subs, Mercure: o.mercure}
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
 	subURLs := o.urls
 	if o.publishFirst && len(o.urls) > 1 {
 		subURLs = o.urls[1:] // listeners on other nodes than the publisher's
 	}
-	subs, err := openSubscribers(sctx, subURLs, o.room, o.subs)
+	ep := o.endpoint()
+	subs, err := openSubscribers(sctx, subURLs, ep, o.subs)
 	if err != nil {
 		return res, err
 	}
@@ -240,7 +230,11 @@ func fanout(ctx context.Context, mode string, o options) (Result, error) {
 	if o.publishFirst {
 		pubURLs = o.urls[:1]
 	}
-	p := &publisher{urls: pubURLs, room: o.room, text: strings.Repeat("x", o.size)}
+	p := &publisher{urls: pubURLs, ep: ep}
+	cpu, err := totalCPU(o.pids)
+	if err != nil {
+		return res, err
+	}
 	start := time.Now()
 	p.paced(ctx, o.rate, o.duration)
 	res.Published = p.stored.Load()
@@ -261,6 +255,9 @@ func fanout(ctx context.Context, mode string, o options) (Result, error) {
 	res.Lost = res.Expected - res.Delivered
 	res.DeliveriesSec = float64(res.Delivered) / res.Seconds
 	res.Errors = p.failures.Load()
+	if res.CPUPerOpUS, err = cpuPerOp(o.pids, cpu, res.Published); err != nil {
+		return res, err
+	}
 	var lat []float64
 	for i, s := range subs {
 		if !isProbe(i, len(subs), len(subURLs)) {
@@ -275,8 +272,8 @@ func fanout(ctx context.Context, mode string, o options) (Result, error) {
 }
 
 func publishOnly(ctx context.Context, o options) (Result, error) {
-	res := Result{Mode: "publish", URLs: len(o.urls)}
-	p := &publisher{urls: o.urls, room: o.room, text: strings.Repeat("x", o.size)}
+	res := Result{Mode: "publish", URLs: len(o.urls), Mercure: o.mercure}
+	p := &publisher{urls: o.urls, ep: o.endpoint()}
 	pctx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
 	var next atomic.Int64
@@ -431,7 +428,12 @@ func idle(ctx context.Context, o options) (Result, error) {
 		if n <= 0 {
 			break
 		}
-		cmd := exec.CommandContext(ctx, self, "worker", "--urls", strings.Join(o.urls, ","), "--room", o.room, "--conns", strconv.Itoa(n), "--token-file", o.tokenFile) //nolint:gosec // runs itself as a worker
+		args := []string{"worker", "--urls", strings.Join(o.urls, ","), "--room", o.room, "--conns", strconv.Itoa(n), "--token-file", o.tokenFile}
+		if o.mercure {
+			args = append(args, "--mercure", "--mercure-topic", o.topic, "--mercure-selector", o.selector,
+				"--mercure-token-file", o.mercureTokenFile, "--mercure-secret-file", o.mercureSecret)
+		}
+		cmd := exec.CommandContext(ctx, self, args...) //nolint:gosec // runs itself as a worker
 		cmd.Stderr = os.Stderr
 		in, _ := cmd.StdinPipe()
 		out, _ := cmd.StdoutPipe()
@@ -475,10 +477,11 @@ func worker(args []string, stdout, stderr io.Writer) int {
 	var opened atomic.Int64
 	var failed atomic.Int64
 	var wg sync.WaitGroup
+	ep := o.endpoint()
 	for i := range o.conns {
 		wg.Add(1)
 		s := &subscriber{}
-		go s.subscribe(ctx, eventsURL(o.urls[i%len(o.urls)], o.room), false, func(err error) {
+		go s.subscribe(ctx, ep, o.urls[i%len(o.urls)], false, func(err error) {
 			if err != nil {
 				failed.Add(1)
 			} else {

@@ -1,6 +1,7 @@
 // Command chat-bench measures a ChatScalable deployment by URL:
 //
 //	chat-bench fanout  --urls URL[,URL…] --subs 1000 --rate 1000 --duration 10s
+//	chat-bench fanout  --mercure --mercure-secret-file F --urls URL[,URL…] --subs 1000 --rate 1000
 //	chat-bench latency --urls URL[,URL…] --rate 200 --duration 10s
 //	chat-bench idle    --urls URL --conns 19000 --pid <gateway pid> [--workers 2]
 //	chat-bench publish --urls URL --concurrency 50 --duration 10s
@@ -14,7 +15,10 @@
 // counts stored messages per second. Every run is bounded in time and
 // count. It prints a table and then one JSON line. With --workers it
 // spreads its connections over child processes, so it can hold more than
-// one process's file limit.
+// one process's file limit. With --mercure, fanout, latency, idle and
+// publish go through the gateway's Mercure hub (/.well-known/mercure) in
+// place of a room: subscribers of one topic, updates published by form
+// POST, latency from the publisher's timestamp in the update's data.
 package main
 
 import (
@@ -32,10 +36,6 @@ import (
 	"github.com/chatscalable/chatscalable/broker/envflag"
 )
 
-// bearer is the Authorization header of every request, from --token-file
-// ("" sends none).
-var bearer string
-
 // Limits that keep every run bounded.
 const (
 	maxDuration = 10 * time.Minute
@@ -47,6 +47,7 @@ const (
 type Result struct {
 	Mode          string  `json:"mode"`
 	URLs          int     `json:"urls"`
+	Mercure       bool    `json:"mercure,omitempty"`
 	Subscribers   int     `json:"subscribers,omitempty"`
 	Published     int64   `json:"published,omitempty"`
 	Delivered     int64   `json:"delivered,omitempty"`
@@ -64,9 +65,10 @@ type Result struct {
 	RSSAfterKB    int64   `json:"rss_after_kb,omitempty"`
 	KBPerConn     float64 `json:"kb_per_conn,omitempty"`
 	// CPUPerOpUS is the CPU time the processes of --pid spent per publish
-	// (publish) or per connection opened (idle), in microseconds: the cost
-	// of one operation, which a shared machine's noise moves far less than
-	// a rate.
+	// (publish), per message published and delivered to every subscriber
+	// (fanout, latency) or per connection opened (idle), in microseconds:
+	// the cost of one operation, which a shared machine's noise moves far
+	// less than a rate.
 	CPUPerOpUS float64 `json:"cpu_us_per_op,omitempty"`
 	Errors     int64   `json:"errors"`
 }
@@ -85,6 +87,16 @@ type options struct {
 	settle      time.Duration
 	drain       time.Duration
 	tokenFile   string
+	// bearer is the Authorization header of every request, from
+	// --token-file, or with --mercure from --mercure-token-file or
+	// --mercure-secret-file ("" sends none).
+	bearer string
+	// mercure goes through the Mercure hub: subscribers of selector,
+	// updates published to topic.
+	mercure                         bool
+	clientTS                        bool
+	topic, selector                 string
+	mercureTokenFile, mercureSecret string
 	// publishFirst publishes on the first URL only and listens on the
 	// others, so latency crosses nodes.
 	publishFirst bool
@@ -162,21 +174,23 @@ func parse(mode string, args []string, stderr io.Writer) (options, error) {
 	fs.Int(&o.size, "size", 100, "bytes of text per message")
 	fs.Int(&o.concurrency, "concurrency", 50, "publish: concurrent publishers")
 	fs.Int(&o.conns, "conns", 1000, "idle: connections to hold")
-	fs.String(&pids, "pid", "", "idle and publish: comma-separated gateway pids whose RSS and CPU time to read")
+	fs.String(&pids, "pid", "", "idle, publish and fanout: comma-separated gateway pids whose RSS and CPU time to read")
 	fs.Int(&o.workers, "workers", 1, "child processes to spread the connections over")
 	fs.Duration(&o.settle, "settle", 3*time.Second, "idle: wait after connecting before reading memory")
 	fs.Duration(&o.drain, "drain", 10*time.Second, "fanout: longest wait for the last deliveries")
 	fs.String(&o.tokenFile, "token-file", "", "file holding a token sent with every request, for a gateway with --auth jwt (its sub must be bench: the publisher posts as bench)")
+	fs.Bool(&o.mercure, "mercure", false, "go through the gateway's Mercure hub (/.well-known/mercure, chat-gateway --mercure) instead of a room")
+	fs.Bool(&o.clientTS, "client-ts", false, "fanout/latency: measure latency from the publisher's clock before it sends, put at the start of each message's text, not from the gateway's timestamp (a Mercure update always carries the publisher's)")
+	fs.String(&o.topic, "mercure-topic", "", "with --mercure: the topic updates are published to (default: https://chatscalable.example/bench/<room>)")
+	fs.String(&o.selector, "mercure-selector", "", "with --mercure: the topic selector subscribers ask for (default: the topic)")
+	fs.String(&o.mercureTokenFile, "mercure-token-file", "", "with --mercure: file holding the token sent with every request (its mercure.publish claim must cover the topic)")
+	fs.String(&o.mercureSecret, "mercure-secret-file", "", "with --mercure: file holding the hub's HS256 secret (chat-gateway --mercure-jwt-secret-file), to sign a token that may publish and receive every topic")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	o.urls = envflag.SplitList(urls)
-	if o.tokenFile != "" {
-		b, err := os.ReadFile(o.tokenFile)
-		if err != nil {
-			return o, fmt.Errorf("--token-file: %w", err)
-		}
-		bearer = "Bearer " + strings.TrimSpace(string(b))
+	if err := o.readToken(); err != nil {
+		return o, err
 	}
 	for _, p := range envflag.SplitList(pids) {
 		var pid int
@@ -213,12 +227,50 @@ func parse(mode string, args []string, stderr io.Writer) (options, error) {
 	if o.room == "" {
 		o.room = fmt.Sprintf("bench-%d", time.Now().UnixNano())
 	}
+	if o.topic == "" {
+		o.topic = "https://chatscalable.example/bench/" + o.room
+	}
+	if o.selector == "" {
+		o.selector = o.topic
+	}
 	return o, nil
+}
+
+// readToken sets o.bearer from the token file of the run's endpoint, or
+// from a Mercure token it signs with --mercure-secret-file.
+func (o *options) readToken() error {
+	file, name := o.tokenFile, "--token-file"
+	if o.mercure {
+		file, name = o.mercureTokenFile, "--mercure-token-file"
+		if o.mercureTokenFile != "" && o.mercureSecret != "" {
+			return errors.New("--mercure-token-file and --mercure-secret-file exclude each other")
+		}
+		if o.mercureSecret != "" {
+			t, err := mintMercureToken(o.mercureSecret, maxDuration+time.Hour)
+			if err != nil {
+				return fmt.Errorf("--mercure-secret-file: %w", err)
+			}
+			o.bearer = "Bearer " + t
+			return nil
+		}
+	}
+	if file == "" {
+		return nil
+	}
+	b, err := os.ReadFile(file) //nolint:gosec // the operator names the token file
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	o.bearer = "Bearer " + strings.TrimSpace(string(b))
+	return nil
 }
 
 func printTable(w io.Writer, r Result) {
 	fmt.Fprintf(w, "%-22s %s\n", "mode", r.Mode)
 	row := func(name string, v any) { fmt.Fprintf(w, "%-22s %v\n", name, v) }
+	if r.Mercure {
+		row("through", "the Mercure hub")
+	}
 	switch r.Mode {
 	case "fanout", "latency":
 		row("subscribers", r.Subscribers)
@@ -226,6 +278,9 @@ func printTable(w io.Writer, r Result) {
 		row("delivered", fmt.Sprintf("%d of %d (lost %d)", r.Delivered, r.Expected, r.Lost))
 		row("deliveries/s", fmt.Sprintf("%.0f", r.DeliveriesSec))
 		row("latency p50/p99/p999", fmt.Sprintf("%.2f / %.2f / %.2f ms (max %.2f)", r.P50ms, r.P99ms, r.P999ms, r.Maxms))
+		if r.CPUPerOpUS > 0 {
+			row("gateway CPU/message", fmt.Sprintf("%.1f µs", r.CPUPerOpUS))
+		}
 	case "idle":
 		row("connections", r.Conns)
 		row("gateway RSS", fmt.Sprintf("%d KB -> %d KB", r.RSSBeforeKB, r.RSSAfterKB))

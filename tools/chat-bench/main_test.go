@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,10 +15,12 @@ import (
 	"github.com/chatscalable/chatscalable/broker/node/nodetest"
 	"github.com/chatscalable/chatscalable/e2e/proctest"
 	"github.com/chatscalable/chatscalable/gateway"
+	"github.com/golang-jwt/jwt/v5"
 )
 
 type result struct {
 	Mode          string
+	Mercure       bool
 	Published     int64
 	Delivered     int64
 	Expected      int64
@@ -32,14 +35,20 @@ type result struct {
 }
 
 // TestEveryModeAgainstATwoGatewayCluster runs each mode briefly against two
-// gateways sharing a NATS node and checks nothing is lost at a low rate.
+// gateways sharing a NATS node, through rooms and through the Mercure hub,
+// and checks nothing is lost at a low rate.
 func TestEveryModeAgainstATwoGatewayCluster(t *testing.T) {
 	bin := proctest.Build(t, ".")
 	node := nodetest.StartNode(t)
+	secret := filepath.Join(t.TempDir(), "mercure.secret")
+	if err := os.WriteFile(secret, []byte("a Mercure secret of at least 32 bytes\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var urls []string
 	for i := range 2 {
 		g, err := gateway.Start(context.Background(), gateway.Options{
 			HTTPAddr: "127.0.0.1:0", NodeName: fmt.Sprintf("gw-%d", i+1), NATSURL: node.ClientURL(),
+			Mercure: gateway.MercureOptions{Enabled: true, Keys: gateway.AuthOptions{SecretFile: secret}},
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -72,13 +81,18 @@ func TestEveryModeAgainstATwoGatewayCluster(t *testing.T) {
 		return r
 	}
 
-	r := runBench("fanout", "--urls", all, "--subs", "20", "--rate", "50", "--duration", "1s")
-	if r.Published != 50 || r.Expected != 1000 || r.Delivered != r.Expected || r.Lost != 0 || r.Errors != 0 || r.P50ms <= 0 {
+	r := runBench("fanout", "--urls", all, "--subs", "20", "--rate", "50", "--duration", "1s", "--pid", strconv.Itoa(os.Getpid()))
+	if r.Published != 50 || r.Expected != 1000 || r.Delivered != r.Expected || r.Lost != 0 || r.Errors != 0 || r.P50ms <= 0 || r.CPUPerOpUS <= 0 {
 		t.Errorf("fanout: %+v", r)
 	}
 	r = runBench("latency", "--urls", all, "--duration", "1s")
 	if r.Published != 200 || r.Lost != 0 || r.Delivered != 200 || r.P50ms <= 0 {
 		t.Errorf("latency: %+v", r)
+	}
+	// Latency from the publisher's clock, carried in the text.
+	r = runBench("latency", "--urls", all, "--duration", "1s", "--client-ts")
+	if r.Published != 200 || r.Lost != 0 || r.Delivered != 200 || r.P50ms <= 0 {
+		t.Errorf("latency --client-ts: %+v", r)
 	}
 	// The test process is the gateway here: its CPU time is read.
 	r = runBench("publish", "--urls", urls[0], "--concurrency", "4", "--duration", "1s", "--pid", strconv.Itoa(os.Getpid()))
@@ -88,5 +102,40 @@ func TestEveryModeAgainstATwoGatewayCluster(t *testing.T) {
 	r = runBench("idle", "--urls", all, "--conns", "100", "--workers", "2", "--pid", strconv.Itoa(os.Getpid()), "--settle", "100ms")
 	if r.Conns != 100 || r.Errors != 0 || r.KBPerConn == 0 {
 		t.Errorf("idle: %+v", r)
+	}
+
+	// The same through the Mercure hub: a token signed from the secret,
+	// or one read from a file; subscribers need it (no --mercure-anonymous).
+	mercure := []string{"--mercure", "--mercure-secret-file", secret}
+	r = runBench(append([]string{"fanout", "--urls", all, "--subs", "20", "--rate", "50", "--duration", "1s"}, mercure...)...)
+	if !r.Mercure || r.Published != 50 || r.Expected != 1000 || r.Delivered != r.Expected || r.Lost != 0 || r.Errors != 0 || r.P50ms <= 0 {
+		t.Errorf("fanout --mercure: %+v", r)
+	}
+	// Subscribers of a URI template receive the topics it matches.
+	r = runBench(append([]string{"fanout", "--urls", all, "--subs", "4", "--rate", "50", "--duration", "1s",
+		"--mercure-topic", "https://example.com/books/1", "--mercure-selector", "https://example.com/books/{id}"}, mercure...)...)
+	if r.Published != 50 || r.Delivered != 200 || r.Lost != 0 || r.Errors != 0 {
+		t.Errorf("fanout --mercure with a template selector: %+v", r)
+	}
+	token := filepath.Join(t.TempDir(), "mercure.token")
+	mint := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"mercure": map[string][]string{"publish": {"*"}}})
+	signed, err := mint.SignedString([]byte("a Mercure secret of at least 32 bytes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(token, []byte(signed+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = runBench("latency", "--urls", all, "--duration", "1s", "--mercure", "--mercure-token-file", token)
+	if r.Published != 200 || r.Lost != 0 || r.Delivered != 200 || r.P50ms <= 0 {
+		t.Errorf("latency --mercure: %+v", r)
+	}
+	r = runBench(append([]string{"publish", "--urls", urls[0], "--concurrency", "4", "--duration", "1s"}, mercure...)...)
+	if r.Published == 0 || r.Errors != 0 {
+		t.Errorf("publish --mercure: %+v", r)
+	}
+	r = runBench(append([]string{"idle", "--urls", all, "--conns", "100", "--workers", "2", "--settle", "100ms"}, mercure...)...)
+	if r.Conns != 100 || r.Errors != 0 {
+		t.Errorf("idle --mercure: %+v", r)
 	}
 }
