@@ -236,8 +236,10 @@ func parsePublicKey(b []byte) (any, string, error) {
 // expires.
 func (v *Verifier) Verify(token string) (*Identity, error) {
 	now := v.now()
-	if id, ok := v.cache.get(token, now); ok {
-		return id, nil
+	if val, ok := v.cache.get(token, now); ok {
+		if id, ok := val.(Identity); ok {
+			return &id, nil
+		}
 	}
 	var c Claims
 	if err := v.VerifyClaims(token, &c); err != nil {
@@ -267,6 +269,32 @@ func (v *Verifier) VerifyClaims(token string, claims jwt.Claims) error {
 		return fmt.Errorf("%w: %s", ErrInvalidToken, why)
 	}
 	return nil
+}
+
+// VerifyCached is VerifyClaims for claims of type T, remembering tokens
+// that passed as Verify does (cache.go): until their exp, if they have one,
+// and for at most a minute. The claims are returned as a copy.
+func VerifyCached[T any, PT interface {
+	*T
+	jwt.Claims
+}](v *Verifier, token string) (*T, error) {
+	now := v.now()
+	if val, ok := v.cache.get(token, now); ok {
+		if c, ok := val.(T); ok {
+			return &c, nil
+		}
+	}
+	c := new(T)
+	if err := v.VerifyClaims(token, PT(c)); err != nil {
+		return nil, err
+	}
+	until := now.Add(cacheFor)
+	if exp, err := PT(c).GetExpirationTime(); err == nil && exp != nil {
+		until = exp.Add(v.opts.Leeway)
+	}
+	v.cache.put(token, *c, now, until)
+	cp := *c
+	return &cp, nil
 }
 
 // accepts reports whether the token's alg header names an algorithm of

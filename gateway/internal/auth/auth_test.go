@@ -350,3 +350,48 @@ func TestVerifiedTokensAreRemembered(t *testing.T) {
 		t.Fatalf("a remembered token past its expiry: %+v, %v", id, err)
 	}
 }
+
+// otherClaims are another protocol's claims (Mercure's, say): no sub, exp
+// optional.
+type otherClaims struct {
+	jwt.RegisteredClaims
+	Grant []string `json:"grant"`
+}
+
+// VerifyCached remembers another protocol's tokens like Verify: a copy of
+// the claims each time, never past exp, and a token without exp for at
+// most a minute.
+func TestVerifyCachedOtherClaims(t *testing.T) {
+	now := time.Now()
+	v := verifier(t, auth.Options{SecretFile: writeFile(t, "secret", []byte(secret)), ExpOptional: true})
+	auth.SetClock(v, func() time.Time { return now })
+	noExp := sign(t, jwt.SigningMethodHS256, []byte(secret), otherClaims{Grant: []string{"a"}})
+	c, err := auth.VerifyCached[otherClaims](v, noExp)
+	if err != nil || len(c.Grant) != 1 || c.Grant[0] != "a" {
+		t.Fatalf("VerifyCached = %+v, %v", c, err)
+	}
+	c.Grant = nil // the caller's copy
+	if again, err := auth.VerifyCached[otherClaims](v, noExp); err != nil || len(again.Grant) != 1 {
+		t.Fatalf("again = %+v, %v", again, err)
+	}
+	short := sign(t, jwt.SigningMethodHS256, []byte(secret), otherClaims{RegisteredClaims: jwt.RegisteredClaims{ExpiresAt: jwt.NewNumericDate(now.Add(10 * time.Second))}})
+	if _, err := auth.VerifyCached[otherClaims](v, short); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(11 * time.Second)
+	if _, err := auth.VerifyCached[otherClaims](v, short); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("past its exp: %v", err)
+	}
+	// A chat token is not taken for another protocol's claims, nor the
+	// other way round, though both are cached.
+	chat := sign(t, jwt.SigningMethodHS256, []byte(secret), claims("ana", now.Add(time.Hour)))
+	if _, err := v.Verify(chat); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := auth.VerifyCached[otherClaims](v, chat); err != nil || len(c.Grant) != 0 {
+		t.Fatalf("a chat token as other claims: %+v, %v", c, err)
+	}
+	if _, err := v.Verify(noExp); err == nil {
+		t.Fatal("a token without sub and exp was taken for a chat identity")
+	}
+}

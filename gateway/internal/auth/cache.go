@@ -19,7 +19,7 @@ const (
 )
 
 type verifiedEntry struct {
-	id    Identity
+	val   any // what the token verified to: an Identity, or another protocol's claims
 	until time.Time
 }
 
@@ -29,9 +29,9 @@ type verified struct {
 	m  map[[32]byte]verifiedEntry
 }
 
-// get returns a copy of the identity of a token verified before and still
-// valid at now.
-func (c *verified) get(token string, now time.Time) (*Identity, bool) {
+// get returns what a token verified before, and still valid at now,
+// verified to (a value: the caller gets a copy).
+func (c *verified) get(token string, now time.Time) (any, bool) {
 	key := sha256.Sum256([]byte(token))
 	c.mu.Lock()
 	e, ok := c.m[key]
@@ -39,14 +39,14 @@ func (c *verified) get(token string, now time.Time) (*Identity, bool) {
 	if !ok || !now.Before(e.until) {
 		return nil, false
 	}
-	id := e.id
-	return &id, true
+	return e.val, true
 }
 
-// put remembers the identity of a verified token until until (bounded by
-// cacheFor). When the cache is full the expired entries go first, then
-// arbitrary ones: a cache miss only costs a verification.
-func (c *verified) put(token string, id Identity, now, until time.Time) {
+// put remembers what a verified token verified to (a value, not a
+// pointer) until until (bounded by cacheFor). When the cache is full the
+// expired entries go first, then arbitrary ones: a cache miss only costs a
+// verification.
+func (c *verified) put(token string, val any, now, until time.Time) {
 	key := sha256.Sum256([]byte(token))
 	until = minTime(until, now.Add(cacheFor))
 	c.mu.Lock()
@@ -67,7 +67,7 @@ func (c *verified) put(token string, id Identity, now, until time.Time) {
 			delete(c.m, k)
 		}
 	}
-	c.m[key] = verifiedEntry{id: id, until: until}
+	c.m[key] = verifiedEntry{val: val, until: until}
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/chatscalable/chatscalable/gateway/internal/auth"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -66,14 +67,14 @@ func (h *Hub) authorize(r *http.Request, publish bool) (*Claims, error) {
 	if h.cfg.Keys == nil {
 		return nil, errNoKey
 	}
-	var c Claims
-	if err := h.cfg.Keys.VerifyClaims(token, &c); err != nil {
+	c, err := auth.VerifyCached[Claims](h.cfg.Keys, token)
+	if err != nil {
 		return nil, err
 	}
 	if c.Namespaced != nil {
 		c.Mercure = *c.Namespaced
 	}
-	return &c, nil
+	return c, nil
 }
 
 // checkOrigin checks the origin of a cookie-authorized publish: Origin,
