@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -77,8 +79,10 @@ func (h *Hub) subscribe(w http.ResponseWriter, r *http.Request) {
 	f, put := h.filters.get(selectors, allowed)
 	var once sync.Once
 	release := func() { once.Do(put) }
+	own := "" // the end of this subscriber's subscription ids
 	if h.cfg.Subscriptions {
 		s := subscriber{ID: newSubscriberID(), Topics: selectors}
+		own = "/" + url.QueryEscape(s.ID)
 		if claims != nil {
 			s.Payload = claims.Mercure.Payload
 		}
@@ -93,9 +97,12 @@ func (h *Hub) subscribe(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	req := delivery.FeedRequest{
-		Hub:         h.hub,
-		Room:        room,
-		Accept:      func(fr delivery.Frame) bool { return fr.Meta.(*updateMeta).acceptedBy(f) },
+		Hub:  h.hub,
+		Room: room,
+		Accept: func(fr delivery.Frame) bool {
+			m := fr.Meta.(*updateMeta)
+			return !isOwnEvent(m, own) && m.acceptedBy(f)
+		},
 		Head:        []byte(":\n"),
 		Expires:     expires,
 		QuietExpiry: true,
@@ -103,7 +110,7 @@ func (h *Hub) subscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	if replay {
 		req.Replay = func(ctx context.Context, send func([]byte) bool, upTo uint64) (uint64, bool) {
-			return h.replay(ctx, send, f, after, upTo)
+			return h.replay(ctx, send, f, own, after, upTo)
 		}
 	}
 	err = h.cfg.Delivery.ServeFeed(w, r, req)
@@ -162,7 +169,7 @@ var errReplayCapped = errors.New("replay capped")
 // the last sequence the client has. After MaxReplay updates the stream
 // ends (false), and the client, reconnecting with the last id it got,
 // takes the rest, as from a Mercure hub whose buffer a replay filled.
-func (h *Hub) replay(ctx context.Context, send func([]byte) bool, f *filter, after, upTo uint64) (uint64, bool) {
+func (h *Hub) replay(ctx context.Context, send func([]byte) bool, f *filter, own string, after, upTo uint64) (uint64, bool) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	pos, sent := after, 0
@@ -183,7 +190,7 @@ func (h *Hub) replay(ctx context.Context, send func([]byte) bool, f *filter, aft
 				break
 			}
 			pos = u.Seq
-			if !f.accepts(&updateMeta{topics: u.Topics, private: u.Private}) {
+			if m := (&updateMeta{topics: u.Topics, private: u.Private}); isOwnEvent(m, own) || !f.accepts(m) {
 				continue
 			}
 			buf = appendUpdate(buf, u, broker.MercureID(u, h.cfg.Epoch()))
@@ -201,4 +208,14 @@ func (h *Hub) replay(ctx context.Context, send func([]byte) bool, f *filter, aft
 		}
 	}
 	return max(pos, upTo), true
+}
+
+// isOwnEvent reports whether an update is a subscription event of the
+// subscriber whose ids end with own ("": none). A subscriber never gets
+// its own events, as on a Mercure hub, which publishes them before it adds
+// the subscriber; here the event may reach the gateway's feed after the
+// subscriber joined it.
+func isOwnEvent(m *updateMeta, own string) bool {
+	return own != "" && m.private && len(m.topics) == 1 &&
+		strings.HasPrefix(m.topics[0], subscriptionsPath+"/") && strings.HasSuffix(m.topics[0], own)
 }
