@@ -185,6 +185,13 @@ func (m *Mercure) Ensure(ctx context.Context, cfg MercureConfig) (uint64, error)
 // of its own), but two calls with the same Mercure id are two updates, as
 // on a Mercure hub.
 func (m *Mercure) Publish(ctx context.Context, u MercureUpdate) (uint64, error) {
+	return m.PublishOnce(ctx, u, NewID())
+}
+
+// PublishOnce stores u unless an update with the same dedupeID was stored
+// within the stream's duplicate window (2 minutes): gateways that each
+// publish the same event with the same id store it once.
+func (m *Mercure) PublishOnce(ctx context.Context, u MercureUpdate, dedupeID string) (uint64, error) {
 	if err := u.Validate(); err != nil {
 		return 0, err
 	}
@@ -205,7 +212,7 @@ func (m *Mercure) Publish(ctx context.Context, u MercureUpdate) (uint64, error) 
 		msg.Header.Set(HeaderMercurePrivate, "true")
 	}
 	msg.Header.Set(HeaderMercureTime, strconv.FormatInt(u.Time.UnixMilli(), 10))
-	ack, err := publishRetrying(ctx, m.js, msg, NewID(), MercureStream)
+	ack, err := publishRetrying(ctx, m.js, msg, dedupeID, MercureStream)
 	if err != nil {
 		return 0, err
 	}

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -79,11 +80,33 @@ const (
 	ReportGoodbye = "goodbye" // the gateway stops; all its listeners are gone
 )
 
-// PresenceConn is one listener connection held by a gateway.
+// PresenceConn is one listener connection held by a gateway. Meta, for a
+// Mercure subscriber (Room MercurePresenceRoom), is its subscription:
+// MercureSubscriberMeta as JSON.
 type PresenceConn struct {
-	ID   string `json:"id"`
-	Room string `json:"room"`
-	User string `json:"user"`
+	ID   string          `json:"id"`
+	Room string          `json:"room"`
+	User string          `json:"user"`
+	Meta json.RawMessage `json:"meta,omitempty"`
+}
+
+// MercurePresenceRoom is the presence room of Mercure subscribers: each is
+// a member (its subscriber id as user, its subscription as Meta), so the
+// presence service announces its arrival and its departure, a crashed
+// gateway's included, once, and gateways turn those announcements into
+// Mercure's subscription events. No chat room has this name (a ':').
+const MercurePresenceRoom = "mercure:subscriptions"
+
+// MercureSubscriberMeta is a Mercure subscriber's presence metadata.
+type MercureSubscriberMeta struct {
+	Topics  []string        `json:"topics"`
+	Payload json.RawMessage `json:"payload,omitempty"`
+}
+
+// ValidPresenceRoom reports whether presence tracks room: a chat room, or
+// MercurePresenceRoom.
+func ValidPresenceRoom(room string) bool {
+	return room == MercurePresenceRoom || ValidateRoom(room) == nil
 }
 
 // PresenceReport is what a gateway publishes on
@@ -121,6 +144,8 @@ type PresenceEvent struct {
 	Type string `json:"type"` // join or leave
 	User string `json:"user"`
 	Room string `json:"room"`
+	// Meta is the connection's (a Mercure subscriber's subscription).
+	Meta json.RawMessage `json:"meta,omitempty"`
 }
 
 // MembersRequest asks for the members of a room.

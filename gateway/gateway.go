@@ -669,6 +669,7 @@ func (g *Gateway) startMercure(ctx context.Context) error {
 		PublishOrigins: o.PublishOrigins,
 		MaxReplay:      o.MaxReplay,
 		Subscriptions:  o.Subscriptions,
+		Presence:       g.reporter,
 		Log:            g.log.With("component", "mercure"),
 	})
 	return nil

@@ -325,7 +325,8 @@ func TestMercurePublishBodyIsTheID(t *testing.T) {
 }
 
 // With --mercure-subscriptions: a subscriber's connection and
-// disconnection publish private subscription events (JSON-LD, one per
+// disconnection (announced by the presence service) publish private
+// subscription events (JSON-LD, one per
 // selector) that a subscriber of the subscriptions topic with a matching
 // claim receives, and the subscriptions API lists the active
 // subscriptions of every gateway, in JSON-LD, to a token whose subscribe
@@ -339,7 +340,8 @@ func TestMercureSubscriptions(t *testing.T) {
 	on := func(o *gateway.Options) {
 		o.Mercure = gateway.MercureOptions{Enabled: true, Keys: gateway.AuthOptions{SecretFile: secret}, Anonymous: true, Subscriptions: true}
 	}
-	a := startGateway(t, "gw-subs-a", node.ClientURL(), on)
+	// The events come from the presence service, which gateway a runs.
+	a := startGateway(t, "gw-subs-a", node.ClientURL(), on, func(o *gateway.Options) { o.Services = "in-process" })
 	b := startGateway(t, "gw-subs-b", node.ClientURL(), on)
 	admin := mercureToken(t, mercureSecret, map[string]any{"subscribe": []string{"/.well-known/mercure/subscriptions{/topic}{/subscriber}"}})
 	watcher := ssetest.OpenBare(t, subscribeURL(a.URL(), "/.well-known/mercure/subscriptions{/topic}{/subscriber}"), http.Header{"Authorization": {"Bearer " + admin}})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -113,7 +114,7 @@ func expectEvents(t *testing.T, sub *nats.Subscription, want ...broker.PresenceE
 		if err := json.Unmarshal(msg.Data, &got); err != nil {
 			t.Fatal(err)
 		}
-		if got != w {
+		if !reflect.DeepEqual(got, w) {
 			t.Fatalf("event %d is %+v, want %+v (all: %v)", i, got, w, want)
 		}
 	}

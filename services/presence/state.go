@@ -1,6 +1,7 @@
 package presence
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"slices"
@@ -53,6 +54,10 @@ type pendingState struct {
 	got    map[int]bool
 	conns  []broker.PresenceConn
 }
+
+// maxMeta bounds a connection's metadata (a Mercure subscription); a
+// connection with more is not tracked.
+const maxMeta = 16 << 10
 
 // maxChunks bounds the chunks of one state report a replica will gather:
 // far more than a gateway holding millions of listeners sends.
@@ -148,7 +153,7 @@ func (s *State) replace(g *gatewayState, conns []broker.PresenceConn, report str
 	cause := "state:" + report
 	var gone []string
 	for id, c := range g.conns {
-		if w, ok := want[id]; !ok || w != c {
+		if w, ok := want[id]; !ok || w.Room != c.Room || w.User != c.User || !bytes.Equal(w.Meta, c.Meta) {
 			gone = append(gone, id)
 		}
 	}
@@ -215,7 +220,7 @@ func (s *State) drop(gateway string, events []Event) []Event {
 }
 
 func (s *State) add(g *gatewayState, c broker.PresenceConn, cause string, events []Event) []Event {
-	if c.ID == "" || broker.ValidateRoom(c.Room) != nil || c.User == "" || broker.ValidateUser(c.User) != nil {
+	if c.ID == "" || !broker.ValidPresenceRoom(c.Room) || c.User == "" || broker.ValidateUser(c.User) != nil || len(c.Meta) > maxMeta {
 		return events
 	}
 	if _, ok := g.conns[c.ID]; ok {
@@ -264,7 +269,7 @@ func (s *State) event(typ string, c broker.PresenceConn, gateway, cause string) 
 		h.Write([]byte{0})
 	}
 	return Event{
-		PresenceEvent: broker.PresenceEvent{Type: typ, User: c.User, Room: c.Room},
+		PresenceEvent: broker.PresenceEvent{Type: typ, User: c.User, Room: c.Room, Meta: c.Meta},
 		ID:            hex.EncodeToString(h.Sum(nil)[:16]),
 		Step:          s.step,
 	}
@@ -296,7 +301,9 @@ func (s *State) Counts(rooms []string) map[string]int {
 	}
 	out := make(map[string]int, len(s.rooms))
 	for room, users := range s.rooms {
-		out[room] = len(users)
+		if room != broker.MercurePresenceRoom { // not a chat room
+			out[room] = len(users)
+		}
 	}
 	return out
 }

@@ -217,3 +217,37 @@ func TestStateCertainty(t *testing.T) {
 		t.Error("events before a gateway was heard in full stay certain after Settle")
 	}
 }
+
+// Mercure subscribers are members of broker.MercurePresenceRoom, their
+// subscription carried as metadata on both their join and their leave,
+// including the leave of a gateway that died; the room is no chat room,
+// so it is not counted among the rooms.
+func TestStateMercureSubscribers(t *testing.T) {
+	now := time.Unix(1000, 0)
+	s := NewState()
+	meta := []byte(`{"topics":["https://example.com/books/{id}"],"payload":{"user":"ana"}}`)
+	sub := &broker.PresenceConn{ID: "c1", Room: broker.MercurePresenceRoom, User: "urn:uuid:2dc7611d-4be4-47a6-beb8-ba433b1049de", Meta: meta}
+	want := broker.PresenceEvent{Type: "join", User: sub.User, Room: broker.MercurePresenceRoom, Meta: meta}
+	if got := plain(s.Apply(broker.PresenceReport{Type: "join", Gateway: "gw1", Conn: sub}, now)); !reflect.DeepEqual(got, []broker.PresenceEvent{want}) {
+		t.Fatalf("join = %v", got)
+	}
+	s.Apply(broker.PresenceReport{Type: "join", Gateway: "gw1", Conn: conn("c2", "lobby", "ana")}, now)
+	if got := s.Counts(nil); !reflect.DeepEqual(got, map[string]int{"lobby": 1}) {
+		t.Errorf("counts %v: the Mercure subscribers are no chat room", got)
+	}
+	// A state report holding the same subscription changes nothing.
+	if got := s.Apply(broker.PresenceReport{Type: "state", Gateway: "gw1", Conns: []broker.PresenceConn{*sub, *conn("c2", "lobby", "ana")}}, now); len(got) != 0 {
+		t.Errorf("an unchanged state: %v", plain(got))
+	}
+	// The gateway dies: its subscriber leaves, with its subscription.
+	want.Type = "leave"
+	got := plain(s.Expire(now.Add(time.Minute), broker.PresenceExpiry))
+	if len(got) != 2 || !reflect.DeepEqual(got[0], want) && !reflect.DeepEqual(got[1], want) {
+		t.Fatalf("expiry = %v, want the subscriber's leave with its metadata", got)
+	}
+	// Metadata too large is not tracked.
+	big := &broker.PresenceConn{ID: "c3", Room: broker.MercurePresenceRoom, User: "urn:uuid:x", Meta: make([]byte, 17<<10)}
+	if got := s.Apply(broker.PresenceReport{Type: "join", Gateway: "gw2", Conn: big}, now); len(got) != 0 {
+		t.Errorf("a join with %d bytes of metadata: %v", len(big.Meta), plain(got))
+	}
+}

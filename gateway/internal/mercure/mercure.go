@@ -14,6 +14,7 @@
 package mercure
 
 import (
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -60,9 +61,19 @@ type Config struct {
 	MaxUpdateBytes int64
 	// Subscriptions turns on subscription events and the subscriptions
 	// API (subscriptions.go), as Mercure's subscriptions directive does.
+	// The events need Presence, and the presence service running.
 	Subscriptions bool
+	// Presence is told of every subscriber (the gateway's presence
+	// reporter).
+	Presence Presence
 	// Heartbeat and write limits are the gateway's (delivery).
 	Log *slog.Logger
+}
+
+// Presence is told of subscribers joining and leaving, with metadata.
+type Presence interface {
+	JoinMeta(room, user string, meta json.RawMessage) (id string)
+	Leave(id string)
 }
 
 // Hub serves /.well-known/mercure.
@@ -95,6 +106,9 @@ func New(cfg Config) *Hub {
 		// The answers stop when the gateway drains its connection.
 		if _, err := h.StartSubscriptions(); err != nil {
 			cfg.Log.Warn("mercure subscriptions: cannot answer other gateways", "err", err)
+		}
+		if _, err := cfg.NC.Subscribe(broker.PresenceEventSubject(broker.MercurePresenceRoom), h.onPresence); err != nil {
+			cfg.Log.Warn("mercure subscriptions: cannot follow subscribers' presence", "err", err)
 		}
 	}
 	return h

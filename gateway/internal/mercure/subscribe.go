@@ -2,6 +2,7 @@ package mercure
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -87,12 +88,18 @@ func (h *Hub) subscribe(w http.ResponseWriter, r *http.Request) {
 			s.Payload = claims.Mercure.Payload
 		}
 		h.registry.add(s)
-		h.announce(s, true)
+		presenceID := ""
+		if h.cfg.Presence != nil {
+			meta, _ := json.Marshal(broker.MercureSubscriberMeta{Topics: selectors, Payload: payloadJSON(s.Payload)})
+			presenceID = h.cfg.Presence.JoinMeta(broker.MercurePresenceRoom, s.ID, meta)
+		}
 		release = func() {
 			once.Do(func() {
 				put()
 				h.registry.remove(s.ID)
-				h.announce(s, false)
+				if presenceID != "" {
+					h.cfg.Presence.Leave(presenceID)
+				}
 			})
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -23,10 +24,13 @@ import (
 // topic /.well-known/mercure/subscriptions/{selector}/{subscriber}, whose
 // data is the subscription as JSON-LD; and GET
 // /.well-known/mercure/subscriptions[/{selector}[/{subscriber}]] lists the
-// active ones. The list is the cluster's: the gateway asks every gateway
-// for its subscribers (broker.MercureSubscriptionsSubject) and merges what
-// they answer within subscriptionsWait. The events go through the Mercure
-// stream like any update, so every gateway delivers them.
+// active ones. Both are the cluster's. A subscriber is a member of the
+// presence room broker.MercurePresenceRoom, its subscription as metadata:
+// the presence service announces its arrival and its departure once,
+// also when its gateway dies, and the gateways turn that into the events
+// (onPresence), which go through the Mercure stream like any update. The
+// list is asked of every gateway (broker.MercureSubscriptionsSubject),
+// merging what they answer within subscriptionsWait.
 
 const (
 	subscriptionsPath = Path + "/subscriptions"
@@ -175,24 +179,54 @@ func (h *Hub) allSubscribers(ctx context.Context) ([]subscriber, error) {
 	return out, nil
 }
 
-// announce publishes a subscriber's subscription events, one private
-// update per selector, as a Mercure hub does when it connects (active) and
-// disconnects. It does not wait: a lost event is logged.
-func (h *Hub) announce(s subscriber, active bool) {
+// onPresence turns the presence service's announcement of a subscriber
+// arriving or leaving (a gateway that died included) into its
+// subscription events: one private update per selector, as a Mercure hub
+// publishes when a subscriber connects and disconnects. Every gateway with
+// subscriptions on hears each announcement and publishes the same events
+// with the same de-duplication ids, derived from the announcement's, so
+// the stream keeps each once.
+func (h *Hub) onPresence(msg *nats.Msg) {
+	var e broker.PresenceEvent
+	var meta broker.MercureSubscriberMeta
+	if err := json.Unmarshal(msg.Data, &e); err != nil || e.Room != broker.MercurePresenceRoom || json.Unmarshal(e.Meta, &meta) != nil {
+		h.cfg.Log.Debug("mercure subscriptions: not a subscriber's presence", "err", err)
+		return
+	}
+	once := msg.Header.Get("Nats-Msg-Id")
+	if once == "" {
+		once = e.Type + e.User
+	}
+	s := subscriber{ID: e.User, Topics: meta.Topics}
+	if len(meta.Payload) > 0 {
+		s.Payload = meta.Payload
+	}
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		for _, sel := range s.Topics {
-			doc := s.subscription(sel, active)
+		for i, sel := range s.Topics {
+			doc := s.subscription(sel, e.Type == "join")
 			doc.Context = jsonLDContext
 			data, _ := json.MarshalIndent(doc, "", "  ")
 			u := broker.MercureUpdate{Topics: []string{doc.ID}, Data: string(data), Private: true, Time: h.now().Truncate(time.Millisecond)}
-			if _, err := h.cfg.Store.Publish(ctx, u); err != nil {
+			if _, err := h.cfg.Store.PublishOnce(ctx, u, "mercure-subscription-"+once+"-"+strconv.Itoa(i)); err != nil {
 				h.cfg.Log.Warn("mercure subscription event", "subscriber", s.ID, "err", err)
 				return
 			}
 		}
 	}()
+}
+
+// payloadJSON is a token's mercure.payload as JSON (nil for none).
+func payloadJSON(p any) json.RawMessage {
+	if p == nil {
+		return nil
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 // serveSubscriptions answers GET /.well-known/mercure/subscriptions,

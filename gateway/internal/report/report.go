@@ -60,11 +60,15 @@ func subjectToken(name string) string {
 }
 
 // Join reports a listener of room as user and returns its connection id.
-func (r *Reporter) Join(room, user string) string {
+func (r *Reporter) Join(room, user string) string { return r.JoinMeta(room, user, nil) }
+
+// JoinMeta is Join for a listener with metadata (a Mercure subscriber's
+// subscription, in broker.MercurePresenceRoom).
+func (r *Reporter) JoinMeta(room, user string, meta json.RawMessage) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.next++
-	c := broker.PresenceConn{ID: r.prefix + strconv.FormatUint(r.next, 36), Room: room, User: user}
+	c := broker.PresenceConn{ID: r.prefix + strconv.FormatUint(r.next, 36), Room: room, User: user, Meta: meta}
 	r.conns[c.ID] = c
 	r.send(broker.PresenceReport{Type: broker.ReportJoin, Gateway: r.gateway, Conn: &c})
 	return c.ID
