@@ -2,12 +2,14 @@ package gateway_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chatscalable/chatscalable/broker/node/nodetest"
 	"github.com/chatscalable/chatscalable/gateway"
 )
 
@@ -15,23 +17,21 @@ import (
 // lists want (the rooms service learns of rooms as messages arrive).
 func directory(t *testing.T, base, tok, want string) []string {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for {
+	var names []string
+	nodetest.CheckFor(t, wait, 50*time.Millisecond, func() error {
 		r := do(t, http.MethodGet, base+"/rooms", "", nil, bearer(tok))
 		var page struct{ Rooms []struct{ Room string } }
 		_ = json.Unmarshal(r.body, &page)
-		var names []string
+		names = names[:0]
 		for _, ri := range page.Rooms {
 			names = append(names, ri.Room)
 		}
-		if r.status == http.StatusOK && slices.Contains(names, want) {
-			return names
+		if r.status != http.StatusOK || !slices.Contains(names, want) {
+			return fmt.Errorf("directory never listed %s: %d %s", want, r.status, r.body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("directory never listed %s: %d %s", want, r.status, r.body)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
+	return names
 }
 
 // A private room does not exist for whoever may not read it: every route
@@ -101,22 +101,17 @@ func TestPrivateRoomsWithAuthOff(t *testing.T) {
 	}
 }
 
-// eventually repeats a request until it answers status, failing after the
-// deadline: the gateways learn of a room made private or public through
-// their watch of the room settings, within moments.
-func eventually(t *testing.T, what string, status int, req func() response) response {
+// eventually repeats a request until it answers status (nodetest.CheckFor):
+// the gateways learn of a room made private or public through their watch
+// of the room settings, within moments.
+func eventually(t *testing.T, what string, status int, req func() response) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for {
-		r := req()
-		if r.status == status {
-			return r
+	nodetest.CheckFor(t, wait, 20*time.Millisecond, func() error {
+		if r := req(); r.status != status {
+			return fmt.Errorf("%s: %d %s; want %d", what, r.status, r.body, status)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %d %s; want %d", what, r.status, r.body, status)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // An admin makes a room private through the directory: from then on it

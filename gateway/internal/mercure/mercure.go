@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
 	"github.com/chatscalable/chatscalable/gateway/internal/auth"
@@ -83,7 +82,6 @@ type Hub struct {
 	filters  filters
 	feed     feed
 	registry registry
-	now      func() time.Time
 }
 
 // New returns a Hub whose subscribers are served by cfg.Delivery.
@@ -100,7 +98,7 @@ func New(cfg Config) *Hub {
 	if cfg.MaxUpdateBytes <= 0 {
 		cfg.MaxUpdateBytes = 1 << 20
 	}
-	h := &Hub{cfg: cfg, feed: feed{store: cfg.Store, epoch: cfg.Epoch}, now: time.Now}
+	h := &Hub{cfg: cfg, feed: feed{store: cfg.Store, epoch: cfg.Epoch}}
 	h.hub = cfg.Delivery.AddHub(cfg.NC, h.feed, delivery.HubOptions{Log: cfg.Log})
 	if cfg.Subscriptions {
 		// The answers stop when the gateway drains its connection.

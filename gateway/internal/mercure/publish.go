@@ -66,7 +66,7 @@ func (h *Hub) publish(w http.ResponseWriter, r *http.Request) {
 		Type:    form.Get("type"),
 		Retry:   retry,
 		Private: len(form["private"]) != 0,
-		Time:    h.now().Truncate(time.Millisecond),
+		Time:    time.Now().Truncate(time.Millisecond),
 	}
 	if err := u.Validate(); err != nil {
 		http.Error(w, strings.TrimPrefix(err.Error(), broker.ErrInvalidUpdate.Error()+": "), http.StatusBadRequest)

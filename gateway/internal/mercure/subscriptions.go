@@ -208,7 +208,7 @@ func (h *Hub) onPresence(msg *nats.Msg) {
 			doc := s.subscription(sel, e.Type == "join")
 			doc.Context = jsonLDContext
 			data, _ := json.MarshalIndent(doc, "", "  ")
-			u := broker.MercureUpdate{Topics: []string{doc.ID}, Data: string(data), Private: true, Time: h.now().Truncate(time.Millisecond)}
+			u := broker.MercureUpdate{Topics: []string{doc.ID}, Data: string(data), Private: true, Time: time.Now().Truncate(time.Millisecond)}
 			if _, err := h.cfg.Store.PublishOnce(ctx, u, "mercure-subscription-"+once+"-"+strconv.Itoa(i)); err != nil {
 				h.cfg.Log.Warn("mercure subscription event", "subscriber", s.ID, "err", err)
 				return
