@@ -56,18 +56,23 @@ type LoopOptions struct {
 	// Goodbye is written to streams that end because the gateway stops
 	// (ErrClosed), typically a short retry hint.
 	Goodbye []byte
-	// Coalesce is, while the loop is busy (more than BusyStreams streams
-	// wait to be written), the shortest time between two writes to one
-	// stream: frames that arrive sooner wait the rest of it and go out
-	// together, in one system call. An idle loop writes at once, and a
-	// stream written less often than this (a chat at a human pace) is never
-	// delayed; under load, busy rooms trade up to this much latency for far
-	// fewer writes, which is what keeps the latency of everything else
-	// down. 0 always writes at once.
+	// Coalesce is, while the loop is behind (see BehindAfter), the
+	// shortest time between two writes to one stream: frames that arrive
+	// sooner wait the rest of it and go out together, in one system call.
+	// A loop that keeps up writes at once, however many streams a message
+	// wakes, and a stream written less often than this (a chat at a human
+	// pace) is never delayed; behind, busy rooms trade up to this much
+	// latency for far fewer writes, which is what lets the loop catch up
+	// and keeps the latency of everything else down. 0 always writes at
+	// once.
 	Coalesce time.Duration
-	// BusyStreams is how many streams must be waiting for the loop to
-	// count as busy (default 128).
-	BusyStreams int
+	// BehindAfter is how long a stream may wait in the queue for a worker
+	// before the loop counts as behind and starts to coalesce; it stays
+	// behind for a few coalescing windows after the last such wait
+	// (default 5ms). The queue's wait, not the number of streams waiting,
+	// says whether the workers keep up: a message to 1,000 listeners queues
+	// 1,000 streams, which two workers write in a few milliseconds.
+	BehindAfter time.Duration
 	// SendBuffer is the kernel send buffer of each stream's socket, in
 	// bytes (default 128 KiB; the kernel doubles it for its bookkeeping).
 	// Left to itself the kernel grows it to megabytes for a client that
@@ -92,8 +97,10 @@ type Loop struct {
 	dmu     sync.Mutex
 	delayed []*Stream    // streams waiting out Coalesce, still "queued"
 	dtimer  *time.Timer  // moves due streams to the queue; armed while delayed is not empty
-	ndelay  atomic.Int64 // len(delayed)
 	held    atomic.Int64 // how often a stream was held back to coalesce
+	// behindUntil is the unix nanoseconds until which the loop counts as
+	// behind: a stream waited longer than BehindAfter shortly before.
+	behindUntil atomic.Int64
 
 	mu      sync.Mutex
 	streams map[*Stream]struct{}
@@ -121,8 +128,8 @@ func NewLoop(o LoopOptions) (*Loop, error) {
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = defaults.WriteTimeout
 	}
-	if o.BusyStreams <= 0 {
-		o.BusyStreams = defaults.BusyStreams
+	if o.BehindAfter <= 0 {
+		o.BehindAfter = defaults.BehindAfter
 	}
 	if o.SendBuffer <= 0 {
 		o.SendBuffer = defaults.SendBuffer
@@ -171,21 +178,21 @@ func (l *Loop) Streams() int {
 }
 
 func (l *Loop) enqueue(s *Stream) {
+	s.queuedAt.Store(time.Now().UnixNano())
 	l.qmu.Lock()
 	l.queue = append(l.queue, s)
 	l.qmu.Unlock()
 	l.qcond.Signal()
 }
 
-// next returns the next stream to run, or nil when the loop stops, and
-// how many more wait.
-func (l *Loop) next() (*Stream, int) {
+// next returns the next stream to run, or nil when the loop stops.
+func (l *Loop) next() *Stream {
 	l.qmu.Lock()
 	defer l.qmu.Unlock()
 	for l.qhead == len(l.queue) {
 		select {
 		case <-l.stop:
-			return nil, 0
+			return nil
 		default:
 		}
 		l.qcond.Wait()
@@ -199,7 +206,7 @@ func (l *Loop) next() (*Stream, int) {
 			l.queue = nil // let a burst's memory go
 		}
 	}
-	return s, len(l.queue) - l.qhead
+	return s
 }
 
 // work runs queued streams until the loop stops.
@@ -207,12 +214,11 @@ func (l *Loop) work() {
 	defer l.wg.Done()
 	var scratch []byte
 	for {
-		s, waiting := l.next()
+		s := l.next()
 		if s == nil {
 			return
 		}
-		if l.opts.Coalesce > 0 && waiting+int(l.ndelay.Load()) >= l.opts.BusyStreams && s.forced.Load() == nil && len(s.out) == 0 &&
-			l.early(s, time.Now().UnixNano()) {
+		if l.opts.Coalesce > 0 && l.behind(s, time.Now().UnixNano()) && s.forced.Load() == nil && len(s.out) == 0 {
 			l.delay(s) // written a moment ago: gather more first
 			continue
 		}
@@ -228,12 +234,29 @@ func (l *Loop) work() {
 	}
 }
 
+// behind reports whether s, just taken from the queue at now, should wait
+// out the coalescing window: the loop is behind (s or a stream shortly
+// before it waited longer than BehindAfter for a worker) and s was
+// written a moment ago.
+func (l *Loop) behind(s *Stream, now int64) bool {
+	if now-s.queuedAt.Load() > l.opts.BehindAfter.Nanoseconds() {
+		l.behindUntil.Store(now + behindWindows*l.opts.Coalesce.Nanoseconds())
+	} else if now >= l.behindUntil.Load() {
+		return false
+	}
+	return l.early(s, now)
+}
+
+// behindWindows is how many coalescing windows the loop stays behind after
+// the last long wait: long enough not to flap with every message, short
+// enough that a loop which caught up soon writes at once again.
+const behindWindows = 5
+
 // delay holds s, which stays queued, until Coalesce after its last write.
 func (l *Loop) delay(s *Stream) {
 	l.dmu.Lock()
 	defer l.dmu.Unlock()
 	l.delayed = append(l.delayed, s)
-	l.ndelay.Store(int64(len(l.delayed)))
 	l.held.Add(1)
 	if len(l.delayed) == 1 {
 		wait := time.Duration(s.lastWrite.Load() + l.opts.Coalesce.Nanoseconds() - time.Now().UnixNano())
@@ -270,11 +293,13 @@ func (l *Loop) undelay() {
 	}
 	clear(l.delayed[len(keep):])
 	l.delayed = keep
-	l.ndelay.Store(int64(len(keep)))
 	if len(keep) > 0 {
 		l.dtimer.Reset(time.Duration(next - now))
 	}
 	if len(due) > 0 {
+		for _, s := range due {
+			s.queuedAt.Store(now) // its wait for a worker starts now
+		}
 		l.qmu.Lock()
 		l.queue = append(l.queue, due...)
 		l.qmu.Unlock()

@@ -295,11 +295,12 @@ func TestShutdownSaysGoodbye(t *testing.T) {
 	}
 }
 
-// While the loop is busy, a stream written a moment ago waits out the
+// While the loop is behind, a stream written a moment ago waits out the
 // coalescing window, and what arrived meanwhile goes out together; every
-// message still arrives, in order.
-func TestBusyLoopCoalescesWrites(t *testing.T) {
-	r := newLoopRig(t, delivery.LoopOptions{Coalesce: 300 * time.Millisecond, BusyStreams: 10})
+// message still arrives, in order. (Any wait in the queue counts as
+// behind here.)
+func TestLoopBehindCoalescesWrites(t *testing.T) {
+	r := newLoopRig(t, delivery.LoopOptions{Coalesce: 300 * time.Millisecond, BehindAfter: time.Nanosecond})
 	streams := make([]*attachedStream, 100)
 	for i := range streams {
 		streams[i] = r.attach(t, "busy", 16, 0)
@@ -317,12 +318,36 @@ func TestBusyLoopCoalescesWrites(t *testing.T) {
 	}
 	r.publish(t, "busy", "one")
 	expect("one")
-	// Every stream was just written; a message to all 100 at once makes
-	// the loop busy, so most of them wait for the rest of the window.
+	// Every stream was just written; a message to all 100 at once keeps
+	// them waiting for a worker, so most of them wait for the rest of the
+	// window.
 	r.publish(t, "busy", "two")
 	r.publish(t, "busy", "three")
 	expect("two", "three")
 	if r.loop.Coalesced() == 0 {
 		t.Fatal("no stream was held back to coalesce its writes")
+	}
+}
+
+// A loop whose streams never wait long for a worker writes every message
+// at once, however many streams it wakes and however recently they were
+// written.
+func TestLoopKeepingUpWritesAtOnce(t *testing.T) {
+	r := newLoopRig(t, delivery.LoopOptions{Coalesce: time.Hour, BehindAfter: time.Hour})
+	streams := make([]*attachedStream, 100)
+	for i := range streams {
+		streams[i] = r.attach(t, "keeping-up", 16, 0)
+	}
+	for _, text := range []string{"one", "two", "three"} {
+		r.publish(t, "keeping-up", text)
+		for _, s := range streams {
+			s.next(t) // id
+			if got := s.next(t); got != "data: "+text {
+				t.Fatalf("got %q, want %q", got, "data: "+text)
+			}
+		}
+	}
+	if n := r.loop.Coalesced(); n != 0 {
+		t.Fatalf("%d streams were held back, want none: the loop kept up", n)
 	}
 }
