@@ -97,6 +97,7 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 			return 0
 		},
 		Backfills: func() float64 { return float64(g.delivery.Backfills()) },
+		Coalesced: func() float64 { return float64(g.delivery.Coalesced()) },
 		Conns:     func() float64 { return float64(g.ln.Open()) },
 	})
 	if err := g.connect(); err != nil {

@@ -69,7 +69,7 @@ func TestMetricsMoveWhenMessagesFlow(t *testing.T) {
 		"chat_sse_connections", "chat_rooms_active", "chat_messages_published_total",
 		"chat_messages_delivered_total", "chat_publish_seconds", "chat_delivery_latency_seconds",
 		"chat_replays_total", "chat_replayed_messages_total", "chat_slow_client_disconnects_total",
-		"chat_feed_backfills_total", "chat_nats_connected", "chat_nats_reconnects_total",
+		"chat_feed_backfills_total", "chat_sse_coalesced_total", "chat_nats_connected", "chat_nats_reconnects_total",
 		"chat_http_requests_total", "chat_http_request_seconds", "go_goroutines", "process_resident_memory_bytes",
 	} {
 		if !strings.Contains(body, "# TYPE "+name+" ") {

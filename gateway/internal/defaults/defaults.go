@@ -49,9 +49,9 @@ const (
 	ReservedFiles = 512
 	// SendBuffer is the kernel send buffer of a stream's socket.
 	SendBuffer = 128 << 10
-	// BehindAfter is how long a stream may wait for a stream loop worker
+	// BehindAfter is how long the stream loop's queue may stay non-empty
 	// before the loop counts as behind and coalesces writes.
-	BehindAfter = 5 * time.Millisecond
+	BehindAfter = 10 * time.Millisecond
 	// MaxBackfill bounds the messages read to fill one hole in a room's
 	// live feed.
 	MaxBackfill = 10000

@@ -391,5 +391,14 @@ func (d *Delivery) Clients() int64 {
 // Rooms returns the number of rooms with at least one listener.
 func (d *Delivery) Rooms() int { return d.hub.Rooms() }
 
+// Coalesced returns how often the stream loop held a stream back to gather
+// more frames into one write (0 without a loop).
+func (d *Delivery) Coalesced() int64 {
+	if d.loop == nil {
+		return 0
+	}
+	return d.loop.Coalesced()
+}
+
 // Backfills returns how many holes in live feeds were filled.
 func (d *Delivery) Backfills() int64 { return d.hub.Backfills() }

@@ -66,12 +66,13 @@ type LoopOptions struct {
 	// and keeps the latency of everything else down. 0 always writes at
 	// once.
 	Coalesce time.Duration
-	// BehindAfter is how long a stream may wait in the queue for a worker
-	// before the loop counts as behind and starts to coalesce; it stays
-	// behind for a few coalescing windows after the last such wait
-	// (default 5ms). The queue's wait, not the number of streams waiting,
-	// says whether the workers keep up: a message to 1,000 listeners queues
-	// 1,000 streams, which two workers write in a few milliseconds.
+	// BehindAfter is how long the queue of streams waiting for a worker
+	// may stay non-empty before the loop counts as behind and starts to
+	// coalesce; it stays behind for a few coalescing windows after that
+	// (default 10ms). Whether the workers empty their queue, not how many
+	// streams wait, says whether they keep up: a message to 1,000
+	// listeners queues 1,000 streams, which two workers write in a few
+	// milliseconds, and then the queue is empty until the next message.
 	BehindAfter time.Duration
 	// SendBuffer is the kernel send buffer of each stream's socket, in
 	// bytes (default 128 KiB; the kernel doubles it for its bookkeeping).
@@ -93,6 +94,9 @@ type Loop struct {
 	qcond *sync.Cond
 	queue []*Stream
 	qhead int
+	// busySince is the unix nanoseconds when the queue last went from
+	// empty to not empty; 0 while it is empty. Written under qmu.
+	busySince atomic.Int64
 
 	dmu     sync.Mutex
 	delayed []*Stream    // streams waiting out Coalesce, still "queued"
@@ -178,8 +182,8 @@ func (l *Loop) Streams() int {
 }
 
 func (l *Loop) enqueue(s *Stream) {
-	s.queuedAt.Store(time.Now().UnixNano())
 	l.qmu.Lock()
+	l.markBusy()
 	l.queue = append(l.queue, s)
 	l.qmu.Unlock()
 	l.qcond.Signal()
@@ -201,6 +205,7 @@ func (l *Loop) next() *Stream {
 	l.queue[l.qhead] = nil
 	l.qhead++
 	if l.qhead == len(l.queue) {
+		l.busySince.Store(0)
 		l.queue, l.qhead = l.queue[:0], 0
 		if cap(l.queue) > 4096 {
 			l.queue = nil // let a burst's memory go
@@ -234,12 +239,19 @@ func (l *Loop) work() {
 	}
 }
 
+// markBusy notes when the queue stops being empty; l.qmu is held.
+func (l *Loop) markBusy() {
+	if l.qhead == len(l.queue) {
+		l.busySince.Store(time.Now().UnixNano())
+	}
+}
+
 // behind reports whether s, just taken from the queue at now, should wait
-// out the coalescing window: the loop is behind (s or a stream shortly
-// before it waited longer than BehindAfter for a worker) and s was
-// written a moment ago.
+// out the coalescing window: the loop is behind (its queue has not been
+// empty for BehindAfter, now or shortly before) and s was written a
+// moment ago.
 func (l *Loop) behind(s *Stream, now int64) bool {
-	if now-s.queuedAt.Load() > l.opts.BehindAfter.Nanoseconds() {
+	if b := l.busySince.Load(); b != 0 && now-b > l.opts.BehindAfter.Nanoseconds() {
 		l.behindUntil.Store(now + behindWindows*l.opts.Coalesce.Nanoseconds())
 	} else if now >= l.behindUntil.Load() {
 		return false
@@ -248,8 +260,9 @@ func (l *Loop) behind(s *Stream, now int64) bool {
 }
 
 // behindWindows is how many coalescing windows the loop stays behind after
-// the last long wait: long enough not to flap with every message, short
-// enough that a loop which caught up soon writes at once again.
+// it last found its queue busy too long: long enough not to flap with
+// every message, short enough that a loop which caught up soon writes at
+// once again.
 const behindWindows = 5
 
 // delay holds s, which stays queued, until Coalesce after its last write.
@@ -297,10 +310,8 @@ func (l *Loop) undelay() {
 		l.dtimer.Reset(time.Duration(next - now))
 	}
 	if len(due) > 0 {
-		for _, s := range due {
-			s.queuedAt.Store(now) // its wait for a worker starts now
-		}
 		l.qmu.Lock()
+		l.markBusy()
 		l.queue = append(l.queue, due...)
 		l.qmu.Unlock()
 		l.qcond.Broadcast()

@@ -33,7 +33,6 @@ type Stream struct {
 	forced       atomic.Pointer[error] // set to end the stream at its next run
 	lastWrite    atomic.Int64          // unix nanoseconds of the last write that moved bytes
 	blockedSince atomic.Int64          // unix nanoseconds; 0 while the socket takes everything
-	queuedAt     atomic.Int64          // unix nanoseconds when it last joined the queue
 	heartbeat    atomic.Bool           // a heartbeat is due
 }
 

@@ -33,6 +33,9 @@ type Sources struct {
 	Rooms         func() float64
 	NATSConnected func() float64
 	Backfills     func() float64
+	// Coalesced counts the SSE writes the stream loop held back to
+	// gather more messages (nil: no stream loop).
+	Coalesced func() float64
 	// Conns is the number of open HTTP connections counted against the
 	// connection limits; nil leaves the gauge out.
 	Conns func() float64
@@ -102,6 +105,9 @@ func New(src Sources) *Metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "chat_nats_connected", Help: "1 while connected to NATS, else 0."}, src.NATSConnected),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "chat_feed_backfills_total", Help: "Holes in a room's live feed filled from history."}, src.Backfills),
 	)
+	if src.Coalesced != nil {
+		r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "chat_sse_coalesced_total", Help: "SSE writes the stream loop held back to send them together with later messages, while it was behind."}, src.Coalesced))
+	}
 	if src.Conns != nil {
 		r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "chat_http_connections", Help: "Open HTTP connections, SSE streams included."}, src.Conns))
 	}
