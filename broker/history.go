@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -213,12 +212,11 @@ func (h *History) Publish(ctx context.Context, m Message, dedupeID string) (stor
 	if dedupeID == "" {
 		dedupeID = m.ID
 	}
-	data, err := json.Marshal(m)
-	if err != nil {
-		return m, false, fmt.Errorf("encode message: %w", err)
+	if !encodableTime(m.TS) {
+		return m, false, fmt.Errorf("encode message: the time %v is outside years 0-9999", m.TS)
 	}
-	msg := &nats.Msg{Subject: RoomSubject(m.Room), Data: data, Header: nats.Header{}}
-	msg.Header.Set(HeaderUser, m.User)
+	data := m.AppendJSON(make([]byte, 0, 160+len(m.Text)))
+	msg := &nats.Msg{Subject: RoomSubject(m.Room), Data: data, Header: nats.Header{HeaderUser: {m.User}}}
 	ack, err := h.pub.publish(ctx, msg, dedupeID, StreamName)
 	if err != nil {
 		return m, false, err

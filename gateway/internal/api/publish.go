@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/chatscalable/chatscalable/broker"
+	"github.com/chatscalable/chatscalable/gateway/internal/httpjson"
 	"github.com/gorilla/mux"
 )
 
@@ -55,7 +56,7 @@ func (s *Server) publishForm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if wantJSON {
-		writeJSON(w, status, s.cfg.Delivery.Wire(stored))
+		s.writeMessage(w, status, stored)
 		return
 	}
 	target := "/"
@@ -102,8 +103,13 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if stored, status, ok := s.publish(w, r, room, user, *in.Text, id); ok {
-		writeJSON(w, status, s.cfg.Delivery.Wire(stored))
+		s.writeMessage(w, status, stored)
 	}
+}
+
+// writeMessage answers with a stored message as the API shows it.
+func (s *Server) writeMessage(w http.ResponseWriter, status int, m broker.Message) {
+	httpjson.WriteEncoded(w, status, s.cfg.Delivery.Wire(m).AppendJSON(make([]byte, 0, 256+len(m.Text))))
 }
 
 // publish validates and stores a message; id, when not empty, is the
