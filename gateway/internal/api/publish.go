@@ -190,17 +190,27 @@ func decodePublishBody(body []byte) (publishBody, *apiError) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return in, &apiError{http.StatusBadRequest, CodeInvalidJSON, "the body must be one JSON object of the form {\"user\":\"…\",\"text\":\"…\"}"}
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&in); err != nil {
-		return in, &apiError{http.StatusBadRequest, CodeInvalidJSON, "the body is not a JSON object of the form {\"user\":\"…\",\"text\":\"…\"}: " + err.Error()}
-	}
-	if dec.More() {
-		return in, &apiError{http.StatusBadRequest, CodeInvalidJSON, "the body must be one JSON object"}
+	if simple, ok := decodeSimpleBody(body); ok {
+		in = simple
+	} else if aerr := decodeJSONBody(body, &in); aerr != nil {
+		return in, aerr
 	}
 	if in.Text == nil {
 		return in, &apiError{http.StatusBadRequest, CodeEmptyMessage, "text is required"}
 	}
 	return in, nil
+}
+
+// decodeJSONBody decodes a publish body with encoding/json.
+func decodeJSONBody(body []byte, in *publishBody) *apiError {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(in); err != nil {
+		return &apiError{http.StatusBadRequest, CodeInvalidJSON, "the body is not a JSON object of the form {\"user\":\"…\",\"text\":\"…\"}: " + err.Error()}
+	}
+	if dec.More() {
+		return &apiError{http.StatusBadRequest, CodeInvalidJSON, "the body must be one JSON object"}
+	}
+	return nil
 }
 
 // newMessage validates the fields of a message to publish.
