@@ -68,7 +68,11 @@ func (s *Server) publishForm(w http.ResponseWriter, r *http.Request) {
 
 // postMessage publishes {"user":…,"text":…} to the room in the path.
 func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
-	room := mux.Vars(r)["room"]
+	s.postRoomMessage(w, r, mux.Vars(r)["room"])
+}
+
+// postRoomMessage publishes {"user":…,"text":…} to room.
+func (s *Server) postRoomMessage(w http.ResponseWriter, r *http.Request, room string) {
 	if err := broker.ValidateRoom(room); err != nil {
 		writeError(w, http.StatusBadRequest, CodeInvalidRoom, err.Error())
 		return
@@ -126,7 +130,7 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, room, user, tex
 	}
 	m, aerr := s.newMessage(room, user, text)
 	if aerr != nil {
-		s.cfg.Metrics.Published.WithLabelValues("rejected").Inc()
+		s.published.rejected.Inc()
 		aerr.write(w)
 		return m, 0, false
 	}
@@ -140,17 +144,17 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, room, user, tex
 	start := time.Now()
 	m, dup, aerr := s.store(r.Context(), m, dedupe)
 	if aerr != nil {
-		s.cfg.Metrics.Published.WithLabelValues("failed").Inc()
+		s.published.failed.Inc()
 		aerr.write(w)
 		return m, 0, false
 	}
 	s.cfg.Metrics.PublishSeconds.Observe(time.Since(start).Seconds())
 	if dup {
-		s.cfg.Metrics.Published.WithLabelValues("duplicate").Inc()
+		s.published.duplicate.Inc()
 		w.Header().Set("Idempotent-Replayed", "true")
 		return m, http.StatusOK, true
 	}
-	s.cfg.Metrics.Published.WithLabelValues("stored").Inc()
+	s.published.stored.Inc()
 	return m, http.StatusCreated, true
 }
 
