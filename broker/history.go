@@ -216,7 +216,9 @@ func (h *History) Publish(ctx context.Context, m Message, dedupeID string) (stor
 		return m, false, fmt.Errorf("encode message: the time %v is outside years 0-9999", m.TS)
 	}
 	data := m.AppendJSON(make([]byte, 0, 160+len(m.Text)))
-	msg := &nats.Msg{Subject: RoomSubject(m.Room), Data: data, Header: nats.Header{HeaderUser: {m.User}}}
+	hdr := make(nats.Header, 3) // and the two nats.go adds: Nats-Msg-Id, Nats-Expected-Stream
+	hdr[HeaderUser] = []string{m.User}
+	msg := &nats.Msg{Subject: RoomSubject(m.Room), Data: data, Header: hdr}
 	ack, err := h.pub.publish(ctx, msg, dedupeID, StreamName)
 	if err != nil {
 		return m, false, err

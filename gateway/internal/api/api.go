@@ -113,6 +113,8 @@ type Server struct {
 	origins   *origins
 	csp       string // the page's Content-Security-Policy
 	published publishCounters
+	// nodeHeader is the X-Chat-Node header's value.
+	nodeHeader []string
 }
 
 // publishCounters are the publish results' counters, looked up once
@@ -164,7 +166,7 @@ func New(cfg Config) (*Server, error) {
 		// --mercure-publish-origins origin, which the hub checks itself.
 		o.csrf.AddInsecureBypassPattern("POST " + mercure.Path)
 	}
-	s := &Server{cfg: cfg, router: mux.NewRouter(), origins: o, csp: pagePolicy(cfg.TokenURL)}
+	s := &Server{cfg: cfg, router: mux.NewRouter(), origins: o, csp: pagePolicy(cfg.TokenURL), nodeHeader: []string{cfg.Node}}
 	pub := cfg.Metrics.Published
 	s.published = publishCounters{pub.WithLabelValues("stored"), pub.WithLabelValues("duplicate"),
 		pub.WithLabelValues("rejected"), pub.WithLabelValues("failed")}
@@ -241,10 +243,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	w = rec
+	// The header values are shared by every response (net/http copies
+	// them when it writes the header; nothing appends to them).
 	h := w.Header()
-	h.Set("X-Chat-Node", s.cfg.Node)
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
+	h["X-Chat-Node"] = s.nodeHeader
+	h["X-Content-Type-Options"] = nosniff
+	h["Referrer-Policy"] = noReferrer
 	// Every response must be taken within the write timeout (an SSE
 	// stream renews it for each write), and a body must arrive within
 	// the body timeout, even on a route that never reads it: net/http
@@ -307,6 +311,9 @@ func messagesRoute(r *http.Request) (string, bool) {
 	}
 	return room, true
 }
+
+// Values of the headers every response carries.
+var nosniff, noReferrer = []string{"nosniff"}, []string{"no-referrer"}
 
 // refusedRetryAfter is the Retry-After, in seconds, of a refused connection.
 const refusedRetryAfter = 5

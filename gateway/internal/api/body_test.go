@@ -1,7 +1,10 @@
 package api
 
 import (
+	"io"
+	"strings"
 	"testing"
+	"testing/iotest"
 	"unicode/utf8"
 )
 
@@ -42,4 +45,21 @@ func deref(s *string) any {
 		return nil
 	}
 	return *s
+}
+
+// readAll reads what io.ReadAll reads, whatever length was announced.
+func TestReadAll(t *testing.T) {
+	body := strings.Repeat("0123456789", 30)
+	for _, c := range []struct {
+		length int64
+		limit  int
+	}{{300, 1000}, {-1, 1000}, {10, 1000}, {299, 1000}, {0, 1000}, {5000, 1000}, {300, 300}} {
+		got, err := readAll(iotest.OneByteReader(strings.NewReader(body)), c.length, c.limit)
+		if err != nil || string(got) != body {
+			t.Errorf("readAll(length %d, limit %d) = %d bytes, %v; want the %d bytes", c.length, c.limit, len(got), err, len(body))
+		}
+	}
+	if _, err := readAll(iotest.ErrReader(io.ErrUnexpectedEOF), 10, 100); err != io.ErrUnexpectedEOF {
+		t.Errorf("readAll of a failing reader: %v, want %v", err, io.ErrUnexpectedEOF)
+	}
 }

@@ -320,15 +320,38 @@ func (s *Server) clearBodyDeadline(w http.ResponseWriter) {
 	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 }
 
-// readBody reads at most limit bytes of body within the body timeout.
+// readBody reads at most limit bytes of body within the body timeout
+// (ServeHTTP set the read deadline for a request with a body).
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int) ([]byte, *apiError) {
-	s.setBodyDeadline(w)
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limit)))
+	body, err := readAll(http.MaxBytesReader(w, r.Body, int64(limit)), r.ContentLength, limit)
 	if err != nil {
 		return nil, bodyError(w, err)
 	}
 	s.clearBodyDeadline(w)
 	return body, nil
+}
+
+// readAll reads rd to its end like io.ReadAll, starting with room for the
+// announced length when the limit allows it, so a body is read into one
+// buffer of its size.
+func readAll(rd io.Reader, length int64, limit int) ([]byte, error) {
+	if length < 0 || length > int64(limit) {
+		return io.ReadAll(rd)
+	}
+	b := make([]byte, 0, length+1) // +1: reaching the end needs a read with room
+	for {
+		n, err := rd.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // longer than announced: grow as io.ReadAll does
+		}
+	}
 }
 
 func bodyError(w http.ResponseWriter, err error) *apiError {
