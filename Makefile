@@ -11,7 +11,7 @@ FUZZTIME ?= 5s
 NODE     ?= $(shell hostname)
 
 # Fuzz targets run briefly by `make test`: package:Target.
-FUZZ := ./gateway/internal/delivery:FuzzParseCursor ./gateway/internal/delivery:FuzzAppendEvent ./gateway/internal/api:FuzzPublishInput
+FUZZ := ./gateway/internal/delivery:FuzzParseCursor ./gateway/internal/delivery:FuzzAppendEvent ./gateway/internal/api:FuzzPublishInput ./gateway/internal/api:FuzzSimpleBody ./broker:FuzzAppendJSONString
 
 NATSCLI  := tools/bin/nats
 NATSCLI_VERSION := v0.5.0

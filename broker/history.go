@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -98,17 +97,18 @@ func (c HistoryConfig) StreamReplicas() int {
 
 // History reads and maintains the history stream.
 type History struct {
-	nc *nats.Conn
-	js jetstream.JetStream
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	pub *publisher
 }
 
 // NewHistory returns a History using the connection nc.
-func NewHistory(nc *nats.Conn) (*History, error) {
-	js, err := jetstream.New(nc)
+func NewHistory(nc *nats.Conn, opts ...StoreOption) (*History, error) {
+	pub, err := newPublisher(nc, opts)
 	if err != nil {
-		return nil, fmt.Errorf("jetstream context: %w", err)
+		return nil, err
 	}
-	return &History{nc: nc, js: js}, nil
+	return &History{nc: nc, js: pub.js, pub: pub}, nil
 }
 
 // JetStream returns the JetStream context History uses.
@@ -212,13 +212,14 @@ func (h *History) Publish(ctx context.Context, m Message, dedupeID string) (stor
 	if dedupeID == "" {
 		dedupeID = m.ID
 	}
-	data, err := json.Marshal(m)
-	if err != nil {
-		return m, false, fmt.Errorf("encode message: %w", err)
+	if !encodableTime(m.TS) {
+		return m, false, fmt.Errorf("encode message: the time %v is outside years 0-9999", m.TS)
 	}
-	msg := &nats.Msg{Subject: RoomSubject(m.Room), Data: data, Header: nats.Header{}}
-	msg.Header.Set(HeaderUser, m.User)
-	ack, err := publishRetrying(ctx, h.js, msg, dedupeID, StreamName)
+	data := m.AppendJSON(make([]byte, 0, 160+len(m.Text)))
+	hdr := make(nats.Header, 3) // and the two nats.go adds: Nats-Msg-Id, Nats-Expected-Stream
+	hdr[HeaderUser] = []string{m.User}
+	msg := &nats.Msg{Subject: RoomSubject(m.Room), Data: data, Header: hdr}
+	ack, err := h.pub.publish(ctx, msg, dedupeID, StreamName)
 	if err != nil {
 		return m, false, err
 	}
@@ -241,44 +242,6 @@ func (h *History) Publish(ctx context.Context, m Message, dedupeID string) (stor
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-}
-
-// publishRetrying publishes msg to stream with the de-duplication id
-// dedupeID. A publish in flight when the stream's leader dies gets no
-// answer: rather than wait out the whole deadline, it tries again after a
-// short one, since the new leader answers within a second or two, and the
-// de-duplication id makes the retry safe. A duplicate on a retry is its own
-// first attempt, stored although its answer was lost, so the returned ack
-// says Duplicate only when the first attempt found one.
-func publishRetrying(ctx context.Context, js jetstream.JetStream, msg *nats.Msg, dedupeID, stream string) (*jetstream.PubAck, error) {
-	for attempt := 1; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, publishAttemptTimeout)
-		ack, err := js.PublishMsg(actx, msg, jetstream.WithMsgID(dedupeID), jetstream.WithExpectStream(stream))
-		cancel()
-		if err == nil {
-			if attempt > 1 {
-				ack.Duplicate = false
-			}
-			return ack, nil
-		}
-		if ctx.Err() != nil || !retryable(err) {
-			return nil, fmt.Errorf("publish to %s: %w", msg.Subject, err)
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-// publishAttemptTimeout bounds one attempt of Publish.
-const publishAttemptTimeout = time.Second
-
-// retryable reports whether a failed publish attempt may be tried again:
-// it timed out or found no responder (no stream leader at that moment).
-func retryable(err error) bool {
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
 }
 
 // ErrNoLeader is returned by Ensure while the clustered stream has no

@@ -157,17 +157,18 @@ func (c MercureConfig) streamConfig() jetstream.StreamConfig {
 
 // Mercure stores and reads Mercure updates.
 type Mercure struct {
-	nc *nats.Conn
-	js jetstream.JetStream
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	pub *publisher
 }
 
 // NewMercure returns a Mercure using the connection nc.
-func NewMercure(nc *nats.Conn) (*Mercure, error) {
-	js, err := jetstream.New(nc)
+func NewMercure(nc *nats.Conn, opts ...StoreOption) (*Mercure, error) {
+	pub, err := newPublisher(nc, opts)
 	if err != nil {
-		return nil, fmt.Errorf("jetstream context: %w", err)
+		return nil, err
 	}
-	return &Mercure{nc: nc, js: js}, nil
+	return &Mercure{nc: nc, js: pub.js, pub: pub}, nil
 }
 
 // Ensure creates the Mercure stream, or updates its limits, and returns
@@ -212,7 +213,7 @@ func (m *Mercure) PublishOnce(ctx context.Context, u MercureUpdate, dedupeID str
 		msg.Header.Set(HeaderMercurePrivate, "true")
 	}
 	msg.Header.Set(HeaderMercureTime, strconv.FormatInt(u.Time.UnixMilli(), 10))
-	ack, err := publishRetrying(ctx, m.js, msg, dedupeID, MercureStream)
+	ack, err := m.pub.publish(ctx, msg, dedupeID, MercureStream)
 	if err != nil {
 		return 0, err
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/chatscalable/chatscalable/web"
 	"github.com/gorilla/mux"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -107,10 +108,19 @@ type Config struct {
 
 // Server serves the API.
 type Server struct {
-	cfg     Config
-	router  *mux.Router
-	origins *origins
-	csp     string // the page's Content-Security-Policy
+	cfg       Config
+	router    *mux.Router
+	origins   *origins
+	csp       string // the page's Content-Security-Policy
+	published publishCounters
+	// nodeHeader is the X-Chat-Node header's value.
+	nodeHeader []string
+}
+
+// publishCounters are the publish results' counters, looked up once
+// rather than by label on every publish.
+type publishCounters struct {
+	stored, duplicate, rejected, failed prometheus.Counter
 }
 
 // Defaults and limits of the API.
@@ -156,7 +166,10 @@ func New(cfg Config) (*Server, error) {
 		// --mercure-publish-origins origin, which the hub checks itself.
 		o.csrf.AddInsecureBypassPattern("POST " + mercure.Path)
 	}
-	s := &Server{cfg: cfg, router: mux.NewRouter(), origins: o, csp: pagePolicy(cfg.TokenURL)}
+	s := &Server{cfg: cfg, router: mux.NewRouter(), origins: o, csp: pagePolicy(cfg.TokenURL), nodeHeader: []string{cfg.Node}}
+	pub := cfg.Metrics.Published
+	s.published = publishCounters{pub.WithLabelValues("stored"), pub.WithLabelValues("duplicate"),
+		pub.WithLabelValues("rejected"), pub.WithLabelValues("failed")}
 	r := s.router
 	// Paths are matched as sent: a Mercure subscription's path holds an
 	// escaped URL (%2F%2F), which cleaning would turn into a redirect.
@@ -175,7 +188,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	r.HandleFunc("/publish", s.publishForm).Methods(http.MethodPost)
 	r.HandleFunc("/listen", s.listen).Methods(http.MethodGet)
-	r.HandleFunc("/rooms/{room}/messages", s.postMessage).Methods(http.MethodPost)
+	r.HandleFunc(messagesTemplate, s.postMessage).Methods(http.MethodPost)
 	r.HandleFunc("/rooms/{room}/messages", s.history).Methods(http.MethodGet)
 	r.HandleFunc("/rooms/{room}/events", s.roomEvents).Methods(http.MethodGet)
 	r.HandleFunc("/rooms", s.listRooms).Methods(http.MethodGet)
@@ -205,7 +218,6 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	route := &routeName{name: "unmatched"}
-	r = r.WithContext(context.WithValue(r.Context(), routeKey{}, route))
 	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 	// done may run long after the request (a stream's end): it keeps
 	// these strings, not the request.
@@ -218,6 +230,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if route.name == "/metrics" || route.name == "/healthz" || route.name == "/readyz" || strings.HasPrefix(route.name, "/static/") {
 			level = slog.LevelDebug
 		}
+		if !s.cfg.Log.Enabled(ctx, level) {
+			return // the arguments below cost allocations even when not logged
+		}
 		s.cfg.Log.Log(ctx, level, "http", "method", method, "route", route.name, "path", path,
 			"status", status, "bytes", bytes, "duration", d.Round(time.Microsecond), "remote", remote)
 	}
@@ -228,10 +243,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	w = rec
+	// The header values are shared by every response (net/http copies
+	// them when it writes the header; nothing appends to them).
 	h := w.Header()
-	h.Set("X-Chat-Node", s.cfg.Node)
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
+	h["X-Chat-Node"] = s.nodeHeader
+	h["X-Content-Type-Options"] = nosniff
+	h["Referrer-Policy"] = noReferrer
 	// Every response must be taken within the write timeout (an SSE
 	// stream renews it for each write), and a body must arrive within
 	// the body timeout, even on a route that never reads it: net/http
@@ -266,8 +283,37 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusInternalServerError, CodeInternal, "internal error")
 		}
 	}()
-	s.router.ServeHTTP(w, r)
+	if room, ok := messagesRoute(r); ok {
+		// The publish route, the busiest, is found without the router.
+		route.name = messagesTemplate
+		s.postRoomMessage(w, r, room)
+		return
+	}
+	s.router.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), routeKey{}, route)))
 }
+
+// messagesTemplate is the publish route's template, as the router has it.
+const messagesTemplate = "/rooms/{room}/messages"
+
+// messagesRoute reports whether r is a POST to /rooms/{room}/messages, as
+// the router would match it, and returns the path's room.
+func messagesRoute(r *http.Request) (string, bool) {
+	if r.Method != http.MethodPost {
+		return "", false
+	}
+	room, ok := strings.CutPrefix(r.URL.Path, "/rooms/")
+	if !ok {
+		return "", false
+	}
+	room, ok = strings.CutSuffix(room, "/messages")
+	if !ok || room == "" || strings.Contains(room, "/") {
+		return "", false
+	}
+	return room, true
+}
+
+// Values of the headers every response carries.
+var nosniff, noReferrer = []string{"nosniff"}, []string{"no-referrer"}
 
 // refusedRetryAfter is the Retry-After, in seconds, of a refused connection.
 const refusedRetryAfter = 5

@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/chatscalable/chatscalable/broker"
+	"github.com/chatscalable/chatscalable/gateway/internal/httpjson"
 	"github.com/gorilla/mux"
 )
 
@@ -55,7 +56,7 @@ func (s *Server) publishForm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if wantJSON {
-		writeJSON(w, status, s.cfg.Delivery.Wire(stored))
+		s.writeMessage(w, status, stored)
 		return
 	}
 	target := "/"
@@ -67,7 +68,11 @@ func (s *Server) publishForm(w http.ResponseWriter, r *http.Request) {
 
 // postMessage publishes {"user":…,"text":…} to the room in the path.
 func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
-	room := mux.Vars(r)["room"]
+	s.postRoomMessage(w, r, mux.Vars(r)["room"])
+}
+
+// postRoomMessage publishes {"user":…,"text":…} to room.
+func (s *Server) postRoomMessage(w http.ResponseWriter, r *http.Request, room string) {
 	if err := broker.ValidateRoom(room); err != nil {
 		writeError(w, http.StatusBadRequest, CodeInvalidRoom, err.Error())
 		return
@@ -102,8 +107,13 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if stored, status, ok := s.publish(w, r, room, user, *in.Text, id); ok {
-		writeJSON(w, status, s.cfg.Delivery.Wire(stored))
+		s.writeMessage(w, status, stored)
 	}
+}
+
+// writeMessage answers with a stored message as the API shows it.
+func (s *Server) writeMessage(w http.ResponseWriter, status int, m broker.Message) {
+	httpjson.WriteEncoded(w, status, s.cfg.Delivery.Wire(m).AppendJSON(make([]byte, 0, 256+len(m.Text))))
 }
 
 // publish validates and stores a message; id, when not empty, is the
@@ -120,7 +130,7 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, room, user, tex
 	}
 	m, aerr := s.newMessage(room, user, text)
 	if aerr != nil {
-		s.cfg.Metrics.Published.WithLabelValues("rejected").Inc()
+		s.published.rejected.Inc()
 		aerr.write(w)
 		return m, 0, false
 	}
@@ -134,17 +144,17 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, room, user, tex
 	start := time.Now()
 	m, dup, aerr := s.store(r.Context(), m, dedupe)
 	if aerr != nil {
-		s.cfg.Metrics.Published.WithLabelValues("failed").Inc()
+		s.published.failed.Inc()
 		aerr.write(w)
 		return m, 0, false
 	}
 	s.cfg.Metrics.PublishSeconds.Observe(time.Since(start).Seconds())
 	if dup {
-		s.cfg.Metrics.Published.WithLabelValues("duplicate").Inc()
+		s.published.duplicate.Inc()
 		w.Header().Set("Idempotent-Replayed", "true")
 		return m, http.StatusOK, true
 	}
-	s.cfg.Metrics.Published.WithLabelValues("stored").Inc()
+	s.published.stored.Inc()
 	return m, http.StatusCreated, true
 }
 
@@ -184,17 +194,27 @@ func decodePublishBody(body []byte) (publishBody, *apiError) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return in, &apiError{http.StatusBadRequest, CodeInvalidJSON, "the body must be one JSON object of the form {\"user\":\"…\",\"text\":\"…\"}"}
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&in); err != nil {
-		return in, &apiError{http.StatusBadRequest, CodeInvalidJSON, "the body is not a JSON object of the form {\"user\":\"…\",\"text\":\"…\"}: " + err.Error()}
-	}
-	if dec.More() {
-		return in, &apiError{http.StatusBadRequest, CodeInvalidJSON, "the body must be one JSON object"}
+	if simple, ok := decodeSimpleBody(body); ok {
+		in = simple
+	} else if aerr := decodeJSONBody(body, &in); aerr != nil {
+		return in, aerr
 	}
 	if in.Text == nil {
 		return in, &apiError{http.StatusBadRequest, CodeEmptyMessage, "text is required"}
 	}
 	return in, nil
+}
+
+// decodeJSONBody decodes a publish body with encoding/json.
+func decodeJSONBody(body []byte, in *publishBody) *apiError {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(in); err != nil {
+		return &apiError{http.StatusBadRequest, CodeInvalidJSON, "the body is not a JSON object of the form {\"user\":\"…\",\"text\":\"…\"}: " + err.Error()}
+	}
+	if dec.More() {
+		return &apiError{http.StatusBadRequest, CodeInvalidJSON, "the body must be one JSON object"}
+	}
+	return nil
 }
 
 // newMessage validates the fields of a message to publish.
@@ -300,15 +320,38 @@ func (s *Server) clearBodyDeadline(w http.ResponseWriter) {
 	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 }
 
-// readBody reads at most limit bytes of body within the body timeout.
+// readBody reads at most limit bytes of body within the body timeout
+// (ServeHTTP set the read deadline for a request with a body).
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int) ([]byte, *apiError) {
-	s.setBodyDeadline(w)
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limit)))
+	body, err := readAll(http.MaxBytesReader(w, r.Body, int64(limit)), r.ContentLength, limit)
 	if err != nil {
 		return nil, bodyError(w, err)
 	}
 	s.clearBodyDeadline(w)
 	return body, nil
+}
+
+// readAll reads rd to its end like io.ReadAll, starting with room for the
+// announced length when the limit allows it, so a body is read into one
+// buffer of its size.
+func readAll(rd io.Reader, length int64, limit int) ([]byte, error) {
+	if length < 0 || length > int64(limit) {
+		return io.ReadAll(rd)
+	}
+	b := make([]byte, 0, length+1) // +1: reaching the end needs a read with room
+	for {
+		n, err := rd.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // longer than announced: grow as io.ReadAll does
+		}
+	}
 }
 
 func bodyError(w http.ResponseWriter, err error) *apiError {

@@ -16,6 +16,15 @@ type WireMessage struct {
 	Cursor string `json:"cursor"`
 }
 
+// AppendJSON appends w as JSON to b: the same bytes json.Marshal gives
+// for w, without reflection.
+func (w WireMessage) AppendJSON(b []byte) []byte {
+	b = w.Message.AppendJSON(b)
+	b = append(b[:len(b)-1], `,"cursor":`...) // the envelope's closing brace
+	b = broker.AppendJSONString(b, w.Cursor)
+	return append(b, '}')
+}
+
 // Wire returns m as the API shows it.
 func (d *Delivery) Wire(m broker.Message) WireMessage {
 	return WireMessage{Message: m, Cursor: EncodeCursor(d.opts.Epoch(), m.Seq, m.Room)}
@@ -41,7 +50,7 @@ func (d *Delivery) messageFrame(m broker.Message) []byte {
 		return nil
 	}
 	w := d.Wire(m)
-	data, _ := json.Marshal(w)
+	data := w.AppendJSON(make([]byte, 0, 256+len(m.Text)))
 	return appendEvent(make([]byte, 0, len(data)+64), w.Cursor, "message", data)
 }
 
