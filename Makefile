@@ -18,6 +18,9 @@ NATSCLI_VERSION := v0.5.0
 # Caddy is the compose deployment's entry point (deployments/caddy).
 CADDY    := tools/bin/caddy
 CADDY_VERSION := v2.11.4
+# Centrifugo is the peer `make bench-peers` measures against, built from the module proxy.
+CENTRIFUGO := tools/bin/centrifugo
+CENTRIFUGO_VERSION := v6.9.1
 # golangci-lint runs the checks of .golangci.yml in `make lint`.
 GOLANGCI := tools/bin/golangci-lint
 GOLANGCI_VERSION := v2.15.0
@@ -40,7 +43,7 @@ SWARM_SECRETS := nats_gateway_password nats_service_password nats_reader_passwor
 	nats_cluster_password nats_tls_ca:ca.pem nats_tls_cert:node.pem nats_tls_key:node-key.pem \
 	jwt_secret signin_session_key
 
-.PHONY: bench bench-auth bench-mercure all build run cluster cluster-brokers tools test unit fuzz lint fmt clean images secrets compose-up compose-down stack-secrets stack-deploy stack-rm
+.PHONY: bench bench-auth bench-mercure bench-peers all build run cluster cluster-brokers tools test unit fuzz lint fmt clean images secrets compose-up compose-down stack-secrets stack-deploy stack-rm
 
 all: build
 
@@ -127,8 +130,16 @@ bench-auth: build
 bench-mercure: build
 	BIN=$(BIN) deployments/local/bench-mercure.sh
 
+## bench-peers: ChatScalable and Centrifugo $(CENTRIFUGO_VERSION) side by side, same scenarios, alternated; writes the peers section of docs/BENCHMARKS.md (RUNS=3, DURATION=5s, BIG=1)
+bench-peers: build $(CENTRIFUGO)
+	BIN=$(BIN) CENTRIFUGO=$(CENTRIFUGO) deployments/local/bench-peers.sh
+
 ## tools: install natscli $(NATSCLI_VERSION), Caddy $(CADDY_VERSION) and golangci-lint $(GOLANGCI_VERSION) into tools/bin (used by the tests, `make images` and `make lint`)
 tools: $(NATSCLI) $(CADDY) $(GOLANGCI)
+
+# Several minutes: Centrifugo and its dependencies compile from source.
+$(CENTRIFUGO):
+	GOBIN=$(CURDIR)/tools/bin go install github.com/centrifugal/centrifugo/v6@$(CENTRIFUGO_VERSION)
 
 $(NATSCLI):
 	GOBIN=$(CURDIR)/tools/bin go install github.com/nats-io/natscli/nats@$(NATSCLI_VERSION)

@@ -91,10 +91,9 @@ func (s *subscriber) probe(r *bufio.Reader, marker, stamp []byte) {
 		if err != nil {
 			return
 		}
-		if bytes.HasPrefix(line, marker) {
-			s.count.Add(1)
-			continue
-		}
+		// The marker starts its own line, or (Centrifugo) sits in the data
+		// line that also carries the stamp.
+		s.count.Add(int64(bytes.Count(line, marker)))
 		if !bytes.HasPrefix(line, []byte("data: ")) {
 			continue
 		}
@@ -165,9 +164,14 @@ func (p *publisher) publishOne(ctx context.Context, i int64) {
 		p.failures.Add(1)
 		return
 	}
+	refused := false
+	if p.ep.refused != nil {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		refused = bytes.Contains(body, p.ep.refused)
+	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	_ = resp.Body.Close()
-	if resp.StatusCode != p.ep.stored {
+	if resp.StatusCode != p.ep.stored || refused {
 		p.failures.Add(1)
 		return
 	}
@@ -214,7 +218,7 @@ func percentiles(ms []float64, r *Result) {
 }
 
 func fanout(ctx context.Context, mode string, o options) (Result, error) {
-	res := Result{Mode: mode, URLs: len(o.urls), Subscribers: o.subs, Mercure: o.mercure}
+	res := Result{Mode: mode, URLs: len(o.urls), Subscribers: o.subs, Mercure: o.mercure, Centrifugo: o.centrifugo}
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
 	subURLs := o.urls
@@ -272,7 +276,7 @@ func fanout(ctx context.Context, mode string, o options) (Result, error) {
 }
 
 func publishOnly(ctx context.Context, o options) (Result, error) {
-	res := Result{Mode: "publish", URLs: len(o.urls), Mercure: o.mercure}
+	res := Result{Mode: "publish", URLs: len(o.urls), Mercure: o.mercure, Centrifugo: o.centrifugo}
 	p := &publisher{urls: o.urls, ep: o.endpoint()}
 	pctx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
@@ -432,6 +436,10 @@ func idle(ctx context.Context, o options) (Result, error) {
 		if o.mercure {
 			args = append(args, "--mercure", "--mercure-topic", o.topic, "--mercure-selector", o.selector,
 				"--mercure-token-file", o.mercureTokenFile, "--mercure-secret-file", o.mercureSecret)
+		}
+		if o.centrifugo {
+			args = append(args, "--centrifugo", "--centrifugo-channel", o.channel, "--centrifugo-config", o.centrifugoConfig,
+				"--centrifugo-secret-file", o.centrifugoSecret, "--centrifugo-api-key-file", o.centrifugoAPIKey)
 		}
 		cmd := exec.CommandContext(ctx, self, args...) //nolint:gosec // runs itself as a worker
 		cmd.Stderr = os.Stderr

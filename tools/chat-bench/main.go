@@ -6,6 +6,8 @@
 //	chat-bench idle    --urls URL --conns 19000 --pid <gateway pid> [--workers 2]
 //	chat-bench publish --urls URL --concurrency 50 --duration 10s
 //	chat-bench suite   --cluster URL,URL,URL --single URL --idle-pid PID --runs 3
+//	chat-bench fanout  --centrifugo --centrifugo-config config.json --urls URL --subs 1000 --rate 100
+//	chat-bench peers-report --in runs.jsonl --out docs/BENCHMARKS.md
 //
 // fanout opens SSE subscribers in one room, spread over the URLs, publishes
 // at a fixed rate and reports deliveries per second, loss, and latency from
@@ -19,6 +21,9 @@
 // publish go through the gateway's Mercure hub (/.well-known/mercure) in
 // place of a room: subscribers of one topic, updates published by form
 // POST, latency from the publisher's timestamp in the update's data.
+// With --centrifugo they go through a Centrifugo v6 as a peer to compare
+// with: its uni_sse endpoint and its HTTP API (centrifugo.go).
+// peers-report writes the side-by-side table of `make bench-peers`.
 package main
 
 import (
@@ -48,6 +53,7 @@ type Result struct {
 	Mode          string  `json:"mode"`
 	URLs          int     `json:"urls"`
 	Mercure       bool    `json:"mercure,omitempty"`
+	Centrifugo    bool    `json:"centrifugo,omitempty"`
 	Subscribers   int     `json:"subscribers,omitempty"`
 	Published     int64   `json:"published,omitempty"`
 	Delivered     int64   `json:"delivered,omitempty"`
@@ -97,6 +103,15 @@ type options struct {
 	clientTS                        bool
 	topic, selector                 string
 	mercureTokenFile, mercureSecret string
+	// centrifugo goes through a Centrifugo: subscribers of channel on its
+	// uni_sse endpoint with centrifugoToken, publishes through its HTTP
+	// API with the key.
+	centrifugo                         bool
+	channel                            string
+	centrifugoConfig                   string
+	centrifugoSecret, centrifugoAPIKey string
+	centrifugoKeys                     centrifugoKeys
+	centrifugoToken                    string
 	// publishFirst publishes on the first URL only and listens on the
 	// others, so latency crosses nodes.
 	publishFirst bool
@@ -129,6 +144,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return worker(args[1:], stdout, stderr)
 	case "suite":
 		return suite(args[1:], stdout, stderr)
+	case "peers-report":
+		return peersReport(args[1:], stdout, stderr)
 	}
 	o, err := parse(mode, args[1:], stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -185,6 +202,11 @@ func parse(mode string, args []string, stderr io.Writer) (options, error) {
 	fs.String(&o.selector, "mercure-selector", "", "with --mercure: the topic selector subscribers ask for (default: the topic)")
 	fs.String(&o.mercureTokenFile, "mercure-token-file", "", "with --mercure: file holding the token sent with every request (its mercure.publish claim must cover the topic)")
 	fs.String(&o.mercureSecret, "mercure-secret-file", "", "with --mercure: file holding the hub's HS256 secret (chat-gateway --mercure-jwt-secret-file), to sign a token that may publish and receive every topic")
+	fs.Bool(&o.centrifugo, "centrifugo", false, "go through a Centrifugo v6 instead of a room: subscribers on its uni_sse endpoint, publishes through its HTTP API (POST /api/publish)")
+	fs.String(&o.channel, "centrifugo-channel", "", "with --centrifugo: the channel (default: the room's name)")
+	fs.String(&o.centrifugoConfig, "centrifugo-config", "", "with --centrifugo: the server's JSON config file, to read client.token.hmac_secret_key and http_api.key from")
+	fs.String(&o.centrifugoSecret, "centrifugo-secret-file", "", "with --centrifugo: file holding the HMAC secret of connection tokens (client.token.hmac_secret_key)")
+	fs.String(&o.centrifugoAPIKey, "centrifugo-api-key-file", "", "with --centrifugo: file holding the HTTP API key (http_api.key)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -233,6 +255,11 @@ func parse(mode string, args []string, stderr io.Writer) (options, error) {
 	if o.selector == "" {
 		o.selector = o.topic
 	}
+	if o.centrifugo {
+		if err := o.centrifugoSetup(); err != nil {
+			return o, err
+		}
+	}
 	return o, nil
 }
 
@@ -270,6 +297,9 @@ func printTable(w io.Writer, r Result) {
 	row := func(name string, v any) { fmt.Fprintf(w, "%-22s %v\n", name, v) }
 	if r.Mercure {
 		row("through", "the Mercure hub")
+	}
+	if r.Centrifugo {
+		row("through", "Centrifugo (uni_sse, HTTP API)")
 	}
 	switch r.Mode {
 	case "fanout", "latency":
