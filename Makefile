@@ -21,6 +21,9 @@ CADDY_VERSION := v2.11.4
 # Centrifugo is the peer `make bench-peers` measures against, built from the module proxy.
 CENTRIFUGO := tools/bin/centrifugo
 CENTRIFUGO_VERSION := v6.9.1
+# The Mercure.rocks hub (a Caddy build with the Mercure module), the other peer; its module,
+# tools/mercure-hub, pins the hub's version and checksums.
+MERCURE  := tools/bin/mercure
 # golangci-lint runs the checks of .golangci.yml in `make lint`.
 GOLANGCI := tools/bin/golangci-lint
 GOLANGCI_VERSION := v2.15.0
@@ -130,16 +133,21 @@ bench-auth: build
 bench-mercure: build
 	BIN=$(BIN) deployments/local/bench-mercure.sh
 
-## bench-peers: ChatScalable and Centrifugo $(CENTRIFUGO_VERSION) side by side, same scenarios, alternated; writes the peers section of docs/BENCHMARKS.md (RUNS=3, DURATION=5s, BIG=1)
-bench-peers: build $(CENTRIFUGO)
-	BIN=$(BIN) CENTRIFUGO=$(CENTRIFUGO) deployments/local/bench-peers.sh
+## bench-peers: ChatScalable, Centrifugo $(CENTRIFUGO_VERSION) and Mercure side by side, same scenarios, alternated; writes the peers section of docs/BENCHMARKS.md (RUNS=3, DURATION=5s, BIG=1)
+bench-peers: build $(CENTRIFUGO) $(MERCURE)
+	BIN=$(BIN) CENTRIFUGO=$(CENTRIFUGO) MERCURE=$(MERCURE) deployments/local/bench-peers.sh
 
 ## tools: install natscli $(NATSCLI_VERSION), Caddy $(CADDY_VERSION) and golangci-lint $(GOLANGCI_VERSION) into tools/bin (used by the tests, `make images` and `make lint`)
 tools: $(NATSCLI) $(CADDY) $(GOLANGCI)
 
 # Several minutes: Centrifugo and its dependencies compile from source.
 $(CENTRIFUGO):
-	GOBIN=$(CURDIR)/tools/bin go install github.com/centrifugal/centrifugo/v6@$(CENTRIFUGO_VERSION)
+	GOBIN=$(CURDIR)/tools/bin go install -ldflags '-X github.com/centrifugal/centrifugo/v6/internal/build.Version=$(CENTRIFUGO_VERSION:v%=%)' \
+		github.com/centrifugal/centrifugo/v6@$(CENTRIFUGO_VERSION)
+
+# Outside the workspace (GOWORK=off): the hub's dependencies are not ours.
+$(MERCURE): tools/mercure-hub/go.mod tools/mercure-hub/go.sum tools/mercure-hub/main.go
+	cd tools/mercure-hub && GOWORK=off CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o $(CURDIR)/$(MERCURE) .
 
 $(NATSCLI):
 	GOBIN=$(CURDIR)/tools/bin go install github.com/nats-io/natscli/nats@$(NATSCLI_VERSION)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -52,9 +53,15 @@ func (s *subscriber) subscribe(ctx context.Context, ep *endpoint, base string, p
 	}
 	defer func() { _ = resp.Body.Close() }()
 	r := bufio.NewReaderSize(resp.Body, 32<<10)
-	if _, err := r.ReadString('\n'); err != nil { // "retry: …", or Mercure's ":"
-		ready(err)
-		return
+	for {
+		line, err := r.ReadSlice('\n') // "retry: …", Mercure's ":", or up to Centrifugo's connect push
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			ready(err)
+			return
+		}
+		if ep.ready == nil || bytes.Contains(line, ep.ready) {
+			break
+		}
 	}
 	ready(nil)
 	marker := ep.marker
@@ -218,14 +225,18 @@ func percentiles(ms []float64, r *Result) {
 }
 
 func fanout(ctx context.Context, mode string, o options) (Result, error) {
-	res := Result{Mode: mode, URLs: len(o.urls), Subscribers: o.subs, Mercure: o.mercure, Centrifugo: o.centrifugo}
+	res := Result{Mode: mode, URLs: len(o.urls), Subscribers: o.subs, Rooms: o.rooms, Mercure: o.mercure, Centrifugo: o.centrifugo}
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
 	subURLs := o.urls
 	if o.publishFirst && len(o.urls) > 1 {
 		subURLs = o.urls[1:] // listeners on other nodes than the publisher's
 	}
-	ep := o.endpoint()
+	eps, err := o.roomEndpoints()
+	if err != nil {
+		return res, err
+	}
+	ep := spread(eps)
 	subs, err := openSubscribers(sctx, subURLs, ep, o.subs)
 	if err != nil {
 		return res, err
@@ -242,7 +253,7 @@ func fanout(ctx context.Context, mode string, o options) (Result, error) {
 	start := time.Now()
 	p.paced(ctx, o.rate, o.duration)
 	res.Published = p.stored.Load()
-	res.Expected = res.Published * int64(o.subs)
+	res.Expected = res.Published * int64(o.subs/len(eps)) // each message reaches its room's listeners
 	deadline := time.Now().Add(o.drain)
 	for {
 		var got int64
@@ -277,7 +288,11 @@ func fanout(ctx context.Context, mode string, o options) (Result, error) {
 
 func publishOnly(ctx context.Context, o options) (Result, error) {
 	res := Result{Mode: "publish", URLs: len(o.urls), Mercure: o.mercure, Centrifugo: o.centrifugo}
-	p := &publisher{urls: o.urls, ep: o.endpoint()}
+	eps, err := o.roomEndpoints()
+	if err != nil {
+		return res, err
+	}
+	p := &publisher{urls: o.urls, ep: spread(eps)}
 	pctx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
 	var next atomic.Int64
@@ -432,7 +447,7 @@ func idle(ctx context.Context, o options) (Result, error) {
 		if n <= 0 {
 			break
 		}
-		args := []string{"worker", "--urls", strings.Join(o.urls, ","), "--room", o.room, "--conns", strconv.Itoa(n), "--token-file", o.tokenFile}
+		args := []string{"worker", "--urls", strings.Join(o.urls, ","), "--room", o.room, "--rooms", strconv.Itoa(o.rooms), "--conns", strconv.Itoa(n), "--token-file", o.tokenFile}
 		if o.mercure {
 			args = append(args, "--mercure", "--mercure-topic", o.topic, "--mercure-selector", o.selector,
 				"--mercure-token-file", o.mercureTokenFile, "--mercure-secret-file", o.mercureSecret)
@@ -485,7 +500,12 @@ func worker(args []string, stdout, stderr io.Writer) int {
 	var opened atomic.Int64
 	var failed atomic.Int64
 	var wg sync.WaitGroup
-	ep := o.endpoint()
+	eps, err := o.roomEndpoints()
+	if err != nil {
+		fmt.Fprintf(stderr, "chat-bench worker: %v\n", err)
+		return 2
+	}
+	ep := spread(eps)
 	for i := range o.conns {
 		wg.Add(1)
 		s := &subscriber{}

@@ -21,9 +21,15 @@ const (
 	centrifugoPublishPath = "/api/publish"
 	// centrifugoMarker occurs once in every publication push of the
 	// uni_sse stream, `data: {"channel":"…","pub":{"data":…}}`, and in no
-	// other push: the connect push lists the channel under "subs", and
-	// pings are "event: ping" with an empty data line.
-	centrifugoMarker = `"pub":{`
+	// other push: the connect push lists the channels under "subs" as
+	// `"name":{}` after '{' or '}', never after a string's closing quote
+	// (a channel named pub included), and pings carry no JSON. A channel
+	// name holds no quote (plainChannel), so it cannot fake one.
+	centrifugoMarker = `","pub":{`
+	// centrifugoReady is in the connect push, which Centrifugo writes once
+	// the connection's server-side subscriptions are in place (it writes
+	// an empty line before that).
+	centrifugoReady = `{"connect":{`
 )
 
 // centrifugoKeys are what chat-bench needs from a Centrifugo: the HMAC
@@ -113,6 +119,7 @@ func centrifugoEndpoint(channel, text, token, apiKey string) *endpoint {
 	return &endpoint{
 		eventsURL: func(base string) string { return centrifugoSSEURL(base, token) },
 		marker:    []byte(centrifugoMarker),
+		ready:     []byte(centrifugoReady),
 		stamp:     []byte(`"ts":"`),
 		publish: func(ctx context.Context, base string, now time.Time) *http.Request {
 			body := head + now.UTC().Format(time.RFC3339Nano) + tail

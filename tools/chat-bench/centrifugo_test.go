@@ -77,7 +77,7 @@ func TestCentrifugoPublishRequest(t *testing.T) {
 	if body.Channel != "room-1" || body.Data.TS != "2026-11-30T13:00:00.123456789Z" || body.Data.Text != `say "hi"` {
 		t.Errorf("body %s", b)
 	}
-	if ep.stored != 200 || string(ep.refused) != `"error"` || ep.auth != "" {
+	if ep.stored != 200 || string(ep.refused) != `"error"` || ep.auth != "" || string(ep.ready) != `{"connect":{` {
 		t.Errorf("stored %d, refused %q, auth %q", ep.stored, ep.refused, ep.auth)
 	}
 }
@@ -138,4 +138,18 @@ func TestCentrifugoOptions(t *testing.T) {
 			t.Errorf("%v: no error", bad)
 		}
 	}
+}
+
+// decodeClaims reads a token's claims after checking its signature with
+// testSecret.
+func decodeClaims(token string, into any) error {
+	claims := jwt.MapClaims{}
+	if _, err := jwt.ParseWithClaims(token, claims, func(*jwt.Token) (any, error) { return []byte(testSecret), nil }); err != nil {
+		return err
+	}
+	b, err := json.Marshal(claims)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, into)
 }

@@ -28,6 +28,10 @@ type endpoint struct {
 	// it sent the request, at the start of a room message's text
 	// (--client-ts) or in a Mercure update's data.
 	stamp []byte
+	// ready, when set, is in the line of the stream that tells the
+	// subscription is in place: a subscriber is open once a line holding
+	// it arrived (unset: once the first line did).
+	ready []byte
 	// auth is the Authorization header of every request ("": none).
 	auth string
 	// publish returns the request that publishes one message, its data

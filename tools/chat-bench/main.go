@@ -55,6 +55,7 @@ type Result struct {
 	Mercure       bool    `json:"mercure,omitempty"`
 	Centrifugo    bool    `json:"centrifugo,omitempty"`
 	Subscribers   int     `json:"subscribers,omitempty"`
+	Rooms         int     `json:"rooms,omitempty"`
 	Published     int64   `json:"published,omitempty"`
 	Delivered     int64   `json:"delivered,omitempty"`
 	Expected      int64   `json:"expected,omitempty"`
@@ -82,6 +83,7 @@ type Result struct {
 type options struct {
 	urls        []string
 	room        string
+	rooms       int
 	subs        int
 	rate        int
 	duration    time.Duration
@@ -186,6 +188,7 @@ func parse(mode string, args []string, stderr io.Writer) (options, error) {
 	fs.String(&urls, "urls", "http://127.0.0.1:8080", "comma-separated gateway base URLs")
 	fs.String(&o.room, "room", "", "room to use (default: a new one per run)")
 	fs.Int(&o.subs, "subs", 1000, "fanout: SSE subscribers, spread over the URLs")
+	fs.Int(&o.rooms, "rooms", 1, "fanout, publish, idle: spread the subscribers evenly over this many rooms (ROOM-1 … ROOM-N; Mercure topics and Centrifugo channels likewise), the publisher taking them in turn")
 	fs.Int(&o.rate, "rate", 1000, "fanout/latency: messages published per second")
 	fs.Duration(&o.duration, "duration", 10*time.Second, "how long to publish (at most 10m)")
 	fs.Int(&o.size, "size", 100, "bytes of text per message")
@@ -236,6 +239,12 @@ func parse(mode string, args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("--concurrency must be from 1 to 1000")
 	case o.workers < 1 || o.workers > 64:
 		return o, errors.New("--workers must be from 1 to 64")
+	case o.rooms < 1 || o.rooms > maxRooms:
+		return o, fmt.Errorf("--rooms must be from 1 to %d", maxRooms)
+	case mode == "fanout" && o.subs%o.rooms != 0:
+		return o, fmt.Errorf("--subs %d is not a multiple of --rooms %d", o.subs, o.rooms)
+	case mode == "latency" && o.rooms != 1:
+		return o, errors.New("latency has one listener: --rooms must be 1")
 	}
 	if mode == "latency" {
 		o.publishFirst = true
@@ -304,6 +313,9 @@ func printTable(w io.Writer, r Result) {
 	switch r.Mode {
 	case "fanout", "latency":
 		row("subscribers", r.Subscribers)
+		if r.Rooms > 1 {
+			row("rooms", fmt.Sprintf("%d (%d subscribers each)", r.Rooms, r.Subscribers/r.Rooms))
+		}
 		row("published", r.Published)
 		row("delivered", fmt.Sprintf("%d of %d (lost %d)", r.Delivered, r.Expected, r.Lost))
 		row("deliveries/s", fmt.Sprintf("%.0f", r.DeliveriesSec))
