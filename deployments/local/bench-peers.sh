@@ -14,7 +14,10 @@
 #                in JetStream; Centrifugo: 200 = accepted, nothing stored)
 #   idle         memory per SSE connection, 10,000 connections, on a fresh
 #                server process each round
-#   room-10k     10,000 listeners in one room at 10 msg/s (BIG=0 skips it)
+#   room-10k     10,000 listeners in one room at 10 msg/s (100,000
+#                deliveries/s)
+#   rooms-5k     5,000 rooms × 2 listeners, 1,000 msg/s taking the rooms in
+#                turn (BIG=0 skips both)
 #
 # Latency is measured from the publisher's clock before it sends, for all
 # (ours with chat-bench --client-ts; the peers' data carries it), so it
@@ -24,7 +27,7 @@
 # ratios ours/peer go into docs/BENCHMARKS.md between the peers markers
 # (chat-bench peers-report); every run's JSON is in $OUT.
 #
-# Environment: BIN (default bin), RUNS (default 3), DURATION (default 5s),
+# Environment: BIN (default bin), RUNS (default 3), DURATION (default 4s),
 # CENTRIFUGO (default tools/bin/centrifugo), MERCURE (default
 # tools/bin/mercure; MERCURE= leaves Mercure out), PORT_BASE (default
 # 18100: the script uses PORT_BASE+1 … +6 on 127.0.0.1), BIG (default 1),
@@ -32,7 +35,7 @@
 set -euo pipefail
 BIN=${BIN:-bin}
 RUNS=${RUNS:-3}
-DURATION=${DURATION:-5s}
+DURATION=${DURATION:-4s}
 CENTRIFUGO=${CENTRIFUGO:-tools/bin/centrifugo}
 MERCURE=${MERCURE-tools/bin/mercure}
 PORT_BASE=${PORT_BASE:-18100}
@@ -187,7 +190,7 @@ bench() {
 	fi
 	echo "  $line" >&2
 	echo "{\"system\":\"$system\",\"scenario\":\"$scenario\",\"round\":$round,\"result\":$line}" >>"$OUT"
-	sleep 2 # let the server settle between runs
+	sleep 1 # let the server settle between runs
 }
 # idle_bench SYSTEM ROUND: idle memory on a fresh server process.
 idle_bench() {
@@ -255,6 +258,7 @@ for round in $(seq 1 "$RUNS"); do
 		bench "$system" publish "$round" publish --concurrency 50 --duration "$DURATION"
 		if [ "$BIG" = 1 ]; then
 			bench "$system" room-10k "$round" fanout --subs 10000 --rate 10 --duration "$DURATION" --drain 5s
+			bench "$system" rooms-5k "$round" fanout --subs 10000 --rooms 5000 --rate 1000 --duration "$DURATION" --drain 5s
 		fi
 		idle_bench "$system" "$round"
 	done

@@ -124,23 +124,28 @@ func (s *subscriber) probe(r *bufio.Reader, marker, stamp []byte) {
 	}
 }
 
-// isProbe reports whether subscriber i of n, spread over urls gateways,
-// measures latency: one per gateway, from the middle of the joining
-// order, since a gateway writes a room's listeners in the order they
-// joined and the middle one sees the median wait.
-func isProbe(i, n, urls int) bool {
+// isProbe reports whether subscriber i of n, spread over urls gateways
+// and rooms rooms, measures latency: one per gateway, from the middle of
+// the joining order, since a gateway writes a room's listeners in the
+// order they joined and the middle one sees the median wait. Over many
+// rooms every subscriber is a probe: each gets only its room's share of
+// the messages, too few for one probe to measure.
+func isProbe(i, n, urls, rooms int) bool {
+	if rooms > 1 {
+		return true
+	}
 	first := n / 2 / urls * urls // a multiple of urls: one probe per gateway
 	return i >= first && i < first+urls
 }
 
-// openSubscribers opens n subscribers of ep spread over urls, one probe
-// per URL among them (isProbe). It returns once all are open.
-func openSubscribers(ctx context.Context, urls []string, ep *endpoint, n int) ([]*subscriber, error) {
+// openSubscribers opens n subscribers of ep spread over urls and rooms
+// rooms, with probes among them (isProbe). It returns once all are open.
+func openSubscribers(ctx context.Context, urls []string, ep *endpoint, n, rooms int) ([]*subscriber, error) {
 	subs := make([]*subscriber, n)
 	errs := make(chan error, n)
 	for i := range subs {
 		subs[i] = &subscriber{}
-		go subs[i].subscribe(ctx, ep, urls[i%len(urls)], isProbe(i, n, len(urls)), func(err error) { errs <- err })
+		go subs[i].subscribe(ctx, ep, urls[i%len(urls)], isProbe(i, n, len(urls), rooms), func(err error) { errs <- err })
 		if i%100 == 99 {
 			time.Sleep(5 * time.Millisecond) // pace connection setup a little
 		}
@@ -237,7 +242,7 @@ func fanout(ctx context.Context, mode string, o options) (Result, error) {
 		return res, err
 	}
 	ep := spread(eps)
-	subs, err := openSubscribers(sctx, subURLs, ep, o.subs)
+	subs, err := openSubscribers(sctx, subURLs, ep, o.subs, len(eps))
 	if err != nil {
 		return res, err
 	}
@@ -275,7 +280,7 @@ func fanout(ctx context.Context, mode string, o options) (Result, error) {
 	}
 	var lat []float64
 	for i, s := range subs {
-		if !isProbe(i, len(subs), len(subURLs)) {
+		if !isProbe(i, len(subs), len(subURLs), len(eps)) {
 			continue
 		}
 		s.mu.Lock()

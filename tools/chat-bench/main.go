@@ -148,6 +148,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return suite(args[1:], stdout, stderr)
 	case "peers-report":
 		return peersReport(args[1:], stdout, stderr)
+	case "fanout", "latency", "idle", "publish":
+	default:
+		// Before parsing, so that `chat-bench MODE --help` fails for a
+		// mode this build lacks (bench-peers.sh asks it of sweep).
+		fmt.Fprintf(stderr, "chat-bench: unknown mode %q\n", mode)
+		return 2
 	}
 	o, err := parse(mode, args[1:], stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -167,9 +173,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		res, err = idle(ctx, o)
 	case "publish":
 		res, err = publishOnly(ctx, o)
-	default:
-		fmt.Fprintf(stderr, "chat-bench: unknown mode %q\n", mode)
-		return 2
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "chat-bench %s: %v\n", mode, err)

@@ -48,6 +48,10 @@ var peerFigures = []peerFigure{
 	{"room-10k", "deliveries/s, 10,000 listeners in one room, 10 msg/s", "/s", true, func(r Result) float64 { return r.DeliveriesSec }},
 	{"room-10k", "p99, 10,000 listeners in one room, 10 msg/s", "ms", false, func(r Result) float64 { return r.P99ms }},
 	{"room-10k", "lost, 10,000 listeners, per cent", "%", false, lostPercent},
+	{"rooms-5k", "p50, 5,000 rooms × 2 listeners, 1,000 msg/s", "ms", false, func(r Result) float64 { return r.P50ms }},
+	{"rooms-5k", "p99, 5,000 rooms × 2 listeners, 1,000 msg/s", "ms", false, func(r Result) float64 { return r.P99ms }},
+	{"rooms-5k", "lost, 5,000 rooms, per cent", "%", false, lostPercent},
+	{"rooms-5k", "server CPU per message, 5,000 rooms", "µs", false, func(r Result) float64 { return r.CPUPerOpUS }},
 }
 
 func lostPercent(r Result) float64 {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,5 +70,11 @@ func TestReplaceSectionKeepsTheRest(t *testing.T) {
 	b, _ = os.ReadFile(path)
 	if string(b) != "# B\n\n<!-- peers: begin -->\nnew\n<!-- peers: end -->\n" {
 		t.Errorf("got %q", b)
+	}
+}
+
+func TestUnknownModeFailsBeforeParsing(t *testing.T) {
+	if code := run([]string{"sweep", "--help"}, io.Discard, io.Discard); code != 2 {
+		t.Errorf("chat-bench sweep --help exited %d, want 2 (a mode this build lacks)", code)
 	}
 }
