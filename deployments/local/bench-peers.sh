@@ -268,6 +268,6 @@ sweep_peers
 took=$(($(date +%s) - started))
 mercure_note=""
 [ -n "$MERCURE" ] && mercure_note=" Mercure.rocks hub $("$MERCURE" list-modules --versions 2>/dev/null | awk '$1 == "http.handlers.mercure" {print $2}') (Caddy $("$MERCURE" version 2>/dev/null | cut -d' ' -f1)) with the local transport (no history)."
-note="All servers on loopback with Go's default GOMAXPROCS; the load generator (chat-bench) shares the cores. ChatScalable: one gateway with embedded NATS and JetStream history (R1). Centrifugo $("$CENTRIFUGO" version 2>/dev/null | head -n 1 | tr -d '\n') with the memory engine and no history.$mercure_note $RUNS rounds, $DURATION per run, each system first in turn; the run took ${took} s. Load average before: $load_before; after: $(cut -d' ' -f1-3 /proc/loadavg)."
+note="All servers on loopback with Go's default GOMAXPROCS; the load generator (chat-bench) shares the cores. ChatScalable: one gateway with embedded NATS and JetStream history (R1). Centrifugo $("$CENTRIFUGO" version 2>/dev/null | awk '{print $2; exit}') with the memory engine and no history.$mercure_note $RUNS rounds, $DURATION per run, each system first in turn; the run took ${took} s. Load average before: $load_before; after: $(cut -d' ' -f1-3 /proc/loadavg)."
 "$BIN/chat-bench" peers-report --in "$OUT" --out "$REPORT" --note "$note"
 echo "every run: $OUT" >&2

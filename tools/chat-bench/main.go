@@ -50,13 +50,16 @@ const (
 
 // Result is what a run reports, printed as the JSON line.
 type Result struct {
-	Mode          string  `json:"mode"`
-	URLs          int     `json:"urls"`
-	Mercure       bool    `json:"mercure,omitempty"`
-	Centrifugo    bool    `json:"centrifugo,omitempty"`
-	Subscribers   int     `json:"subscribers,omitempty"`
-	Rooms         int     `json:"rooms,omitempty"`
-	Published     int64   `json:"published,omitempty"`
+	Mode        string `json:"mode"`
+	URLs        int    `json:"urls"`
+	Mercure     bool   `json:"mercure,omitempty"`
+	Centrifugo  bool   `json:"centrifugo,omitempty"`
+	Subscribers int    `json:"subscribers,omitempty"`
+	Rooms       int    `json:"rooms,omitempty"`
+	Published   int64  `json:"published,omitempty"`
+	// Offered is what fanout and latency meant to publish (rate ×
+	// duration); they give up at twice the duration.
+	Offered       int64   `json:"offered,omitempty"`
 	Delivered     int64   `json:"delivered,omitempty"`
 	Expected      int64   `json:"expected,omitempty"`
 	Lost          int64   `json:"lost"`
@@ -319,7 +322,7 @@ func printTable(w io.Writer, r Result) {
 		if r.Rooms > 1 {
 			row("rooms", fmt.Sprintf("%d (%d subscribers each)", r.Rooms, r.Subscribers/r.Rooms))
 		}
-		row("published", r.Published)
+		row("published", fmt.Sprintf("%d of %d offered", r.Published, r.Offered))
 		row("delivered", fmt.Sprintf("%d of %d (lost %d)", r.Delivered, r.Expected, r.Lost))
 		row("deliveries/s", fmt.Sprintf("%.0f", r.DeliveriesSec))
 		row("latency p50/p99/p999", fmt.Sprintf("%.2f / %.2f / %.2f ms (max %.2f)", r.P50ms, r.P99ms, r.P999ms, r.Maxms))

@@ -37,6 +37,7 @@ var peerFigures = []peerFigure{
 	{"fanout-100k", "p50 at 100,000 deliveries/s (1,000 subscribers, 100 msg/s)", "ms", false, func(r Result) float64 { return r.P50ms }},
 	{"fanout-100k", "p99 at 100,000 deliveries/s (1,000 subscribers, 100 msg/s)", "ms", false, func(r Result) float64 { return r.P99ms }},
 	{"fanout-1m", "deliveries/s offered 1,000,000/s (1,000 subscribers, 1,000 msg/s)", "/s", true, func(r Result) float64 { return r.DeliveriesSec }},
+	{"fanout-1m", "messages published, per cent of those offered (rate × duration; the publisher gives up at twice the duration)", "%", true, publishedPercent},
 	{"fanout-1m", "lost of those, per cent", "%", false, lostPercent},
 	{"fanout-1m", "p99 at 1,000,000 deliveries/s offered", "ms", false, func(r Result) float64 { return r.P99ms }},
 	{"fanout-1m", "server CPU per message (to 1,000 subscribers)", "µs", false, func(r Result) float64 { return r.CPUPerOpUS }},
@@ -50,8 +51,16 @@ var peerFigures = []peerFigure{
 	{"room-10k", "lost, 10,000 listeners, per cent", "%", false, lostPercent},
 	{"rooms-5k", "p50, 5,000 rooms × 2 listeners, 1,000 msg/s", "ms", false, func(r Result) float64 { return r.P50ms }},
 	{"rooms-5k", "p99, 5,000 rooms × 2 listeners, 1,000 msg/s", "ms", false, func(r Result) float64 { return r.P99ms }},
+	{"rooms-5k", "messages published, per cent of those offered, 5,000 rooms", "%", true, publishedPercent},
 	{"rooms-5k", "lost, 5,000 rooms, per cent", "%", false, lostPercent},
 	{"rooms-5k", "server CPU per message, 5,000 rooms", "µs", false, func(r Result) float64 { return r.CPUPerOpUS }},
+}
+
+func publishedPercent(r Result) float64 {
+	if r.Offered == 0 {
+		return 0
+	}
+	return 100 * float64(r.Published) / float64(r.Offered)
 }
 
 func lostPercent(r Result) float64 {
