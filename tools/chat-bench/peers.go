@@ -218,6 +218,9 @@ func ratio(medians map[string]float64, ours, peer string, higherBetter bool) str
 	if (a > p) != higherBetter {
 		better = peer
 	}
+	if r := a / p; r < 0.01 {
+		return fmt.Sprintf("%.4f (%s better)", r, better)
+	}
 	return fmt.Sprintf("%.2f (%s better)", a/p, better)
 }
 
