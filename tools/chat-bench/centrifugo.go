@@ -80,7 +80,7 @@ func readCentrifugoKeys(config, secretFile, apiKeyFile string) (centrifugoKeys, 
 		name, path string
 		to         *string
 	}{{"--centrifugo-secret-file", secretFile, &k.secret}, {"--centrifugo-api-key-file", apiKeyFile, &k.apiKey}} {
-		b, err := os.ReadFile(f.path)
+		b, err := os.ReadFile(f.path) //nolint:gosec // the operator names the key files
 		if err != nil {
 			return k, fmt.Errorf("%s: %w", f.name, err)
 		}
