@@ -133,7 +133,7 @@ bench-auth: build
 bench-mercure: build
 	BIN=$(BIN) deployments/local/bench-mercure.sh
 
-## bench-peers: ChatScalable, Centrifugo $(CENTRIFUGO_VERSION) and Mercure side by side, same scenarios, alternated; writes the peers section of docs/BENCHMARKS.md (RUNS=3, DURATION=4s, BIG=1; about 11 minutes)
+## bench-peers: ChatScalable, Centrifugo $(CENTRIFUGO_VERSION) and Mercure side by side, same scenarios, alternated; writes the peers section of docs/BENCHMARKS.md (RUNS=3, DURATION=4s, BIG=1; about 9 minutes)
 bench-peers: build $(CENTRIFUGO) $(MERCURE)
 	BIN=$(BIN) CENTRIFUGO=$(CENTRIFUGO) MERCURE=$(MERCURE) deployments/local/bench-peers.sh
 
