@@ -18,6 +18,12 @@ NATSCLI_VERSION := v0.5.0
 # Caddy is the compose deployment's entry point (deployments/caddy).
 CADDY    := tools/bin/caddy
 CADDY_VERSION := v2.11.4
+# Centrifugo is the peer `make bench-peers` measures against, built from the module proxy.
+CENTRIFUGO := tools/bin/centrifugo
+CENTRIFUGO_VERSION := v6.9.1
+# The Mercure.rocks hub (a Caddy build with the Mercure module), the other peer; its module,
+# tools/mercure-hub, pins the hub's version and checksums.
+MERCURE  := tools/bin/mercure
 # golangci-lint runs the checks of .golangci.yml in `make lint`.
 GOLANGCI := tools/bin/golangci-lint
 GOLANGCI_VERSION := v2.15.0
@@ -40,7 +46,7 @@ SWARM_SECRETS := nats_gateway_password nats_service_password nats_reader_passwor
 	nats_cluster_password nats_tls_ca:ca.pem nats_tls_cert:node.pem nats_tls_key:node-key.pem \
 	jwt_secret signin_session_key
 
-.PHONY: bench bench-auth bench-mercure all build run cluster cluster-brokers tools test unit fuzz lint fmt clean images secrets compose-up compose-down stack-secrets stack-deploy stack-rm
+.PHONY: bench bench-auth bench-mercure bench-peers all build run cluster cluster-brokers tools test unit fuzz lint fmt clean images secrets compose-up compose-down stack-secrets stack-deploy stack-rm
 
 all: build
 
@@ -127,8 +133,21 @@ bench-auth: build
 bench-mercure: build
 	BIN=$(BIN) deployments/local/bench-mercure.sh
 
+## bench-peers: ChatScalable, Centrifugo $(CENTRIFUGO_VERSION) and Mercure side by side, same scenarios, alternated; writes the peers section of docs/BENCHMARKS.md (RUNS=3, DURATION=4s, BIG=1; about 9 minutes)
+bench-peers: build $(CENTRIFUGO) $(MERCURE)
+	BIN=$(BIN) CENTRIFUGO=$(CENTRIFUGO) MERCURE=$(MERCURE) deployments/local/bench-peers.sh
+
 ## tools: install natscli $(NATSCLI_VERSION), Caddy $(CADDY_VERSION) and golangci-lint $(GOLANGCI_VERSION) into tools/bin (used by the tests, `make images` and `make lint`)
 tools: $(NATSCLI) $(CADDY) $(GOLANGCI)
+
+# Several minutes: Centrifugo and its dependencies compile from source.
+$(CENTRIFUGO):
+	GOBIN=$(CURDIR)/tools/bin go install -ldflags '-X github.com/centrifugal/centrifugo/v6/internal/build.Version=$(CENTRIFUGO_VERSION:v%=%)' \
+		github.com/centrifugal/centrifugo/v6@$(CENTRIFUGO_VERSION)
+
+# Outside the workspace (GOWORK=off): the hub's dependencies are not ours.
+$(MERCURE): tools/mercure-hub/go.mod tools/mercure-hub/go.sum tools/mercure-hub/main.go
+	cd tools/mercure-hub && GOWORK=off CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o $(CURDIR)/$(MERCURE) .
 
 $(NATSCLI):
 	GOBIN=$(CURDIR)/tools/bin go install github.com/nats-io/natscli/nats@$(NATSCLI_VERSION)

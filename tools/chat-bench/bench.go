@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -52,9 +53,15 @@ func (s *subscriber) subscribe(ctx context.Context, ep *endpoint, base string, p
 	}
 	defer func() { _ = resp.Body.Close() }()
 	r := bufio.NewReaderSize(resp.Body, 32<<10)
-	if _, err := r.ReadString('\n'); err != nil { // "retry: …", or Mercure's ":"
-		ready(err)
-		return
+	for {
+		line, err := r.ReadSlice('\n') // "retry: …", Mercure's ":", or up to Centrifugo's connect push
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			ready(err)
+			return
+		}
+		if ep.ready == nil || bytes.Contains(line, ep.ready) {
+			break
+		}
 	}
 	ready(nil)
 	marker := ep.marker
@@ -91,10 +98,9 @@ func (s *subscriber) probe(r *bufio.Reader, marker, stamp []byte) {
 		if err != nil {
 			return
 		}
-		if bytes.HasPrefix(line, marker) {
-			s.count.Add(1)
-			continue
-		}
+		// The marker starts its own line, or (Centrifugo) sits in the data
+		// line that also carries the stamp.
+		s.count.Add(int64(bytes.Count(line, marker)))
 		if !bytes.HasPrefix(line, []byte("data: ")) {
 			continue
 		}
@@ -118,23 +124,28 @@ func (s *subscriber) probe(r *bufio.Reader, marker, stamp []byte) {
 	}
 }
 
-// isProbe reports whether subscriber i of n, spread over urls gateways,
-// measures latency: one per gateway, from the middle of the joining
-// order, since a gateway writes a room's listeners in the order they
-// joined and the middle one sees the median wait.
-func isProbe(i, n, urls int) bool {
+// isProbe reports whether subscriber i of n, spread over urls gateways
+// and rooms rooms, measures latency: one per gateway, from the middle of
+// the joining order, since a gateway writes a room's listeners in the
+// order they joined and the middle one sees the median wait. Over many
+// rooms every subscriber is a probe: each gets only its room's share of
+// the messages, too few for one probe to measure.
+func isProbe(i, n, urls, rooms int) bool {
+	if rooms > 1 {
+		return true
+	}
 	first := n / 2 / urls * urls // a multiple of urls: one probe per gateway
 	return i >= first && i < first+urls
 }
 
-// openSubscribers opens n subscribers of ep spread over urls, one probe
-// per URL among them (isProbe). It returns once all are open.
-func openSubscribers(ctx context.Context, urls []string, ep *endpoint, n int) ([]*subscriber, error) {
+// openSubscribers opens n subscribers of ep spread over urls and rooms
+// rooms, with probes among them (isProbe). It returns once all are open.
+func openSubscribers(ctx context.Context, urls []string, ep *endpoint, n, rooms int) ([]*subscriber, error) {
 	subs := make([]*subscriber, n)
 	errs := make(chan error, n)
 	for i := range subs {
 		subs[i] = &subscriber{}
-		go subs[i].subscribe(ctx, ep, urls[i%len(urls)], isProbe(i, n, len(urls)), func(err error) { errs <- err })
+		go subs[i].subscribe(ctx, ep, urls[i%len(urls)], isProbe(i, n, len(urls), rooms), func(err error) { errs <- err })
 		if i%100 == 99 {
 			time.Sleep(5 * time.Millisecond) // pace connection setup a little
 		}
@@ -165,9 +176,14 @@ func (p *publisher) publishOne(ctx context.Context, i int64) {
 		p.failures.Add(1)
 		return
 	}
+	refused := false
+	if p.ep.refused != nil {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		refused = bytes.Contains(body, p.ep.refused)
+	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	_ = resp.Body.Close()
-	if resp.StatusCode != p.ep.stored {
+	if resp.StatusCode != p.ep.stored || refused {
 		p.failures.Add(1)
 		return
 	}
@@ -179,6 +195,8 @@ func (p *publisher) publishOne(ctx context.Context, i int64) {
 }
 
 // paced publishes rate messages per second for d with a pool of senders.
+// It gives up at 2d: a server that cannot take the rate then shows in
+// fewer messages published than offered, not in a run without end.
 func (p *publisher) paced(ctx context.Context, rate int, d time.Duration) {
 	jobs := make(chan int64, rate)
 	var wg sync.WaitGroup
@@ -193,7 +211,7 @@ func (p *publisher) paced(ctx context.Context, rate int, d time.Duration) {
 	}
 	start := time.Now()
 	total := int64(float64(rate) * d.Seconds())
-	for i := int64(0); i < total && ctx.Err() == nil; i++ {
+	for i := int64(0); i < total && ctx.Err() == nil && time.Since(start) < 2*d; i++ {
 		// Send message i at its due time.
 		if wait := time.Until(start.Add(time.Duration(float64(i) / float64(rate) * float64(time.Second)))); wait > 0 {
 			time.Sleep(wait)
@@ -214,15 +232,19 @@ func percentiles(ms []float64, r *Result) {
 }
 
 func fanout(ctx context.Context, mode string, o options) (Result, error) {
-	res := Result{Mode: mode, URLs: len(o.urls), Subscribers: o.subs, Mercure: o.mercure}
+	res := Result{Mode: mode, URLs: len(o.urls), Subscribers: o.subs, Rooms: o.rooms, Mercure: o.mercure, Centrifugo: o.centrifugo}
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
 	subURLs := o.urls
 	if o.publishFirst && len(o.urls) > 1 {
 		subURLs = o.urls[1:] // listeners on other nodes than the publisher's
 	}
-	ep := o.endpoint()
-	subs, err := openSubscribers(sctx, subURLs, ep, o.subs)
+	eps, err := o.roomEndpoints()
+	if err != nil {
+		return res, err
+	}
+	ep := spread(eps)
+	subs, err := openSubscribers(sctx, subURLs, ep, o.subs, len(eps))
 	if err != nil {
 		return res, err
 	}
@@ -238,7 +260,8 @@ func fanout(ctx context.Context, mode string, o options) (Result, error) {
 	start := time.Now()
 	p.paced(ctx, o.rate, o.duration)
 	res.Published = p.stored.Load()
-	res.Expected = res.Published * int64(o.subs)
+	res.Offered = int64(float64(o.rate) * o.duration.Seconds())
+	res.Expected = res.Published * int64(o.subs/len(eps)) // each message reaches its room's listeners
 	deadline := time.Now().Add(o.drain)
 	for {
 		var got int64
@@ -260,7 +283,7 @@ func fanout(ctx context.Context, mode string, o options) (Result, error) {
 	}
 	var lat []float64
 	for i, s := range subs {
-		if !isProbe(i, len(subs), len(subURLs)) {
+		if !isProbe(i, len(subs), len(subURLs), len(eps)) {
 			continue
 		}
 		s.mu.Lock()
@@ -272,8 +295,12 @@ func fanout(ctx context.Context, mode string, o options) (Result, error) {
 }
 
 func publishOnly(ctx context.Context, o options) (Result, error) {
-	res := Result{Mode: "publish", URLs: len(o.urls), Mercure: o.mercure}
-	p := &publisher{urls: o.urls, ep: o.endpoint()}
+	res := Result{Mode: "publish", URLs: len(o.urls), Mercure: o.mercure, Centrifugo: o.centrifugo}
+	eps, err := o.roomEndpoints()
+	if err != nil {
+		return res, err
+	}
+	p := &publisher{urls: o.urls, ep: spread(eps)}
 	pctx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
 	var next atomic.Int64
@@ -428,10 +455,14 @@ func idle(ctx context.Context, o options) (Result, error) {
 		if n <= 0 {
 			break
 		}
-		args := []string{"worker", "--urls", strings.Join(o.urls, ","), "--room", o.room, "--conns", strconv.Itoa(n), "--token-file", o.tokenFile}
+		args := []string{"worker", "--urls", strings.Join(o.urls, ","), "--room", o.room, "--rooms", strconv.Itoa(o.rooms), "--conns", strconv.Itoa(n), "--token-file", o.tokenFile}
 		if o.mercure {
 			args = append(args, "--mercure", "--mercure-topic", o.topic, "--mercure-selector", o.selector,
 				"--mercure-token-file", o.mercureTokenFile, "--mercure-secret-file", o.mercureSecret)
+		}
+		if o.centrifugo {
+			args = append(args, "--centrifugo", "--centrifugo-channel", o.channel, "--centrifugo-config", o.centrifugoConfig,
+				"--centrifugo-secret-file", o.centrifugoSecret, "--centrifugo-api-key-file", o.centrifugoAPIKey)
 		}
 		cmd := exec.CommandContext(ctx, self, args...) //nolint:gosec // runs itself as a worker
 		cmd.Stderr = os.Stderr
@@ -477,7 +508,12 @@ func worker(args []string, stdout, stderr io.Writer) int {
 	var opened atomic.Int64
 	var failed atomic.Int64
 	var wg sync.WaitGroup
-	ep := o.endpoint()
+	eps, err := o.roomEndpoints()
+	if err != nil {
+		fmt.Fprintf(stderr, "chat-bench worker: %v\n", err)
+		return 2
+	}
+	ep := spread(eps)
 	for i := range o.conns {
 		wg.Add(1)
 		s := &subscriber{}

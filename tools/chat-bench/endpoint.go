@@ -13,12 +13,14 @@ import (
 )
 
 // endpoint is what a run subscribes to and publishes through: a chat
-// room (its events and messages), or a topic of the gateway's Mercure hub
-// (/.well-known/mercure, --mercure).
+// room (its events and messages), a topic of the gateway's Mercure hub
+// (/.well-known/mercure, --mercure), or a channel of a Centrifugo
+// (--centrifugo, centrifugo.go).
 type endpoint struct {
 	eventsURL func(base string) string
-	// marker starts every message event of the stream and nothing else in
-	// it; subscribers count it.
+	// marker occurs once in every message event of the stream and nowhere
+	// else in it: at the start of a line (rooms, Mercure) or inside the
+	// data line (Centrifugo); subscribers count it.
 	marker []byte
 	// stamp precedes the RFC 3339 time a probe measures a message's
 	// latency from, ended by '"' or ' ': the envelope's "ts" (the gateway's
@@ -26,6 +28,10 @@ type endpoint struct {
 	// it sent the request, at the start of a room message's text
 	// (--client-ts) or in a Mercure update's data.
 	stamp []byte
+	// ready, when set, is in the line of the stream that tells the
+	// subscription is in place: a subscriber is open once a line holding
+	// it arrived (unset: once the first line did).
+	ready []byte
 	// auth is the Authorization header of every request ("": none).
 	auth string
 	// publish returns the request that publishes one message, its data
@@ -33,14 +39,22 @@ type endpoint struct {
 	publish func(ctx context.Context, base string, now time.Time) *http.Request
 	// stored is the status of a publish that was stored.
 	stored int
+	// refused, when set, in the body of a response with the stored status
+	// means the publish failed all the same (Centrifugo's API answers a
+	// refused command 200 with an error object).
+	refused []byte
 }
 
 // mercurePath is where a gateway with --mercure serves its hub.
 const mercurePath = "/.well-known/mercure"
 
-// endpoint returns the endpoint of o: its room, or its Mercure topic.
+// endpoint returns the endpoint of o: its room, its Mercure topic, or
+// its Centrifugo channel.
 func (o options) endpoint() *endpoint {
 	text := strings.Repeat("x", o.size)
+	if o.centrifugo {
+		return centrifugoEndpoint(o.channel, text, o.centrifugoToken, o.centrifugoKeys.apiKey)
+	}
 	if o.mercure {
 		return mercureEndpoint(o.topic, o.selector, text, o.bearer)
 	}

@@ -6,6 +6,8 @@
 //	chat-bench idle    --urls URL --conns 19000 --pid <gateway pid> [--workers 2]
 //	chat-bench publish --urls URL --concurrency 50 --duration 10s
 //	chat-bench suite   --cluster URL,URL,URL --single URL --idle-pid PID --runs 3
+//	chat-bench fanout  --centrifugo --centrifugo-config config.json --urls URL --subs 1000 --rate 100
+//	chat-bench peers-report --in runs.jsonl --out docs/BENCHMARKS.md
 //
 // fanout opens SSE subscribers in one room, spread over the URLs, publishes
 // at a fixed rate and reports deliveries per second, loss, and latency from
@@ -19,6 +21,9 @@
 // publish go through the gateway's Mercure hub (/.well-known/mercure) in
 // place of a room: subscribers of one topic, updates published by form
 // POST, latency from the publisher's timestamp in the update's data.
+// With --centrifugo they go through a Centrifugo v6 as a peer to compare
+// with: its uni_sse endpoint and its HTTP API (centrifugo.go).
+// peers-report writes the side-by-side table of `make bench-peers`.
 package main
 
 import (
@@ -45,11 +50,16 @@ const (
 
 // Result is what a run reports, printed as the JSON line.
 type Result struct {
-	Mode          string  `json:"mode"`
-	URLs          int     `json:"urls"`
-	Mercure       bool    `json:"mercure,omitempty"`
-	Subscribers   int     `json:"subscribers,omitempty"`
-	Published     int64   `json:"published,omitempty"`
+	Mode        string `json:"mode"`
+	URLs        int    `json:"urls"`
+	Mercure     bool   `json:"mercure,omitempty"`
+	Centrifugo  bool   `json:"centrifugo,omitempty"`
+	Subscribers int    `json:"subscribers,omitempty"`
+	Rooms       int    `json:"rooms,omitempty"`
+	Published   int64  `json:"published,omitempty"`
+	// Offered is what fanout and latency meant to publish (rate ×
+	// duration); they give up at twice the duration.
+	Offered       int64   `json:"offered,omitempty"`
 	Delivered     int64   `json:"delivered,omitempty"`
 	Expected      int64   `json:"expected,omitempty"`
 	Lost          int64   `json:"lost"`
@@ -76,6 +86,7 @@ type Result struct {
 type options struct {
 	urls        []string
 	room        string
+	rooms       int
 	subs        int
 	rate        int
 	duration    time.Duration
@@ -97,6 +108,15 @@ type options struct {
 	clientTS                        bool
 	topic, selector                 string
 	mercureTokenFile, mercureSecret string
+	// centrifugo goes through a Centrifugo: subscribers of channel on its
+	// uni_sse endpoint with centrifugoToken, publishes through its HTTP
+	// API with the key.
+	centrifugo                         bool
+	channel                            string
+	centrifugoConfig                   string
+	centrifugoSecret, centrifugoAPIKey string
+	centrifugoKeys                     centrifugoKeys
+	centrifugoToken                    string
 	// publishFirst publishes on the first URL only and listens on the
 	// others, so latency crosses nodes.
 	publishFirst bool
@@ -129,6 +149,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return worker(args[1:], stdout, stderr)
 	case "suite":
 		return suite(args[1:], stdout, stderr)
+	case "peers-report":
+		return peersReport(args[1:], stdout, stderr)
+	case "fanout", "latency", "idle", "publish":
+	default:
+		// Before parsing, so that `chat-bench MODE --help` fails for a
+		// mode this build lacks (bench-peers.sh asks it of sweep).
+		fmt.Fprintf(stderr, "chat-bench: unknown mode %q\n", mode)
+		return 2
 	}
 	o, err := parse(mode, args[1:], stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -148,9 +176,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		res, err = idle(ctx, o)
 	case "publish":
 		res, err = publishOnly(ctx, o)
-	default:
-		fmt.Fprintf(stderr, "chat-bench: unknown mode %q\n", mode)
-		return 2
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "chat-bench %s: %v\n", mode, err)
@@ -169,6 +194,7 @@ func parse(mode string, args []string, stderr io.Writer) (options, error) {
 	fs.String(&urls, "urls", "http://127.0.0.1:8080", "comma-separated gateway base URLs")
 	fs.String(&o.room, "room", "", "room to use (default: a new one per run)")
 	fs.Int(&o.subs, "subs", 1000, "fanout: SSE subscribers, spread over the URLs")
+	fs.Int(&o.rooms, "rooms", 1, "fanout, publish, idle: spread the subscribers evenly over this many rooms (ROOM-1 … ROOM-N; Mercure topics and Centrifugo channels likewise), the publisher taking them in turn")
 	fs.Int(&o.rate, "rate", 1000, "fanout/latency: messages published per second")
 	fs.Duration(&o.duration, "duration", 10*time.Second, "how long to publish (at most 10m)")
 	fs.Int(&o.size, "size", 100, "bytes of text per message")
@@ -185,6 +211,11 @@ func parse(mode string, args []string, stderr io.Writer) (options, error) {
 	fs.String(&o.selector, "mercure-selector", "", "with --mercure: the topic selector subscribers ask for (default: the topic)")
 	fs.String(&o.mercureTokenFile, "mercure-token-file", "", "with --mercure: file holding the token sent with every request (its mercure.publish claim must cover the topic)")
 	fs.String(&o.mercureSecret, "mercure-secret-file", "", "with --mercure: file holding the hub's HS256 secret (chat-gateway --mercure-jwt-secret-file), to sign a token that may publish and receive every topic")
+	fs.Bool(&o.centrifugo, "centrifugo", false, "go through a Centrifugo v6 instead of a room: subscribers on its uni_sse endpoint, publishes through its HTTP API (POST /api/publish)")
+	fs.String(&o.channel, "centrifugo-channel", "", "with --centrifugo: the channel (default: the room's name)")
+	fs.String(&o.centrifugoConfig, "centrifugo-config", "", "with --centrifugo: the server's JSON config file, to read client.token.hmac_secret_key and http_api.key from")
+	fs.String(&o.centrifugoSecret, "centrifugo-secret-file", "", "with --centrifugo: file holding the HMAC secret of connection tokens (client.token.hmac_secret_key)")
+	fs.String(&o.centrifugoAPIKey, "centrifugo-api-key-file", "", "with --centrifugo: file holding the HTTP API key (http_api.key)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -214,6 +245,12 @@ func parse(mode string, args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("--concurrency must be from 1 to 1000")
 	case o.workers < 1 || o.workers > 64:
 		return o, errors.New("--workers must be from 1 to 64")
+	case o.rooms < 1 || o.rooms > maxRooms:
+		return o, fmt.Errorf("--rooms must be from 1 to %d", maxRooms)
+	case mode == "fanout" && o.subs%o.rooms != 0:
+		return o, fmt.Errorf("--subs %d is not a multiple of --rooms %d", o.subs, o.rooms)
+	case mode == "latency" && o.rooms != 1:
+		return o, errors.New("latency has one listener: --rooms must be 1")
 	}
 	if mode == "latency" {
 		o.publishFirst = true
@@ -232,6 +269,11 @@ func parse(mode string, args []string, stderr io.Writer) (options, error) {
 	}
 	if o.selector == "" {
 		o.selector = o.topic
+	}
+	if o.centrifugo {
+		if err := o.centrifugoSetup(); err != nil {
+			return o, err
+		}
 	}
 	return o, nil
 }
@@ -271,10 +313,16 @@ func printTable(w io.Writer, r Result) {
 	if r.Mercure {
 		row("through", "the Mercure hub")
 	}
+	if r.Centrifugo {
+		row("through", "Centrifugo (uni_sse, HTTP API)")
+	}
 	switch r.Mode {
 	case "fanout", "latency":
 		row("subscribers", r.Subscribers)
-		row("published", r.Published)
+		if r.Rooms > 1 {
+			row("rooms", fmt.Sprintf("%d (%d subscribers each)", r.Rooms, r.Subscribers/r.Rooms))
+		}
+		row("published", fmt.Sprintf("%d of %d offered", r.Published, r.Offered))
 		row("delivered", fmt.Sprintf("%d of %d (lost %d)", r.Delivered, r.Expected, r.Lost))
 		row("deliveries/s", fmt.Sprintf("%.0f", r.DeliveriesSec))
 		row("latency p50/p99/p999", fmt.Sprintf("%.2f / %.2f / %.2f ms (max %.2f)", r.P50ms, r.P99ms, r.P999ms, r.Maxms))

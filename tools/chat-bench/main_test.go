@@ -85,6 +85,11 @@ func TestEveryModeAgainstATwoGatewayCluster(t *testing.T) {
 	if r.Published != 50 || r.Expected != 1000 || r.Delivered != r.Expected || r.Lost != 0 || r.Errors != 0 || r.P50ms <= 0 || r.CPUPerOpUS <= 0 {
 		t.Errorf("fanout: %+v", r)
 	}
+	// Many rooms: 20 subscribers over 5 rooms, each message to its room's 4.
+	r = runBench("fanout", "--urls", all, "--subs", "20", "--rooms", "5", "--rate", "50", "--duration", "1s")
+	if r.Published != 50 || r.Expected != 200 || r.Delivered != r.Expected || r.Lost != 0 || r.Errors != 0 || r.P50ms <= 0 {
+		t.Errorf("fanout --rooms 5: %+v", r)
+	}
 	r = runBench("latency", "--urls", all, "--duration", "1s")
 	if r.Published != 200 || r.Lost != 0 || r.Delivered != 200 || r.P50ms <= 0 {
 		t.Errorf("latency: %+v", r)
