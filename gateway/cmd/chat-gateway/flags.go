@@ -63,7 +63,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 	fs.Duration(&c.History.MaxAge, "history-max-age", c.History.MaxAge, "how long messages are kept")
 	fs.Int(&c.History.Replicas, "history-replicas", c.History.Replicas, "replicas of the history stream; 0 picks 3 on a cluster of 3 or more nodes, else 1, and never scales down")
 	fs.Int(&c.MaxReplay, "max-replay", c.MaxReplay, "most messages replayed to a client resuming from a cursor; beyond it the client gets a reset event and the newest messages")
-	fs.Int(&c.ClientQueue, "client-queue", c.ClientQueue, "messages queued per SSE client before it is disconnected as too slow")
+	fs.Int(&c.ClientQueue, "client-queue", c.ClientQueue, "messages queued per SSE client whose connection holds output it has not taken, before it is disconnected as too slow (four times as many while the connection has taken everything: the wait is the gateway's own)")
 	fs.Int(&c.ClientBuffer, "client-buffer", c.ClientBuffer, "bytes waiting per SSE client (queued messages and output its connection has not taken) before it is disconnected as too slow")
 	fs.Duration(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "how long a client may take to take a response, or to catch up with its SSE stream, however little it reads meanwhile")
 	fs.Int(&c.MaxConns, "max-conns", c.MaxConns, "most open HTTP connections (SSE streams included); more are refused with 503 and Retry-After; 0: the process's open-file limit less 512 kept for NATS and JetStream")

@@ -10,7 +10,12 @@ import (
 // Listener describes a client joining a room.
 type Listener struct {
 	// Queue is how many frames may wait for the client before it is ended
-	// with ErrSlowClient (at least 1).
+	// with ErrSlowClient (at least 1), while its connection holds output it
+	// has not taken (see Client.SetUnsent): the client is slow. While the
+	// connection has taken everything written to it, the frames wait for
+	// the gateway's own writers, which may be behind under load; then
+	// up to ownBacklog times as many may wait, so a busy gateway does not
+	// cut off clients that read everything it sends them.
 	Queue int
 	// Budget is how many bytes may wait for the client, queued frames and
 	// output its writer took but the connection did not (see
@@ -107,14 +112,23 @@ func (c *Client) AppendWaiting(buf []byte, sent *uint64) ([]byte, int) {
 // connection has not taken yet; they count against the byte budget.
 func (c *Client) SetUnsent(n int) { c.unsent.Store(int32(min(n, math.MaxInt32))) } //nolint:gosec // clamped on this line
 
+// ownBacklog is how many times Listener.Queue frames may wait for a client
+// whose connection took everything written to it.
+const ownBacklog = 4
+
 // push queues f, or returns why the client cannot take it.
 func (c *Client) push(f Frame) error {
 	c.mu.Lock()
-	waiting := int(c.pendingBytes) + int(c.unsent.Load())
+	unsent := int(c.unsent.Load())
+	waiting := int(c.pendingBytes) + unsent
+	limit := int(c.maxFrames)
+	if unsent == 0 {
+		limit *= ownBacklog
+	}
 	switch {
-	case len(c.pending) >= int(c.maxFrames):
+	case len(c.pending) >= limit:
 		c.mu.Unlock()
-		return fmt.Errorf("%w: %d messages waiting, the limit is %d", ErrSlowClient, len(c.pending), c.maxFrames)
+		return fmt.Errorf("%w: %d messages waiting, the limit is %d", ErrSlowClient, len(c.pending), limit)
 	case c.budget > 0 && waiting > 0 && waiting+len(f.Data) > int(c.budget):
 		c.mu.Unlock()
 		return fmt.Errorf("%w: %d bytes waiting and %d more, the budget is %d", ErrSlowClient, waiting, len(f.Data), c.budget)

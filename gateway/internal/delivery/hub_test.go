@@ -3,6 +3,7 @@ package delivery_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -269,5 +270,47 @@ func TestClientByteBudget(t *testing.T) {
 		}
 	case <-time.After(wait):
 		t.Fatal("client over its byte budget was not ended")
+	}
+}
+
+// A client whose connection holds output it has not taken is slow: it is
+// ended once Queue frames wait. One whose connection took everything
+// waits for the gateway's own writers, and may have four times as many
+// waiting before it is ended.
+func TestClientFrameLimitCountsOnlyTheClientsOwnSlowness(t *testing.T) {
+	r := newHubRig(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	join := func(queue int) *delivery.Client {
+		c, _, err := r.hub.Join(ctx, "limits", delivery.Listener{Queue: queue})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	slow, reading, witness := join(2), join(2), join(1000)
+	slow.SetUnsent(1) // its socket is full
+	var seen strings.Builder
+	for i := 1; i <= 9; i++ {
+		text := fmt.Sprintf("message %d;", i)
+		r.publish(t, "limits", text)
+		// The witness joined last: once it has the message, so have the others.
+		for !strings.Contains(seen.String(), text) {
+			seen.WriteString(receive(t, witness, wait))
+		}
+		ended := func(c *delivery.Client) bool {
+			select {
+			case <-c.Done():
+				return errors.Is(c.Err(), delivery.ErrSlowClient)
+			default:
+				return false
+			}
+		}
+		if want := i > 2; ended(slow) != want {
+			t.Fatalf("after %d messages the slow client ended: %v (%v), want %v", i, ended(slow), slow.Err(), want)
+		}
+		if want := i > 8; ended(reading) != want {
+			t.Fatalf("after %d messages the reading client ended: %v (%v), want %v", i, ended(reading), reading.Err(), want)
+		}
 	}
 }
