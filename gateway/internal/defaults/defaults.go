@@ -22,7 +22,7 @@ const (
 	WriteTimeout    = 10 * time.Second
 	Heartbeat       = 15 * time.Second
 	SSEWriter       = "loop" // gateway.SSEWriterLoop
-	SSECoalesce     = 20 * time.Millisecond
+	SSECoalesce     = 10 * time.Millisecond
 	ShutdownTimeout = 10 * time.Second
 	Services        = "auto" // gateway.ServicesAuto
 	Auth            = "off"  // gateway.AuthOff
