@@ -15,6 +15,7 @@ require (
 	github.com/chatscalable/chatscalable/e2e v0.0.0
 	github.com/chatscalable/chatscalable/gateway v0.0.0
 	github.com/golang-jwt/jwt/v5 v5.3.1
+	golang.org/x/sys v0.49.0
 )
 
 require (
@@ -41,7 +42,6 @@ require (
 	github.com/yosida95/uritemplate/v3 v3.0.2 // indirect
 	go.yaml.in/yaml/v2 v2.4.2 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
-	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
 	google.golang.org/protobuf v1.36.8 // indirect
 )

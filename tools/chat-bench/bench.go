@@ -128,13 +128,36 @@ func isProbe(i, n, urls int) bool {
 }
 
 // openSubscribers opens n subscribers of ep spread over urls, one probe
-// per URL among them (isProbe). It returns once all are open.
-func openSubscribers(ctx context.Context, urls []string, ep *endpoint, n int) ([]*subscriber, error) {
+// per URL among them (isProbe). It returns once all are open. With
+// readers > 0 (and on Linux) the counting subscribers are read by that
+// many epoll readers, the probes each by a goroutine of its own, so they
+// timestamp every message as it arrives; with readers 0 every subscriber
+// has its goroutine.
+func openSubscribers(ctx context.Context, urls []string, ep *endpoint, n, readers int) ([]*subscriber, error) {
+	var pool *epollPool
+	if readers > 0 && epollSupported {
+		var err error
+		if pool, err = newEpollPool(ctx, readers); err != nil {
+			return nil, err
+		}
+	}
 	subs := make([]*subscriber, n)
 	errs := make(chan error, n)
 	for i := range subs {
 		subs[i] = &subscriber{}
-		go subs[i].subscribe(ctx, ep, urls[i%len(urls)], isProbe(i, n, len(urls)), func(err error) { errs <- err })
+		base, probe := urls[i%len(urls)], isProbe(i, n, len(urls))
+		ready := func(err error) { errs <- err }
+		if pool == nil || probe {
+			go subs[i].subscribe(ctx, ep, base, probe, ready)
+		} else {
+			go func() {
+				rs, err := dialStream(ctx, ep, base, subs[i])
+				if err == nil {
+					err = pool.add(i, rs)
+				}
+				ready(err)
+			}()
+		}
 		if i%100 == 99 {
 			time.Sleep(5 * time.Millisecond) // pace connection setup a little
 		}
@@ -222,7 +245,7 @@ func fanout(ctx context.Context, mode string, o options) (Result, error) {
 		subURLs = o.urls[1:] // listeners on other nodes than the publisher's
 	}
 	ep := o.endpoint()
-	subs, err := openSubscribers(sctx, subURLs, ep, o.subs)
+	subs, err := openSubscribers(sctx, subURLs, ep, o.subs, o.readers)
 	if err != nil {
 		return res, err
 	}

@@ -84,9 +84,12 @@ type options struct {
 	conns       int
 	pids        []int
 	workers     int
-	settle      time.Duration
-	drain       time.Duration
-	tokenFile   string
+	// readers is how many epoll readers read the counting subscribers
+	// (0: a goroutine each).
+	readers   int
+	settle    time.Duration
+	drain     time.Duration
+	tokenFile string
 	// bearer is the Authorization header of every request, from
 	// --token-file, or with --mercure from --mercure-token-file or
 	// --mercure-secret-file ("" sends none).
@@ -175,6 +178,7 @@ func parse(mode string, args []string, stderr io.Writer) (options, error) {
 	fs.Int(&o.concurrency, "concurrency", 50, "publish: concurrent publishers")
 	fs.Int(&o.conns, "conns", 1000, "idle: connections to hold")
 	fs.String(&pids, "pid", "", "idle, publish and fanout: comma-separated gateway pids whose RSS and CPU time to read")
+	fs.Int(&o.readers, "readers", 1, "fanout/latency/sweep: epoll readers that read the counting subscribers on Linux (0: a goroutine per subscriber, as the probes always have)")
 	fs.Int(&o.workers, "workers", 1, "child processes to spread the connections over")
 	fs.Duration(&o.settle, "settle", 3*time.Second, "idle: wait after connecting before reading memory")
 	fs.Duration(&o.drain, "drain", 10*time.Second, "fanout: longest wait for the last deliveries")
@@ -212,6 +216,8 @@ func parse(mode string, args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("--size must be from 1 to 4096")
 	case o.concurrency < 1 || o.concurrency > 1000:
 		return o, errors.New("--concurrency must be from 1 to 1000")
+	case o.readers < 0 || o.readers > 64:
+		return o, errors.New("--readers must be from 0 to 64")
 	case o.workers < 1 || o.workers > 64:
 		return o, errors.New("--workers must be from 1 to 64")
 	}
