@@ -5,6 +5,8 @@
 //	chat-bench latency --urls URL[,URL…] --rate 200 --duration 10s
 //	chat-bench idle    --urls URL --conns 19000 --pid <gateway pid> [--workers 2]
 //	chat-bench publish --urls URL --concurrency 50 --duration 10s
+//	chat-bench sweep   --urls URL[,URL…] --subs 1000 --steps 100000,250000,… --step-duration 5s --pid PID --system NAME [--jsonl FILE]
+//	chat-bench plot    --in FILE.jsonl[,FILE…] --out FILE.svg [--title T]
 //	chat-bench suite   --cluster URL,URL,URL --single URL --idle-pid PID --runs 3
 //
 // fanout opens SSE subscribers in one room, spread over the URLs, publishes
@@ -30,6 +32,7 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"time"
 
@@ -100,6 +103,12 @@ type options struct {
 	clientTS                        bool
 	topic, selector                 string
 	mercureTokenFile, mercureSecret string
+	// A sweep's steps (targets in deliveries/s), how long each publishes,
+	// the name its JSON lines carry and the file they are appended to.
+	steps        []int
+	stepDuration time.Duration
+	system       string
+	jsonl        string
 	// publishFirst publishes on the first URL only and listens on the
 	// others, so latency crosses nodes.
 	publishFirst bool
@@ -123,7 +132,7 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintln(stderr, "usage: chat-bench fanout|latency|idle|publish [flags]  (chat-bench MODE --help)")
+		fmt.Fprintln(stderr, "usage: chat-bench fanout|latency|idle|publish|sweep|plot|suite [flags]  (chat-bench MODE --help)")
 		return 2
 	}
 	mode := args[0]
@@ -132,6 +141,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return worker(args[1:], stdout, stderr)
 	case "suite":
 		return suite(args[1:], stdout, stderr)
+	case "plot":
+		return plotMain(args[1:], stdout, stderr)
 	}
 	o, err := parse(mode, args[1:], stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -141,7 +152,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "chat-bench: %v\n", err)
 		return 2
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), o.duration+o.settle+o.drain+2*time.Minute)
+	bound := o.duration + o.settle + o.drain
+	if mode == "sweep" {
+		bound = time.Duration(len(o.steps)) * (o.stepDuration + o.drain + 2*time.Second)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), bound+2*time.Minute)
 	defer cancel()
 	var res Result
 	switch mode {
@@ -151,6 +166,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		res, err = idle(ctx, o)
 	case "publish":
 		res, err = publishOnly(ctx, o)
+	case "sweep":
+		if err := runSweep(ctx, o, stdout); err != nil {
+			fmt.Fprintf(stderr, "chat-bench sweep: %v\n", err)
+			return 1
+		}
+		return 0
 	default:
 		fmt.Fprintf(stderr, "chat-bench: unknown mode %q\n", mode)
 		return 2
@@ -168,7 +189,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 func parse(mode string, args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := envflag.New("chat-bench "+mode, func(string) string { return "" }, stderr)
-	var urls, pids string
+	var urls, pids, steps string
 	fs.String(&urls, "urls", "http://127.0.0.1:8080", "comma-separated gateway base URLs")
 	fs.String(&o.room, "room", "", "room to use (default: a new one per run)")
 	fs.Int(&o.subs, "subs", 1000, "fanout: SSE subscribers, spread over the URLs")
@@ -189,10 +210,21 @@ func parse(mode string, args []string, stderr io.Writer) (options, error) {
 	fs.String(&o.selector, "mercure-selector", "", "with --mercure: the topic selector subscribers ask for (default: the topic)")
 	fs.String(&o.mercureTokenFile, "mercure-token-file", "", "with --mercure: file holding the token sent with every request (its mercure.publish claim must cover the topic)")
 	fs.String(&o.mercureSecret, "mercure-secret-file", "", "with --mercure: file holding the hub's HS256 secret (chat-gateway --mercure-jwt-secret-file), to sign a token that may publish and receive every topic")
+	fs.String(&steps, "steps", "100000,250000,500000,1000000,1500000,2000000,2500000,3000000,3500000,4000000", "sweep: target deliveries/s of each step (the publish rate is the target over --subs)")
+	fs.Duration(&o.stepDuration, "step-duration", 5*time.Second, "sweep: how long each step publishes")
+	fs.String(&o.system, "system", "chatscalable", "sweep: the name of the system measured, in each JSON line (the plot's legend)")
+	fs.String(&o.jsonl, "jsonl", "", "sweep: file each step's JSON line is appended to")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	o.urls = envflag.SplitList(urls)
+	for _, s := range envflag.SplitList(steps) {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			return o, fmt.Errorf("--steps: %q is not a positive number of deliveries/s", s)
+		}
+		o.steps = append(o.steps, n)
+	}
 	if err := o.readToken(); err != nil {
 		return o, err
 	}
@@ -220,6 +252,19 @@ func parse(mode string, args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("--readers must be from 0 to 64")
 	case o.workers < 1 || o.workers > 64:
 		return o, errors.New("--workers must be from 1 to 64")
+	case mode == "sweep" && (len(o.steps) == 0 || len(o.steps) > 50):
+		return o, errors.New("--steps must list 1 to 50 targets")
+	case mode == "sweep" && (o.stepDuration <= 0 || o.stepDuration > time.Minute):
+		return o, errors.New("--step-duration must be in (0, 1m]")
+	case mode == "sweep" && (o.subs < 1 || o.system == ""):
+		return o, errors.New("sweep needs --subs of 1 or more and a --system name")
+	}
+	if mode == "sweep" {
+		for _, t := range o.steps {
+			if (t+o.subs/2)/o.subs > maxRate {
+				return o, fmt.Errorf("--steps: %d deliveries/s to %d subscribers is over %d msg/s", t, o.subs, maxRate)
+			}
+		}
 	}
 	if mode == "latency" {
 		o.publishFirst = true
