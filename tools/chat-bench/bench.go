@@ -29,6 +29,9 @@ var transport = &http.Transport{
 // endpoint.stamp).
 type subscriber struct {
 	count atomic.Int64
+	// ended is set when the stream ended before the run did: the server
+	// closed it (a gateway drops a listener too slow to keep up).
+	ended atomic.Bool
 	mu    sync.Mutex
 	lat   []float64 // milliseconds, probes only
 }
@@ -50,7 +53,10 @@ func (s *subscriber) subscribe(ctx context.Context, ep *endpoint, base string, p
 		ready(err)
 		return
 	}
-	defer func() { _ = resp.Body.Close() }()
+	defer func() {
+		_ = resp.Body.Close()
+		s.ended.Store(ctx.Err() == nil)
+	}()
 	r := bufio.NewReaderSize(resp.Body, 32<<10)
 	if _, err := r.ReadString('\n'); err != nil { // "retry: …", or Mercure's ":"
 		ready(err)

@@ -175,6 +175,7 @@ func (r *epollReader) read(s *epollStream, buf []byte) {
 			return
 		}
 		// n == 0 (the server closed the stream) or a socket error.
+		s.sub.ended.Store(true)
 		_ = unix.EpollCtl(r.epfd, unix.EPOLL_CTL_DEL, s.fd, nil)
 		r.mu.Lock()
 		delete(r.streams, int32(s.fd)) //nolint:gosec // as in add

@@ -46,8 +46,11 @@ type stepResult struct {
 	ServerCPUPct float64 `json:"server_cpu_pct"`
 	ServerRSSKB  int64   `json:"server_rss_kb"`
 	Errors       int64   `json:"errors"`
-	Sustained    bool    `json:"sustained"`
-	Reason       string  `json:"reason"`
+	// Ended is how many subscribers' streams the server had closed by
+	// the step's end (since the sweep began).
+	Ended     int    `json:"ended_streams"`
+	Sustained bool   `json:"sustained"`
+	Reason    string `json:"reason"`
 }
 
 // judge decides whether a step was sustained: nothing lost, the probes'
@@ -57,6 +60,9 @@ func judge(r stepResult) (bool, string) {
 	var why []string
 	if r.Lost > 0 {
 		why = append(why, fmt.Sprintf("lost %d of %d", r.Lost, r.Expected))
+	}
+	if r.Ended > 0 {
+		why = append(why, fmt.Sprintf("the server closed %d streams", r.Ended))
 	}
 	if r.P99ms > sweepMaxP99 {
 		why = append(why, fmt.Sprintf("p99 %.1f ms > %.0f ms", r.P99ms, sweepMaxP99))
@@ -175,6 +181,11 @@ func sweepStep(ctx context.Context, o options, ep *endpoint, subs []*subscriber,
 	r.DeliveriesSec = float64(r.Delivered) / r.Seconds
 	r.PublishesSec = float64(r.Published) / sent.Seconds()
 	r.ServerCPUPct = 100 * float64(after-cpu) / float64(elapsed)
+	for _, s := range subs {
+		if s.ended.Load() {
+			r.Ended++
+		}
+	}
 	var lat []float64
 	for i, from := range seen {
 		s := subs[i]
