@@ -138,6 +138,7 @@ func drawSweeps(series []sweepSeries, title, out string) error {
 		}
 		c := plotutil.Color(i)
 		line.Color = c
+		points.GlyphStyle = draw.GlyphStyle{Color: c, Radius: vg.Points(3.5), Shape: draw.CircleGlyph{}} // the legend's
 		points.GlyphStyleFunc = func(j int) draw.GlyphStyle {
 			g := draw.GlyphStyle{Color: c, Radius: vg.Points(3.5), Shape: draw.CircleGlyph{}}
 			if !s.steps[j].Sustained {
