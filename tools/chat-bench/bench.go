@@ -153,7 +153,9 @@ func openSubscribers(ctx context.Context, urls []string, ep *endpoint, n, reader
 		subs[i] = &subscriber{}
 		base, probe := urls[i%len(urls)], isProbe(i, n, len(urls))
 		ready := func(err error) { errs <- err }
-		if pool == nil || probe {
+		// The epoll readers speak plain HTTP only: https streams keep a
+		// goroutine each.
+		if pool == nil || probe || !strings.HasPrefix(base, "http:") {
 			go subs[i].subscribe(ctx, ep, base, probe, ready)
 		} else {
 			go func() {
