@@ -24,7 +24,7 @@ type sseServer struct {
 	joined    chan struct{}
 }
 
-func newSSEServer(t *testing.T, marker string, piece int) (*httptest.Server, *sseServer) {
+func newSSEServer(t *testing.T, piece int) (*httptest.Server, *sseServer) {
 	s := &sseServer{joined: make(chan struct{}, 100000)}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer t" {
@@ -69,7 +69,8 @@ func (s *sseServer) send(ev string) {
 
 // TestEpollReadersCountEveryEvent opens many counting subscribers on the
 // epoll readers against a real HTTP server whose chunked bodies split
-// markers, and checks each counts every event exactly once.
+// markers, checks each counts every event exactly once, and that each
+// sees its stream end when the server closes it.
 func TestEpollReadersCountEveryEvent(t *testing.T) {
 	if !epollSupported {
 		t.Skip("epoll readers are Linux only")
@@ -83,7 +84,7 @@ func TestEpollReadersCountEveryEvent(t *testing.T) {
 		{"whole events", "event: message\n", "event: message\ndata: x\n\n", 1 << 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, s := newSSEServer(t, tc.marker, tc.piece)
+			srv, s := newSSEServer(t, tc.piece)
 			ep := &endpoint{
 				eventsURL: func(base string) string { return base + "/events" },
 				marker:    []byte(tc.marker), auth: "Bearer t",
@@ -112,6 +113,16 @@ func TestEpollReadersCountEveryEvent(t *testing.T) {
 				}
 				if len(short) > 0 {
 					return fmt.Errorf("%d subscribers of %d counted other than %d events: %s", len(short), n, events, strings.Join(short[:min(5, len(short))], ", "))
+				}
+				return nil
+			})
+			// A stream the server closes is seen as ended.
+			srv.CloseClientConnections()
+			nodetest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+				for i, sub := range subs {
+					if !sub.ended.Load() {
+						return fmt.Errorf("subscriber %d has not seen its stream end", i)
+					}
 				}
 				return nil
 			})
