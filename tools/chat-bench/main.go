@@ -14,8 +14,13 @@
 // each message's envelope timestamp (measured on one subscriber per URL).
 // latency is fanout with one subscriber per URL. idle holds connections
 // open and reads the gateway's memory from /proc/<pid>/status. publish
-// counts stored messages per second. Every run is bounded in time and
-// count. It prints a table and then one JSON line. With --workers it
+// counts stored messages per second. sweep raises fanout's rate step by
+// step until a step is not sustained (loss, a p99 over 250 ms, or a
+// publisher short of the rate), and plot draws sweeps' p99 against their
+// deliveries per second. The subscribers that only count are read by a
+// few epoll readers on Linux (--readers), so they are not what limits a
+// run. Every run is bounded in time and count. It prints a table and then
+// one JSON line (sweep: one per step). With --workers it
 // spreads its connections over child processes, so it can hold more than
 // one process's file limit. With --mercure, fanout, latency, idle and
 // publish go through the gateway's Mercure hub (/.well-known/mercure) in
