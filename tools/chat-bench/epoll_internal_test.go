@@ -130,3 +130,19 @@ func TestEpollReadersCountEveryEvent(t *testing.T) {
 		})
 	}
 }
+
+// TestEpollSubscriberRefused checks a stream answered with another status
+// than 200 fails to open with that status in the error.
+func TestEpollSubscriberRefused(t *testing.T) {
+	if !epollSupported {
+		t.Skip("epoll readers are Linux only")
+	}
+	srv, _ := newSSEServer(t, 1<<20)
+	ep := &endpoint{eventsURL: func(base string) string { return base + "/events" }, marker: []byte("id: ")} // no token
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err := openSubscribers(ctx, []string{srv.URL}, ep, 10, 1)
+	if err == nil || !strings.Contains(err.Error(), "status 401") {
+		t.Errorf("got %v, want a status 401 error", err)
+	}
+}
