@@ -21,7 +21,7 @@ import (
 )
 
 // plotCaption says how the plot marks steps, under its x axis.
-const plotCaption = "filled point: sustained step; hollow point: first failing step"
+const plotCaption = "filled points joined: sustained steps; hollow point: the first failing step"
 
 // plotMain is `chat-bench plot`: the sweeps' steps read from JSON lines,
 // drawn as p99 latency against delivered deliveries/s, one line per system.
@@ -112,8 +112,9 @@ func readSweeps(files []string) ([]sweepSeries, error) {
 // scale.
 const minPlotMS = 0.1
 
-// drawSweeps draws each series as a line with points, a filled point for
-// a sustained step and a hollow one for a failing step, and saves the
+// drawSweeps draws each series as points joined by a line, a filled point
+// for a sustained step and a hollow one, left off the line, for a failing
+// step, and saves the
 // picture in the format of out's extension.
 func drawSweeps(series []sweepSeries, title, out string) error {
 	p := plot.New()
@@ -125,17 +126,28 @@ func drawSweeps(series []sweepSeries, title, out string) error {
 	p.X.Tick.Marker = plot.TickerFunc(rateTicks)
 	p.X.Min = 0
 	p.Add(plotter.NewGrid())
-	p.Legend.Top = true
-	p.Legend.Left = true
+	// Bottom right: the curves rise to the right, so that corner is empty.
+	p.Legend.Top = false
+	p.Legend.Left = false
 	for i, s := range series {
 		pts := make(plotter.XYs, len(s.steps))
 		for j, st := range s.steps {
 			pts[j] = plotter.XY{X: st.DeliveriesSec, Y: max(st.P99ms, minPlotMS)}
 		}
-		line, points, err := plotter.NewLinePoints(pts)
+		// The line joins the sustained steps only: a failing step often
+		// delivered less than the one before, and a line back to it would
+		// read as the system's curve turning back.
+		var joined plotter.XYs
+		for j, st := range s.steps {
+			if st.Sustained {
+				joined = append(joined, pts[j])
+			}
+		}
+		points, err := plotter.NewScatter(pts)
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.system, err)
 		}
+		line := &plotter.Line{XYs: joined, LineStyle: plotter.DefaultLineStyle}
 		c := plotutil.Color(i)
 		line.Color = c
 		points.GlyphStyle = draw.GlyphStyle{Color: c, Radius: vg.Points(3.5), Shape: draw.CircleGlyph{}} // the legend's
@@ -145,6 +157,11 @@ func drawSweeps(series []sweepSeries, title, out string) error {
 				g.Shape = draw.RingGlyph{}
 			}
 			return g
+		}
+		if len(joined) == 0 { // no step sustained: the failing point alone
+			p.Add(points)
+			p.Legend.Add(s.system, points)
+			continue
 		}
 		p.Add(line, points)
 		p.Legend.Add(s.system, line, points)

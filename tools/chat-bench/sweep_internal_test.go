@@ -52,8 +52,9 @@ func TestJudge(t *testing.T) {
 	}
 }
 
-// TestPlotDrawsEachSystem writes two systems' sweeps, one of them in two
-// files, and checks the SVG parses as XML and names both systems.
+// TestPlotDrawsEachSystem writes three systems' sweeps, one of them in
+// two files and one without a sustained step, and checks the SVG parses
+// as XML and names each system.
 func TestPlotDrawsEachSystem(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name string, steps ...stepResult) string {
@@ -76,7 +77,8 @@ func TestPlotDrawsEachSystem(t *testing.T) {
 		stepResult{System: "chatscalable", TargetSec: 5e5, DeliveriesSec: 498e3, P99ms: 60, Sustained: true},
 		stepResult{System: "centrifugo", TargetSec: 1e5, DeliveriesSec: 97e3, P99ms: 0, Sustained: true})
 	b := write("b.jsonl",
-		stepResult{System: "centrifugo", TargetSec: 5e5, DeliveriesSec: 300e3, P99ms: 700, Lost: 9, Reason: "lost 9"})
+		stepResult{System: "centrifugo", TargetSec: 5e5, DeliveriesSec: 300e3, P99ms: 700, Lost: 9, Reason: "lost 9"},
+		stepResult{System: "mercure", TargetSec: 1e5, DeliveriesSec: 20e3, P99ms: 900, Lost: 9, Reason: "lost 9"})
 	out := filepath.Join(dir, "fanout.svg")
 	var stdout, stderr strings.Builder
 	if code := run([]string{"plot", "--in", a + "," + b, "--out", out, "--title", "test"}, &stdout, &stderr); code != 0 {
@@ -94,7 +96,7 @@ func TestPlotDrawsEachSystem(t *testing.T) {
 			t.Fatalf("the SVG is not XML: %v", err)
 		}
 	}
-	for _, name := range []string{"chatscalable", "centrifugo"} {
+	for _, name := range []string{"chatscalable", "centrifugo", "mercure"} {
 		if !strings.Contains(string(svg), name) {
 			t.Errorf("the SVG does not name %s", name)
 		}
