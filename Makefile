@@ -121,7 +121,7 @@ cluster: build
 cluster-brokers: build
 	BIN=$(BIN) DATA=data/brokers deployments/local/cluster.sh brokers
 
-## bench: the standard benchmarks on a local 3-node mesh; writes docs/BENCHMARKS.md (RUNS=3, SHORT=1, MESH_PROCS=1)
+## bench: the standard benchmarks on a local 3-node mesh and a single node; writes docs/BENCHMARKS.md and the fan-out sweep picture docs/bench-fanout.svg (RUNS=3, SHORT=1, MESH_PROCS=1, BENCH_HTTP_BASE=8091)
 bench: build
 	BIN=$(BIN) deployments/local/bench.sh
 

@@ -5,6 +5,8 @@
 //	chat-bench latency --urls URL[,URL…] --rate 200 --duration 10s
 //	chat-bench idle    --urls URL --conns 19000 --pid <gateway pid> [--workers 2]
 //	chat-bench publish --urls URL --concurrency 50 --duration 10s
+//	chat-bench sweep   --urls URL[,URL…] --subs 1000 --steps 100000,250000,… --step-duration 5s --pid PID --system NAME [--jsonl FILE]
+//	chat-bench plot    --in FILE.jsonl[,FILE…] --out FILE.svg [--title T]
 //	chat-bench suite   --cluster URL,URL,URL --single URL --idle-pid PID --runs 3
 //	chat-bench fanout  --centrifugo --centrifugo-config config.json --urls URL --subs 1000 --rate 100
 //	chat-bench peers-report --in runs.jsonl --out docs/BENCHMARKS.md
@@ -14,8 +16,13 @@
 // each message's envelope timestamp (measured on one subscriber per URL).
 // latency is fanout with one subscriber per URL. idle holds connections
 // open and reads the gateway's memory from /proc/<pid>/status. publish
-// counts stored messages per second. Every run is bounded in time and
-// count. It prints a table and then one JSON line. With --workers it
+// counts stored messages per second. sweep raises fanout's rate step by
+// step until a step is not sustained (loss, a p99 over 250 ms, or a
+// publisher short of the rate), and plot draws sweeps' p99 against their
+// deliveries per second. The subscribers that only count are read by a
+// few epoll readers on Linux (--readers), so they are not what limits a
+// run. Every run is bounded in time and count. It prints a table and then
+// one JSON line (sweep: one per step). With --workers it
 // spreads its connections over child processes, so it can hold more than
 // one process's file limit. With --mercure, fanout, latency, idle and
 // publish go through the gateway's Mercure hub (/.well-known/mercure) in
@@ -35,6 +42,7 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"time"
 
@@ -95,9 +103,12 @@ type options struct {
 	conns       int
 	pids        []int
 	workers     int
-	settle      time.Duration
-	drain       time.Duration
-	tokenFile   string
+	// readers is how many epoll readers read the counting subscribers
+	// (0: a goroutine each).
+	readers   int
+	settle    time.Duration
+	drain     time.Duration
+	tokenFile string
 	// bearer is the Authorization header of every request, from
 	// --token-file, or with --mercure from --mercure-token-file or
 	// --mercure-secret-file ("" sends none).
@@ -117,6 +128,12 @@ type options struct {
 	centrifugoSecret, centrifugoAPIKey string
 	centrifugoKeys                     centrifugoKeys
 	centrifugoToken                    string
+	// A sweep's steps (targets in deliveries/s), how long each publishes,
+	// the name its JSON lines carry and the file they are appended to.
+	steps        []int
+	stepDuration time.Duration
+	system       string
+	jsonl        string
 	// publishFirst publishes on the first URL only and listens on the
 	// others, so latency crosses nodes.
 	publishFirst bool
@@ -140,7 +157,7 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintln(stderr, "usage: chat-bench fanout|latency|idle|publish [flags]  (chat-bench MODE --help)")
+		fmt.Fprintln(stderr, "usage: chat-bench fanout|latency|idle|publish|sweep|plot|suite [flags]  (chat-bench MODE --help)")
 		return 2
 	}
 	mode := args[0]
@@ -151,7 +168,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return suite(args[1:], stdout, stderr)
 	case "peers-report":
 		return peersReport(args[1:], stdout, stderr)
-	case "fanout", "latency", "idle", "publish":
+	case "plot":
+		return plotMain(args[1:], stdout, stderr)
+	case "fanout", "latency", "idle", "publish", "sweep":
 	default:
 		// Before parsing, so that `chat-bench MODE --help` fails for a
 		// mode this build lacks (bench-peers.sh asks it of sweep).
@@ -166,7 +185,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "chat-bench: %v\n", err)
 		return 2
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), o.duration+o.settle+o.drain+2*time.Minute)
+	bound := o.duration + o.settle + o.drain
+	if mode == "sweep" {
+		bound = time.Duration(len(o.steps)) * (o.stepDuration + o.drain + 2*time.Second)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), bound+2*time.Minute)
 	defer cancel()
 	var res Result
 	switch mode {
@@ -176,6 +199,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		res, err = idle(ctx, o)
 	case "publish":
 		res, err = publishOnly(ctx, o)
+	case "sweep":
+		if err := runSweep(ctx, o, stdout); err != nil {
+			fmt.Fprintf(stderr, "chat-bench sweep: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "chat-bench %s: %v\n", mode, err)
@@ -190,7 +219,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 func parse(mode string, args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := envflag.New("chat-bench "+mode, func(string) string { return "" }, stderr)
-	var urls, pids string
+	var urls, pids, steps string
 	fs.String(&urls, "urls", "http://127.0.0.1:8080", "comma-separated gateway base URLs")
 	fs.String(&o.room, "room", "", "room to use (default: a new one per run)")
 	fs.Int(&o.subs, "subs", 1000, "fanout: SSE subscribers, spread over the URLs")
@@ -201,6 +230,7 @@ func parse(mode string, args []string, stderr io.Writer) (options, error) {
 	fs.Int(&o.concurrency, "concurrency", 50, "publish: concurrent publishers")
 	fs.Int(&o.conns, "conns", 1000, "idle: connections to hold")
 	fs.String(&pids, "pid", "", "idle, publish and fanout: comma-separated gateway pids whose RSS and CPU time to read")
+	fs.Int(&o.readers, "readers", 1, "fanout/latency/sweep: epoll readers that read the counting subscribers on Linux (0: a goroutine per subscriber, as the probes always have)")
 	fs.Int(&o.workers, "workers", 1, "child processes to spread the connections over")
 	fs.Duration(&o.settle, "settle", 3*time.Second, "idle: wait after connecting before reading memory")
 	fs.Duration(&o.drain, "drain", 10*time.Second, "fanout: longest wait for the last deliveries")
@@ -216,10 +246,21 @@ func parse(mode string, args []string, stderr io.Writer) (options, error) {
 	fs.String(&o.centrifugoConfig, "centrifugo-config", "", "with --centrifugo: the server's JSON config file, to read client.token.hmac_secret_key and http_api.key from")
 	fs.String(&o.centrifugoSecret, "centrifugo-secret-file", "", "with --centrifugo: file holding the HMAC secret of connection tokens (client.token.hmac_secret_key)")
 	fs.String(&o.centrifugoAPIKey, "centrifugo-api-key-file", "", "with --centrifugo: file holding the HTTP API key (http_api.key)")
+	fs.String(&steps, "steps", "100000,250000,500000,1000000,1500000,2000000,2500000,3000000,3500000,4000000", "sweep: target deliveries/s of each step (the publish rate is the target over --subs)")
+	fs.Duration(&o.stepDuration, "step-duration", 5*time.Second, "sweep: how long each step publishes")
+	fs.String(&o.system, "system", "chatscalable", "sweep: the name of the system measured, in each JSON line (the plot's legend)")
+	fs.String(&o.jsonl, "jsonl", "", "sweep: file each step's JSON line is appended to")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	o.urls = envflag.SplitList(urls)
+	for _, s := range envflag.SplitList(steps) {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			return o, fmt.Errorf("--steps: %q is not a positive number of deliveries/s", s)
+		}
+		o.steps = append(o.steps, n)
+	}
 	if err := o.readToken(); err != nil {
 		return o, err
 	}
@@ -243,6 +284,8 @@ func parse(mode string, args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("--size must be from 1 to 4096")
 	case o.concurrency < 1 || o.concurrency > 1000:
 		return o, errors.New("--concurrency must be from 1 to 1000")
+	case o.readers < 0 || o.readers > 64:
+		return o, errors.New("--readers must be from 0 to 64")
 	case o.workers < 1 || o.workers > 64:
 		return o, errors.New("--workers must be from 1 to 64")
 	case o.rooms < 1 || o.rooms > maxRooms:
@@ -251,6 +294,19 @@ func parse(mode string, args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("--subs %d is not a multiple of --rooms %d", o.subs, o.rooms)
 	case mode == "latency" && o.rooms != 1:
 		return o, errors.New("latency has one listener: --rooms must be 1")
+	case mode == "sweep" && (len(o.steps) == 0 || len(o.steps) > 50):
+		return o, errors.New("--steps must list 1 to 50 targets")
+	case mode == "sweep" && (o.stepDuration <= 0 || o.stepDuration > time.Minute):
+		return o, errors.New("--step-duration must be in (0, 1m]")
+	case mode == "sweep" && (o.subs < 1 || o.system == ""):
+		return o, errors.New("sweep needs --subs of 1 or more and a --system name")
+	}
+	if mode == "sweep" {
+		for _, t := range o.steps {
+			if (t+o.subs/2)/o.subs > maxRate {
+				return o, fmt.Errorf("--steps: %d deliveries/s to %d subscribers is over %d msg/s", t, o.subs, maxRate)
+			}
+		}
 	}
 	if mode == "latency" {
 		o.publishFirst = true

@@ -90,6 +90,33 @@ func TestEveryModeAgainstATwoGatewayCluster(t *testing.T) {
 	if r.Published != 50 || r.Expected != 200 || r.Delivered != r.Expected || r.Lost != 0 || r.Errors != 0 || r.P50ms <= 0 {
 		t.Errorf("fanout --rooms 5: %+v", r)
 	}
+	// A sweep of two steps, read back from its JSON lines, the plot's input.
+	jsonl := filepath.Join(t.TempDir(), "sweep.jsonl")
+	runBench("sweep", "--urls", all, "--subs", "20", "--steps", "1000,2000", "--step-duration", "1s",
+		"--system", "under-test", "--jsonl", jsonl, "--pid", strconv.Itoa(os.Getpid()))
+	b, err := os.ReadFile(jsonl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := strings.Split(strings.TrimSpace(string(b)), "\n")
+	for i, line := range steps {
+		var st map[string]any
+		if err := json.Unmarshal([]byte(line), &st); err != nil {
+			t.Fatalf("sweep step %d: %v: %s", i, err, line)
+		}
+		for _, f := range []string{"target_deliveries_per_sec", "deliveries_per_sec", "p50_ms", "p99_ms", "lost", "sustained", "reason", "server_cpu_pct", "server_rss_kb", "subscribers", "rate"} {
+			if _, ok := st[f]; !ok {
+				t.Errorf("sweep step %d has no %q: %s", i, f, line)
+			}
+		}
+		if st["system"] != "under-test" || st["mode"] != "sweep" || st["lost"] != 0.0 || st["sustained"] != true ||
+			st["rate"] != float64(50*(i+1)) || st["server_rss_kb"].(float64) <= 0 {
+			t.Errorf("sweep step %d: %s", i, line)
+		}
+	}
+	if len(steps) != 2 {
+		t.Errorf("sweep wrote %d steps, want 2", len(steps))
+	}
 	r = runBench("latency", "--urls", all, "--duration", "1s")
 	if r.Published != 200 || r.Lost != 0 || r.Delivered != 200 || r.P50ms <= 0 {
 		t.Errorf("latency: %+v", r)

@@ -74,7 +74,10 @@ func TestReplaceSectionKeepsTheRest(t *testing.T) {
 }
 
 func TestUnknownModeFailsBeforeParsing(t *testing.T) {
-	if code := run([]string{"sweep", "--help"}, io.Discard, io.Discard); code != 2 {
-		t.Errorf("chat-bench sweep --help exited %d, want 2 (a mode this build lacks)", code)
+	if code := run([]string{"no-such-mode", "--help"}, io.Discard, io.Discard); code != 2 {
+		t.Errorf("chat-bench no-such-mode --help exited %d, want 2 (a mode this build lacks)", code)
+	}
+	if code := run([]string{"sweep", "--help"}, io.Discard, io.Discard); code != 0 {
+		t.Errorf("chat-bench sweep --help exited %d, want 0", code)
 	}
 }
