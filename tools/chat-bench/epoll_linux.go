@@ -85,9 +85,6 @@ func (p *epollPool) closeAll() {
 	}
 }
 
-// wait returns once every reader has stopped and closed its streams.
-func (p *epollPool) wait() { p.wg.Wait() }
-
 // add hands the opened stream rs to reader i (mod the readers) and
 // closes rs's connection: from now on only the reader reads the socket.
 func (p *epollPool) add(i int, rs *rawStream) error {
