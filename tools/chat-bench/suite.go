@@ -55,7 +55,7 @@ func suite(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "chat-bench suite: needs --cluster (2+ URLs), --single, --idle-url, and --runs 1..10")
 		return 2
 	}
-	base := options{urls: urls, size: 100, duration: 10 * time.Second, drain: 15 * time.Second, concurrency: 50, workers: 2, settle: 3 * time.Second, readers: 1}
+	base := options{urls: urls, rooms: 1, size: 100, duration: 10 * time.Second, drain: 15 * time.Second, concurrency: 50, workers: 2, settle: 3 * time.Second, readers: 1}
 	subs, idleConns := 1000, 19000
 	if short {
 		base.duration, subs, idleConns = 2*time.Second, 100, 500
