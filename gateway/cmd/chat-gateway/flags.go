@@ -70,7 +70,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 	fs.Int(&c.MaxConnsPerIP, "max-conns-per-ip", c.MaxConnsPerIP, "most open HTTP connections from one client address; 0: no limit (behind a proxy every client shares its address)")
 	fs.Duration(&c.Heartbeat, "heartbeat", c.Heartbeat, "interval of SSE heartbeat comments")
 	fs.String(&sseWriter, "sse-writer", sseWriter, "how SSE streams are written: loop (a few goroutines write every stream, on connections taken over from net/http; Linux, else handler) or handler (one net/http handler per stream)")
-	fs.Duration(&c.SSECoalesce, "sse-coalesce", c.SSECoalesce, "with --sse-writer loop, while its writers are behind (streams have waited for them without a break for 10ms): the shortest time between two writes to one SSE stream, so a busy room's messages go out together (a gateway that keeps up writes at once; 0: always at once)")
+	fs.Duration(&c.SSECoalesce, "sse-coalesce", c.SSECoalesce, "with --sse-writer loop, while its writers are behind (streams have waited for them without a break for 2ms): the shortest time between two writes to one SSE stream, so a busy room's messages go out together (a gateway that keeps up writes at once; 0: always at once)")
 	fs.Duration(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "grace period for a graceful stop")
 	fs.String(&services, "services", services, "where the presence and rooms services run: in-process, off (run elsewhere), or auto (in-process with the embedded NATS node)")
 	fs.String(&c.AdminAddr, "admin-addr", "", "listener for operators (e.g. 127.0.0.1:9090): /metrics, /node details and health probes move there from the public listener (empty: all on --http-addr)")

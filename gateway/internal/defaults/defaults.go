@@ -51,7 +51,7 @@ const (
 	SendBuffer = 128 << 10
 	// BehindAfter is how long the stream loop's queue may stay non-empty
 	// before the loop counts as behind and coalesces writes.
-	BehindAfter = 10 * time.Millisecond
+	BehindAfter = 2 * time.Millisecond
 	// MaxBackfill bounds the messages read to fill one hole in a room's
 	// live feed.
 	MaxBackfill = 10000

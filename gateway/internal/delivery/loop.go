@@ -69,10 +69,12 @@ type LoopOptions struct {
 	// BehindAfter is how long the queue of streams waiting for a worker
 	// may stay non-empty before the loop counts as behind and starts to
 	// coalesce; it stays behind for a few coalescing windows after that
-	// (default 10ms). Whether the workers empty their queue, not how many
-	// streams wait, says whether they keep up: a message to 1,000
-	// listeners queues 1,000 streams, which two workers write in a few
-	// milliseconds, and then the queue is empty until the next message.
+	// (default 2ms). Whether the workers empty their queue, not how many
+	// streams wait, says whether they keep up: a message to a few hundred
+	// listeners is written within a millisecond or two and the queue is
+	// empty until the next message; a gateway that shares its cores with
+	// others (three mesh nodes on two cores) or fans out a busy room to
+	// thousands is behind, and coalescing is what lets it catch up.
 	BehindAfter time.Duration
 	// SendBuffer is the kernel send buffer of each stream's socket, in
 	// bytes (default 128 KiB; the kernel doubles it for its bookkeeping).
