@@ -216,6 +216,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// parseCommand parses the flags of a command that is not a measurement
+// (suite, plot, peers-report); ok false means stop with code: 0 after
+// --help, 2 after a bad flag, which fs has reported on stderr.
+func parseCommand(fs *envflag.Set, args []string, stderr io.Writer) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
+		return 2, false
+	}
+	return 0, true
+}
+
 func parse(mode string, args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := envflag.New("chat-bench "+mode, func(string) string { return "" }, stderr)

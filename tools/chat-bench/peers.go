@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -80,12 +79,8 @@ func peersReport(args []string, stdout, stderr io.Writer) int {
 	fs.String(&out, "out", "docs/BENCHMARKS.md", "Markdown file whose peers section to replace")
 	fs.String(&ours, "ours", "ChatScalable", "the system the ratios are of")
 	fs.String(&note, "note", "", "conditions of the run, printed under the table")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "chat-bench peers-report: %v\n", err)
-		return 2
+	if code, ok := parseCommand(fs, args, stderr); !ok {
+		return code
 	}
 	if in == "" {
 		fmt.Fprintln(stderr, "chat-bench peers-report: needs --in")

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -31,12 +30,8 @@ func plotMain(args []string, stdout, stderr io.Writer) int {
 	fs.String(&in, "in", "", "comma-separated JSON-lines files written by chat-bench sweep --jsonl")
 	fs.String(&out, "out", "", "the picture to write (.svg, or .png, .pdf)")
 	fs.String(&title, "title", "Fan-out: p99 latency against deliveries/s", "the picture's title")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "chat-bench plot: %v\n", err)
-		return 2
+	if code, ok := parseCommand(fs, args, stderr); !ok {
+		return code
 	}
 	if in == "" || out == "" {
 		fmt.Fprintln(stderr, "chat-bench plot: needs --in and --out")

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -43,12 +41,8 @@ func suite(args []string, stdout, stderr io.Writer) int {
 	fs.String(&singlePid, "single-pid", "", "pid of the single-node gateway, likewise")
 	fs.String(&jsonl, "sweep-jsonl", "docs/bench-fanout.jsonl", "file the fan-out sweeps' steps are written to (emptied first)")
 	fs.String(&svg, "plot", "docs/bench-fanout.svg", "picture of the fan-out sweeps drawn from those steps")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "chat-bench suite: %v\n", err)
-		return 2
+	if code, ok := parseCommand(fs, args, stderr); !ok {
+		return code
 	}
 	urls := envflag.SplitList(cluster)
 	if len(urls) < 2 || single == "" || idleURL == "" || runs < 1 || runs > 10 {
