@@ -292,6 +292,7 @@ func fanout(ctx context.Context, mode string, o options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	rss := startRSSSampler(o.pids)
 	start := time.Now()
 	p.paced(ctx, o.rate, o.duration)
 	res.Published = p.stored.Load()
@@ -310,6 +311,7 @@ func fanout(ctx context.Context, mode string, o options) (Result, error) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	res.Seconds = time.Since(start).Seconds()
+	res.PeakRSSKB = rss.stop()
 	res.Lost = res.Expected - res.Delivered
 	res.DeliveriesSec = float64(res.Delivered) / res.Seconds
 	res.Errors = p.failures.Load()

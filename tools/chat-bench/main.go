@@ -88,7 +88,10 @@ type Result struct {
 	// the cost of one operation, which a shared machine's noise moves far
 	// less than a rate.
 	CPUPerOpUS float64 `json:"cpu_us_per_op,omitempty"`
-	Errors     int64   `json:"errors"`
+	// PeakRSSKB is the most resident memory of the --pid processes
+	// together, sampled every 100 ms while a fanout or latency run lasts.
+	PeakRSSKB int64 `json:"peak_rss_kb,omitempty"`
+	Errors    int64 `json:"errors"`
 }
 
 type options struct {
@@ -398,6 +401,9 @@ func printTable(w io.Writer, r Result) {
 		row("latency p50/p99/p999", fmt.Sprintf("%.2f / %.2f / %.2f ms (max %.2f)", r.P50ms, r.P99ms, r.P999ms, r.Maxms))
 		if r.CPUPerOpUS > 0 {
 			row("gateway CPU/message", fmt.Sprintf("%.1f µs", r.CPUPerOpUS))
+		}
+		if r.PeakRSSKB > 0 {
+			row("gateway RSS, peak", fmt.Sprintf("%d KB", r.PeakRSSKB))
 		}
 	case "idle":
 		row("connections", r.Conns)

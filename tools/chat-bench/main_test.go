@@ -32,6 +32,7 @@ type result struct {
 	P50ms         float64 `json:"p50_ms"`
 	KBPerConn     float64 `json:"kb_per_conn"`
 	CPUPerOpUS    float64 `json:"cpu_us_per_op"`
+	PeakRSSKB     int64   `json:"peak_rss_kb"`
 }
 
 // TestEveryModeAgainstATwoGatewayCluster runs each mode briefly against two
@@ -82,7 +83,7 @@ func TestEveryModeAgainstATwoGatewayCluster(t *testing.T) {
 	}
 
 	r := runBench("fanout", "--urls", all, "--subs", "20", "--rate", "50", "--duration", "1s", "--pid", strconv.Itoa(os.Getpid()))
-	if r.Published != 50 || r.Expected != 1000 || r.Delivered != r.Expected || r.Lost != 0 || r.Errors != 0 || r.P50ms <= 0 || r.CPUPerOpUS <= 0 {
+	if r.Published != 50 || r.Expected != 1000 || r.Delivered != r.Expected || r.Lost != 0 || r.Errors != 0 || r.P50ms <= 0 || r.CPUPerOpUS <= 0 || r.PeakRSSKB <= 0 {
 		t.Errorf("fanout: %+v", r)
 	}
 	// Many rooms: 20 subscribers over 5 rooms, each message to its room's 4.

@@ -48,11 +48,13 @@ var peerFigures = []peerFigure{
 	{"room-10k", "deliveries/s, 10,000 listeners in one room, 10 msg/s", "/s", true, func(r Result) float64 { return r.DeliveriesSec }},
 	{"room-10k", "p99, 10,000 listeners in one room, 10 msg/s", "ms", false, func(r Result) float64 { return r.P99ms }},
 	{"room-10k", "lost, 10,000 listeners, per cent", "%", false, lostPercent},
+	{"room-10k", "server memory (peak RSS), 10,000 listeners in one room", "MB", false, peakRSSMB},
 	{"rooms-5k", "p50, 5,000 rooms × 2 listeners, 1,000 msg/s", "ms", false, func(r Result) float64 { return r.P50ms }},
 	{"rooms-5k", "p99, 5,000 rooms × 2 listeners, 1,000 msg/s", "ms", false, func(r Result) float64 { return r.P99ms }},
 	{"rooms-5k", "messages published, per cent of those offered, 5,000 rooms", "%", true, publishedPercent},
 	{"rooms-5k", "lost, 5,000 rooms, per cent", "%", false, lostPercent},
 	{"rooms-5k", "server CPU per message, 5,000 rooms", "µs", false, func(r Result) float64 { return r.CPUPerOpUS }},
+	{"rooms-5k", "server memory (peak RSS), 5,000 rooms × 2 listeners", "MB", false, peakRSSMB},
 }
 
 func publishedPercent(r Result) float64 {
@@ -61,6 +63,8 @@ func publishedPercent(r Result) float64 {
 	}
 	return 100 * float64(r.Published) / float64(r.Offered)
 }
+
+func peakRSSMB(r Result) float64 { return float64(r.PeakRSSKB) / 1024 }
 
 func lostPercent(r Result) float64 {
 	if r.Expected == 0 {
