@@ -117,10 +117,11 @@ func centrifugoEndpoint(channel, text, token, apiKey string) *endpoint {
 	head := `{"channel":` + string(ch) + `,"data":{"ts":"`
 	tail := `","text":` + mustJSON(text) + `}}`
 	return &endpoint{
-		eventsURL: func(base string) string { return centrifugoSSEURL(base, token) },
-		marker:    []byte(centrifugoMarker),
-		ready:     []byte(centrifugoReady),
-		stamp:     []byte(`"ts":"`),
+		eventsURL:    func(base string) string { return centrifugoSSEURL(base, token) },
+		marker:       []byte(centrifugoMarker),
+		markerInLine: true,
+		ready:        []byte(centrifugoReady),
+		stamp:        []byte(`"ts":"`),
 		publish: func(ctx context.Context, base string, now time.Time) *http.Request {
 			body := head + now.UTC().Format(time.RFC3339Nano) + tail
 			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(base, "/")+centrifugoPublishPath, strings.NewReader(body))

@@ -1,3 +1,5 @@
+//go:build centrifugo
+
 package main
 
 import (
@@ -21,8 +23,9 @@ import (
 )
 
 // centrifugoEnv names a Centrifugo v6 binary (make tools/bin/centrifugo)
-// to run TestAgainstARealCentrifugo with; the test is opt-in because the
-// binary takes minutes to build and is not part of the workspace.
+// to run TestAgainstARealCentrifugo with. The test is built only with the
+// centrifugo build tag (go test -tags centrifugo), because the binary
+// takes minutes to build and is not part of the workspace.
 const centrifugoEnv = "CHAT_BENCH_CENTRIFUGO"
 
 // startCentrifugo runs the binary of CHAT_BENCH_CENTRIFUGO on a free
@@ -32,7 +35,7 @@ func startCentrifugo(t *testing.T) (base string, pid int, config string) {
 	t.Helper()
 	bin := os.Getenv(centrifugoEnv)
 	if bin == "" {
-		t.Skipf("opt-in: set %s to a Centrifugo v6 binary (make tools/bin/centrifugo) to run this test", centrifugoEnv)
+		t.Fatalf("set %s to a Centrifugo v6 binary (make tools/bin/centrifugo) to run the tests of the centrifugo build tag", centrifugoEnv)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

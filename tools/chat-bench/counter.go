@@ -44,17 +44,23 @@ const (
 	chunkTrailer                   // after the last chunk: trailer lines, ignored
 )
 
-func newStreamCounter(marker []byte, chunked bool) *streamCounter {
-	// A marker starts a line, so the counter looks for it after a line
-	// end: searching for '\n', a few per event, finds candidates far less
-	// often than searching for the marker's first letter in the text
+func newStreamCounter(marker []byte, lineStart, chunked bool) *streamCounter {
+	// A marker that starts a line (rooms, Mercure) is looked for after a
+	// line end: searching for '\n', a few per event, finds candidates far
+	// less often than searching for the marker's first letter in the text
 	// ('e' of "event: message" comes back a dozen times per event), and
 	// that search was a fifth of the load generator's CPU. The body is
 	// taken as following a line end, so a marker at its very start counts.
-	m := append([]byte{'\n'}, marker...)
+	// A marker inside a line (Centrifugo's) is looked for as it is.
+	m := marker
+	if lineStart {
+		m = append([]byte{'\n'}, marker...)
+	}
 	c := &streamCounter{marker: m, chunked: chunked,
 		carry: make([]byte, 0, len(m)), seam: make([]byte, 0, 2*len(m))}
-	c.carry = append(c.carry, '\n')
+	if lineStart {
+		c.carry = append(c.carry, '\n')
+	}
 	return c
 }
 

@@ -48,23 +48,28 @@ func feedIn(c *streamCounter, raw []byte, sizes []int) int64 {
 // across reads, across chunk boundaries and across chunk-size lines, and
 // checks every marker is counted exactly once.
 func TestStreamCounterCountsEachMarkerOnce(t *testing.T) {
-	for _, tc := range []struct{ marker, event string }{
+	for _, tc := range []struct {
+		marker, event string
+		inLine        bool
+	}{
 		// Text that looks like most of a marker, and a data line holding
 		// one not at a line start, must not count.
-		{"event: message\n", "id: 7\nevent: message\ndata: {\"text\":\"event: messag event: message\"}\n\n"},
-		{"id: ", "id: urn:uuid:1\ndata: {\"ts\":\"2026\",\"text\":\"xid\"}\n\n"},
+		{"event: message\n", "id: 7\nevent: message\ndata: {\"text\":\"event: messag event: message\"}\n\n", false},
+		{"id: ", "id: urn:uuid:1\ndata: {\"ts\":\"2026\",\"text\":\"xid\"}\n\n", false},
+		// Centrifugo's marker is inside the data line.
+		{centrifugoMarker, "data: {\"channel\":\"live\",\"pub\":{\"data\":{\"text\":\"pub\"}}}\n\n", true},
 	} {
 		const events = 40
 		body := []byte("retry: 2000\n\n" + strings.Repeat(tc.event, events))
 		want := int64(bytes.Count(body, []byte(tc.marker)))
 		for block := 1; block <= 2*len(tc.event); block++ {
-			c := newStreamCounter([]byte(tc.marker), false)
+			c := newStreamCounter([]byte(tc.marker), !tc.inLine, false)
 			if got := feedIn(c, body, []int{block}); got != want || !c.lines {
 				t.Fatalf("%q unchunked in blocks of %d: counted %d, want %d (lines %v)", tc.marker, block, got, want, c.lines)
 			}
 			for size := 1; size <= len(tc.event)+1; size += 1 + size/4 {
 				raw := chunk(body, []int{size, size + 3})
-				c := newStreamCounter([]byte(tc.marker), true)
+				c := newStreamCounter([]byte(tc.marker), !tc.inLine, true)
 				if got := feedIn(c, raw, []int{block, block + 5}); got != want || c.sizeErr {
 					t.Fatalf("%q in chunks of %d, blocks of %d: counted %d, want %d (size error %v)", tc.marker, size, block, got, want, c.sizeErr)
 				}
@@ -74,7 +79,7 @@ func TestStreamCounterCountsEachMarkerOnce(t *testing.T) {
 		r := rand.New(rand.NewPCG(1, 2))
 		for range 200 {
 			sizes := []int{1 + r.IntN(40), 1 + r.IntN(400), 1 + r.IntN(7)}
-			c := newStreamCounter([]byte(tc.marker), true)
+			c := newStreamCounter([]byte(tc.marker), !tc.inLine, true)
 			if got := feedIn(c, chunk(body, sizes), []int{1 + r.IntN(50), 1 + r.IntN(3)}); got != want {
 				t.Fatalf("%q random cuts %v: counted %d, want %d", tc.marker, sizes, got, want)
 			}
@@ -91,7 +96,7 @@ func TestStreamCounterWithoutFramingWouldMiss(t *testing.T) {
 	if bytes.Count(raw, []byte("event: message\n")) != 0 {
 		t.Fatalf("the framed bytes still hold the marker: %q", raw)
 	}
-	if got := newStreamCounter([]byte("event: message\n"), true).feed(raw); got != 1 {
+	if got := newStreamCounter([]byte("event: message\n"), true, true).feed(raw); got != 1 {
 		t.Errorf("counted %d, want 1", got)
 	}
 }

@@ -22,6 +22,9 @@ type endpoint struct {
 	// else in it: at the start of a line (rooms, Mercure) or inside the
 	// data line (Centrifugo); subscribers count it.
 	marker []byte
+	// markerInLine says the marker is inside a line (Centrifugo's), not
+	// at its start.
+	markerInLine bool
 	// stamp precedes the RFC 3339 time a probe measures a message's
 	// latency from, ended by '"' or ' ': the envelope's "ts" (the gateway's
 	// clock when it accepted the publish), or the publisher's clock before

@@ -88,7 +88,7 @@ func dialStream(ctx context.Context, ep *endpoint, base string, sub *subscriber)
 	for _, te := range head.Values("Transfer-Encoding") {
 		chunked = chunked || strings.Contains(strings.ToLower(te), "chunked")
 	}
-	c := newStreamCounter(ep.marker, chunked)
+	c := newStreamCounter(ep.marker, !ep.markerInLine, chunked)
 	// Read until the first line (and the endpoint's ready text, when it
 	// has one: Centrifugo's connect push) has arrived and nothing is left
 	// in br: from here on, the epoll reader reads the socket itself.
