@@ -274,12 +274,11 @@ func fanout(ctx context.Context, mode string, o options) (Result, error) {
 	if o.publishFirst && len(o.urls) > 1 {
 		subURLs = o.urls[1:] // listeners on other nodes than the publisher's
 	}
-	eps, err := o.roomEndpoints()
+	ep, rooms, err := o.roomsEndpoint()
 	if err != nil {
 		return res, err
 	}
-	ep := spread(eps)
-	subs, err := openSubscribers(sctx, subURLs, ep, o.subs, len(eps), o.readers)
+	subs, err := openSubscribers(sctx, subURLs, ep, o.subs, rooms, o.readers)
 	if err != nil {
 		return res, err
 	}
@@ -297,7 +296,7 @@ func fanout(ctx context.Context, mode string, o options) (Result, error) {
 	p.paced(ctx, o.rate, o.duration)
 	res.Published = p.stored.Load()
 	res.Offered = int64(float64(o.rate) * o.duration.Seconds())
-	res.Expected = res.Published * int64(o.subs/len(eps)) // each message reaches its room's listeners
+	res.Expected = res.Published * int64(o.subs/rooms) // each message reaches its room's listeners
 	deadline := time.Now().Add(o.drain)
 	for {
 		var got int64
@@ -320,7 +319,7 @@ func fanout(ctx context.Context, mode string, o options) (Result, error) {
 	}
 	var lat []float64
 	for i, s := range subs {
-		if !isProbe(i, len(subs), len(subURLs), len(eps)) {
+		if !isProbe(i, len(subs), len(subURLs), rooms) {
 			continue
 		}
 		s.mu.Lock()
@@ -333,11 +332,11 @@ func fanout(ctx context.Context, mode string, o options) (Result, error) {
 
 func publishOnly(ctx context.Context, o options) (Result, error) {
 	res := Result{Mode: "publish", URLs: len(o.urls), Mercure: o.mercure, Centrifugo: o.centrifugo}
-	eps, err := o.roomEndpoints()
+	ep, _, err := o.roomsEndpoint()
 	if err != nil {
 		return res, err
 	}
-	p := &publisher{urls: o.urls, ep: spread(eps)}
+	p := &publisher{urls: o.urls, ep: ep}
 	pctx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
 	var next atomic.Int64
@@ -545,12 +544,11 @@ func worker(args []string, stdout, stderr io.Writer) int {
 	var opened atomic.Int64
 	var failed atomic.Int64
 	var wg sync.WaitGroup
-	eps, err := o.roomEndpoints()
+	ep, _, err := o.roomsEndpoint()
 	if err != nil {
 		fmt.Fprintf(stderr, "chat-bench worker: %v\n", err)
 		return 2
 	}
-	ep := spread(eps)
 	for i := range o.conns {
 		wg.Add(1)
 		s := &subscriber{}

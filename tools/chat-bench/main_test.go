@@ -118,6 +118,21 @@ func TestEveryModeAgainstATwoGatewayCluster(t *testing.T) {
 	if len(steps) != 2 {
 		t.Errorf("sweep wrote %d steps, want 2", len(steps))
 	}
+	// Over 5 rooms a message reaches its room's 4 listeners: 200
+	// deliveries/s are 50 msg/s, and each is expected 4 times.
+	rooms := filepath.Join(t.TempDir(), "rooms.jsonl")
+	runBench("sweep", "--urls", all, "--subs", "20", "--rooms", "5", "--steps", "200", "--step-duration", "1s",
+		"--system", "rooms", "--jsonl", rooms)
+	if b, err = os.ReadFile(rooms); err != nil {
+		t.Fatal(err)
+	}
+	var st map[string]any
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatalf("sweep over rooms: %v: %s", err, b)
+	}
+	if st["rate"] != 50.0 || st["expected"] != 4*st["published"].(float64) || st["lost"] != 0.0 || st["sustained"] != true {
+		t.Errorf("sweep over 5 rooms: %s", b)
+	}
 	r = runBench("latency", "--urls", all, "--duration", "1s")
 	if r.Published != 200 || r.Lost != 0 || r.Delivered != 200 || r.P50ms <= 0 {
 		t.Errorf("latency: %+v", r)

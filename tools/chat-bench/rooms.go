@@ -58,3 +58,13 @@ func (o options) roomEndpoints() ([]*endpoint, error) {
 	}
 	return eps, nil
 }
+
+// roomsEndpoint returns one endpoint taking turns over all of o's rooms
+// (spread over roomEndpoints) and how many rooms those are.
+func (o options) roomsEndpoint() (*endpoint, int, error) {
+	eps, err := o.roomEndpoints()
+	if err != nil {
+		return nil, 0, err
+	}
+	return spread(eps), len(eps), nil
+}

@@ -98,16 +98,15 @@ func summarize(steps []stepResult) sweepSummary {
 func sweep(ctx context.Context, o options, w io.Writer, each func(stepResult) error) ([]stepResult, error) {
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
-	eps, err := o.roomEndpoints()
+	ep, rooms, err := o.roomsEndpoint()
 	if err != nil {
 		return nil, err
 	}
-	ep := spread(eps)
-	subs, err := openSubscribers(sctx, o.urls, ep, o.subs, len(eps), o.readers)
+	subs, err := openSubscribers(sctx, o.urls, ep, o.subs, rooms, o.readers)
 	if err != nil {
 		return nil, err
 	}
-	o.rooms = len(eps)
+	o.rooms = rooms // the probes' places (isProbe)
 	fmt.Fprintf(w, "%-10s %10s %12s %12s %9s %9s %9s %7s %9s %s\n",
 		"target/s", "msg/s", "sent msg/s", "delivered/s", "lost", "p50 ms", "p99 ms", "cpu %", "rss MB", "")
 	var steps []stepResult
@@ -139,8 +138,9 @@ func sweep(ctx context.Context, o options, w io.Writer, each func(stepResult) er
 // of the step, or the drain deadline.
 func sweepStep(ctx context.Context, o options, ep *endpoint, subs []*subscriber, target int) (stepResult, error) {
 	n := len(subs)
+	reach := max(1, n/max(o.rooms, 1)) // the listeners a message reaches: its room's
 	r := stepResult{System: o.system, Mode: "sweep", URLs: len(o.urls), Mercure: o.mercure, Subscribers: n,
-		Rate: max(1, (target+n/2)/n), TargetSec: float64(target)}
+		Rate: max(1, (target+reach/2)/reach), TargetSec: float64(target)}
 	delivered := func() int64 {
 		var got int64
 		for _, s := range subs {
@@ -168,7 +168,7 @@ func sweepStep(ctx context.Context, o options, ep *endpoint, subs []*subscriber,
 	sent := time.Since(start)
 	r.Published = p.stored.Load()
 	r.Errors = p.failures.Load()
-	r.Expected = r.Published * int64(n)
+	r.Expected = r.Published * int64(reach)
 	for deadline := time.Now().Add(o.drain); ; time.Sleep(5 * time.Millisecond) {
 		r.Delivered = delivered() - base
 		if r.Delivered >= r.Expected || time.Now().After(deadline) || ctx.Err() != nil {
