@@ -199,22 +199,14 @@ type publisher struct {
 	lat      []float64
 }
 
-func (p *publisher) publishOne(ctx context.Context, i int64) {
+func (p *publisher) publishOne(ctx context.Context, conns pubConns, i int64) {
 	start := time.Now()
 	req := p.ep.publish(ctx, p.urls[int(i)%len(p.urls)], start)
-	resp, err := transport.RoundTrip(req)
-	if err != nil {
-		p.failures.Add(1)
-		return
+	status, body, err := conns.roundTrip(ctx, req)
+	if err != nil && ended(ctx) {
+		return // cut by the end of the run, not refused
 	}
-	refused := false
-	if p.ep.refused != nil {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		refused = bytes.Contains(body, p.ep.refused)
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	_ = resp.Body.Close()
-	if resp.StatusCode != p.ep.stored || refused {
+	if err != nil || status != p.ep.stored || (p.ep.refused != nil && bytes.Contains(body, p.ep.refused)) {
 		p.failures.Add(1)
 		return
 	}
@@ -239,8 +231,10 @@ func (p *publisher) paced(ctx context.Context, rate int, d time.Duration) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			conns := pubConns{}
+			defer conns.close()
 			for i := range jobs {
-				p.publishOne(ctx, i)
+				p.publishOne(ctx, conns, i)
 			}
 		}()
 	}
@@ -255,6 +249,18 @@ func (p *publisher) paced(ctx context.Context, rate int, d time.Duration) {
 	}
 	close(jobs)
 	wg.Wait()
+}
+
+// ended says ctx is done or its deadline has passed: a connection's
+// deadline, set from ctx's, can fire before ctx's own timer does, and a
+// publisher that only asked ctx would then dial again and again, failing
+// at once, until that timer ran.
+func ended(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }
 
 func percentiles(ms []float64, r *Result) {
@@ -350,8 +356,10 @@ func publishOnly(ctx context.Context, o options) (Result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for pctx.Err() == nil {
-				p.publishOne(pctx, next.Add(1))
+			conns := pubConns{}
+			defer conns.close()
+			for !ended(pctx) {
+				p.publishOne(pctx, conns, next.Add(1))
 			}
 		}()
 	}
@@ -359,8 +367,7 @@ func publishOnly(ctx context.Context, o options) (Result, error) {
 	res.Seconds = time.Since(start).Seconds()
 	res.Published = p.stored.Load()
 	res.PublishesSec = float64(res.Published) / res.Seconds
-	res.Errors = p.failures.Load() - int64(o.concurrency) // the calls cut by the deadline
-	res.Errors = max(res.Errors, 0)
+	res.Errors = p.failures.Load()
 	percentiles(p.lat, &res)
 	if res.CPUPerOpUS, err = cpuPerOp(o.pids, cpu, res.Published); err != nil {
 		return res, err

@@ -115,7 +115,7 @@ func TestAgainstARealCentrifugo(t *testing.T) {
 	p := &publisher{urls: []string{base}, ep: ep}
 	const n = 3
 	for i := range n {
-		p.publishOne(ctx, int64(i))
+		p.publishOne(ctx, pubConns{}, int64(i))
 	}
 	if p.stored.Load() != n || p.failures.Load() != 0 {
 		t.Fatalf("published %d, failed %d", p.stored.Load(), p.failures.Load())
@@ -136,9 +136,9 @@ func TestAgainstARealCentrifugo(t *testing.T) {
 
 	// A refused command: 200 with an error object, counted as a failure.
 	bad := &publisher{urls: []string{base}, ep: centrifugoEndpoint("ns:none", "x", token, keys.apiKey)}
-	bad.publishOne(ctx, 0)
+	bad.publishOne(ctx, pubConns{}, 0)
 	wrongKey := &publisher{urls: []string{base}, ep: centrifugoEndpoint("live", "x", token, "not-the-key")}
-	wrongKey.publishOne(ctx, 0)
+	wrongKey.publishOne(ctx, pubConns{}, 0)
 	if bad.stored.Load() != 0 || bad.failures.Load() != 1 || wrongKey.stored.Load() != 0 || wrongKey.failures.Load() != 1 {
 		t.Errorf("unknown namespace: stored %d; wrong API key: stored %d", bad.stored.Load(), wrongKey.stored.Load())
 	}
