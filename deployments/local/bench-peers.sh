@@ -31,7 +31,10 @@
 # CENTRIFUGO (default tools/bin/centrifugo), MERCURE (default
 # tools/bin/mercure; MERCURE= leaves Mercure out), PORT_BASE (default
 # 18100: the script uses PORT_BASE+1 … +6 on 127.0.0.1), BIG (default 1),
-# OUT (default a temporary file), REPORT (default docs/BENCHMARKS.md).
+# OUT (default a temporary file), REPORT (default docs/BENCHMARKS.md),
+# SCENARIOS (default all: a space-separated subset of fanout-100k fanout-1m
+# latency publish room-10k rooms-5k idle sweep, e.g. SCENARIOS=publish
+# REPORT=/tmp/publish.md to repeat one figure without the rest).
 set -euo pipefail
 BIN=${BIN:-bin}
 RUNS=${RUNS:-3}
@@ -41,6 +44,9 @@ MERCURE=${MERCURE-tools/bin/mercure}
 PORT_BASE=${PORT_BASE:-18100}
 BIG=${BIG:-1}
 REPORT=${REPORT:-docs/BENCHMARKS.md}
+SCENARIOS=${SCENARIOS:-fanout-100k fanout-1m latency publish room-10k rooms-5k idle sweep}
+# wanted SCENARIO: whether SCENARIOS names it.
+wanted() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 DIR=$(mktemp -d)
 OUT=${OUT:-$DIR/runs.jsonl}
 pids=()
@@ -180,6 +186,7 @@ args() {
 bench() {
 	local system=$1 scenario=$2 round=$3 line extra=()
 	shift 3
+	wanted "$scenario" || return 0
 	[ "$system" = ChatScalable ] && [ "$1" != publish ] && [ "$1" != idle ] && extra=(--client-ts)
 	[ "$tag_support" = 1 ] && extra+=(--system "$system" --jsonl "$DIR/bench.jsonl")
 	echo "round $round: $scenario on $system" >&2
@@ -195,6 +202,7 @@ bench() {
 # idle_bench SYSTEM ROUND: idle memory on a fresh server process.
 idle_bench() {
 	local system=$1 round=$2 pid extra=()
+	wanted idle || return 0
 	[ "$tag_support" = 1 ] && extra=(--system "$system" --jsonl "$DIR/bench.jsonl")
 	echo "round $round: idle on a fresh $system" >&2
 	case $system in
@@ -228,6 +236,7 @@ idle_bench() {
 # Runs only with a chat-bench that has the sweep mode: p99 against
 # deliveries/s for each system, drawn with chat-bench plot.
 sweep_peers() {
+	wanted sweep || return 0
 	if ! "$BIN/chat-bench" sweep --help >/dev/null 2>&1; then
 		echo "sweep: skipped, this chat-bench has no sweep mode (chat-bench sweep --help failed)" >&2
 		return 0
