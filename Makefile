@@ -113,11 +113,11 @@ stack-deploy: stack-secrets
 stack-rm:
 	docker stack rm $(STACK)
 
-## cluster: 3 gateway nodes as a peer mesh on :8081-:8083 (NATS on 4221-4223); Ctrl-C stops them
+## cluster: 3 gateway nodes as a peer mesh on :8081-:8083 (NATS on 4231-4233); a node that dies leaves the others running (deployments/local/cluster.sh kill 2 / start 2); Ctrl-C stops them
 cluster: build
 	BIN=$(BIN) DATA=data/mesh deployments/local/cluster.sh mesh
 
-## cluster-brokers: 3 chat-broker nodes (NATS on 4221-4223) and 2 gateways on :8081-:8082
+## cluster-brokers: 3 chat-broker nodes (NATS on 4231-4233) and 2 gateways on :8081-:8082
 cluster-brokers: build
 	BIN=$(BIN) DATA=data/brokers deployments/local/cluster.sh brokers
 

@@ -4,13 +4,18 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/chatscalable/chatscalable/broker/node/nodetest"
 	"github.com/chatscalable/chatscalable/e2e/clustertest"
 	"github.com/chatscalable/chatscalable/e2e/proctest"
 	"github.com/chatscalable/chatscalable/e2e/ssetest"
@@ -40,9 +45,44 @@ func freeRun(t *testing.T, n int) int {
 
 var startedLine = regexp.MustCompile(`started \S+ \(pid (\d+)\)`)
 
+// killRecorded kills, with SIGKILL, every node whose pid cluster.sh
+// recorded in run and that still runs one of the binaries in bin (a pid
+// whose process ended may since name another).
+func killRecorded(run, bin string) {
+	files, _ := filepath.Glob(filepath.Join(run, "*.pid"))
+	for _, f := range files {
+		if filepath.Base(f) == "supervisor.pid" {
+			continue
+		}
+		b, err := os.ReadFile(f) //nolint:gosec // the test's own temporary folder
+		pid, perr := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || perr != nil || pid <= 0 {
+			continue
+		}
+		if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && strings.HasPrefix(string(cmdline), bin+"/") {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// runScript runs cluster.sh with a command (kill, start) against the
+// cluster that env describes, and fails the test unless it exits 0.
+func runScript(t *testing.T, env []string, script string, args ...string) {
+	t.Helper()
+	cmd := exec.Command("bash", append([]string{script}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("cluster.sh %v: %v\n%s", args, err, out)
+	}
+	t.Logf("cluster.sh %v: %s", args, out)
+}
+
 // TestClusterScript runs what `make cluster` and `make cluster-brokers`
-// run, checks the nodes are one chat, then stops the script as Ctrl-C
-// would and checks no process is left behind.
+// run, checks the nodes are one chat, kills node 2 and starts it again as
+// the script prints (the others go on, and the restarted node catches up),
+// then stops the script as Ctrl-C would: it exits 0 and leaves no process
+// behind, the restarted one included.
 func TestClusterScript(t *testing.T) {
 	root := proctest.Root(t)
 	gw := clustertest.Binary(t, clustertest.GatewayPkg)
@@ -53,14 +93,21 @@ func TestClusterScript(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			httpBase, natsBase, routeBase, monitorBase := freeRun(t, 3), freeRun(t, 3), freeRun(t, 3), freeRun(t, 3)
-			p := proctest.StartEnv(t, "cluster.sh "+mode, []string{
+			script := filepath.Join(root, "deployments/local/cluster.sh")
+			data := t.TempDir()
+			// The nodes run in sessions of their own, out of reach of the
+			// script's process group: if the test fails before Ctrl-C has
+			// stopped them, kill the ones the script recorded.
+			t.Cleanup(func() { killRecorded(filepath.Join(data, "run"), filepath.Dir(gw)) })
+			env := []string{
 				"BIN=" + filepath.Dir(gw),
-				"DATA=" + t.TempDir(),
+				"DATA=" + data,
 				"HTTP_BASE=" + strconv.Itoa(httpBase),
 				"NATS_BASE=" + strconv.Itoa(natsBase),
 				"ROUTE_BASE=" + strconv.Itoa(routeBase),
 				"MONITOR_BASE=" + strconv.Itoa(monitorBase),
-			}, "bash", filepath.Join(root, "deployments/local/cluster.sh"), mode)
+			}
+			p := proctest.StartEnv(t, "cluster.sh "+mode, env, "bash", script, mode)
 			p.WaitLog(t, regexp.MustCompile(`Press Ctrl-C`), 30*time.Second)
 
 			n := 3
@@ -75,14 +122,47 @@ func TestClusterScript(t *testing.T) {
 			}
 			checkOneChat(t, "script", gws)
 			last := ssetest.Open(t, gws[n-1].URL+"/rooms/lobby/events", nil)
+			if want := map[string]int{"mesh": 3, "brokers": 8}[mode]; len(startedLine.FindAllString(p.Log(), -1)) != want {
+				t.Fatalf("script started %d processes, want %d:\n%s", len(startedLine.FindAllString(p.Log(), -1)), want, p.Log())
+			}
+
+			// Node 2 dies (gw-2 of the mesh, broker-2 of the brokers): the
+			// script says so and the others go on.
+			node2 := map[string]string{"mesh": "gw-2", "brokers": "broker-2"}[mode]
+			runScript(t, env, script, "kill", "2")
+			p.WaitLog(t, regexp.MustCompile(node2+` ended; the others go on`), 30*time.Second)
+			// Publishes pause while the stream elects a new leader, if node
+			// 2 led it (about 1–2 s): a client tries again on a 503.
+			nodetest.CheckFor(t, wait, 200*time.Millisecond, func() error {
+				status, err := publish(gws[0].URL, "lobby", "gw-1", "while node 2 is down")
+				if err == nil && status != http.StatusCreated {
+					err = fmt.Errorf("status %d", status)
+				}
+				return err
+			})
+			expectTexts(t, "a listener on "+gws[n-1].Name, last, "while node 2 is down")
+			// Started again with the same flags and data, it catches up.
+			runScript(t, env, script, "start", "2")
+			p.WaitLog(t, regexp.MustCompile(node2+` is up again`), 30*time.Second)
+			if mode == "mesh" {
+				gws[1].WaitReady(t, 60*time.Second)
+				// The restarted node's history has the message published
+				// while it was down.
+				nodetest.CheckFor(t, wait, 100*time.Millisecond, func() error {
+					texts, err := historyTexts(gws[1].URL, "lobby")
+					if err == nil && !texts["while node 2 is down"] {
+						err = fmt.Errorf("gw-2's history lacks it: %v", texts)
+					}
+					return err
+				})
+			}
+			mustPublish(t, gws[n-1].URL, "lobby", gws[n-1].Name, "after node 2 came back")
+			expectTexts(t, "a listener on "+gws[n-1].Name, last, "after node 2 came back")
 
 			var pids []int
 			for _, m := range startedLine.FindAllStringSubmatch(p.Log(), -1) {
 				pid, _ := strconv.Atoi(m[1])
-				pids = append(pids, pid)
-			}
-			if want := map[string]int{"mesh": 3, "brokers": 8}[mode]; len(pids) != want {
-				t.Fatalf("script started %d processes, want %d:\n%s", len(pids), want, p.Log())
+				pids = append(pids, pid) // the restarted node's too
 			}
 			// Ctrl-C: SIGINT to the whole foreground process group.
 			if err := syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGINT); err != nil {
