@@ -221,7 +221,7 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 	ln, err := net.Listen("tcp", o.HTTPAddr)
 	if err != nil {
 		g.abort()
-		return nil, fmt.Errorf("http listen on %s: %w", o.HTTPAddr, err)
+		return nil, fmt.Errorf("the HTTP listener %s (set by --http-addr) cannot open: %w", o.HTTPAddr, err)
 	}
 	maxConns := o.MaxConns
 	if maxConns == 0 {
@@ -329,6 +329,7 @@ func (g *Gateway) connect() error {
 			Auth:            o.NodeAuth,
 			TLS:             o.NATSTLS,
 			Logger:          g.log,
+			ListenFlags:     node.ListenFlags{Client: "--nats-listen", Cluster: "--cluster-listen"},
 		})
 		if err != nil {
 			return fmt.Errorf("start embedded nats: %w", err)

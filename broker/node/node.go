@@ -64,7 +64,15 @@ type Options struct {
 	// ReadyTimeout bounds the wait for the node to accept connections
 	// (default 10s).
 	ReadyTimeout time.Duration
+	// ListenFlags name the command-line flags that set ClientListen,
+	// ClusterListen and MonitorListen, so that an address already in use
+	// is reported with the flag that changes it.
+	ListenFlags ListenFlags
 }
+
+// ListenFlags are the flags of a command that set a node's listeners
+// (empty: the error names the listener only).
+type ListenFlags struct{ Client, Cluster, Monitor string }
 
 // Node is a running embedded NATS node with JetStream enabled.
 type Node struct {
@@ -138,6 +146,9 @@ func Start(o Options) (*Node, error) {
 	if err := serverTLS(opts, o.TLS, o.VerifyClients); err != nil {
 		return nil, err
 	}
+	if err := o.checkListeners(); err != nil {
+		return nil, err
+	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("configure nats node: %w", err)
@@ -155,6 +166,32 @@ func Start(o Options) (*Node, error) {
 		return nil, fmt.Errorf("%w within %s", ErrNotReady, wait)
 	}
 	return &Node{srv: srv, lameDuck: o.LameDuckDuration > 0, login: login}, nil
+}
+
+// checkListeners tries each listen address before nats-server does: a
+// nats-server that cannot bind a port logs it and waits to be ready until
+// ReadyTimeout, so a port in use would otherwise end in "did not become
+// ready" without its cause.
+func (o Options) checkListeners() error {
+	for _, l := range []struct{ what, addr, flag string }{
+		{"NATS client listener", o.ClientListen, o.ListenFlags.Client},
+		{"cluster route listener", o.ClusterListen, o.ListenFlags.Cluster},
+		{"monitoring listener", o.MonitorListen, o.ListenFlags.Monitor},
+	} {
+		if l.addr == "" || strings.HasSuffix(l.addr, ":0") || strings.HasSuffix(l.addr, ":-1") {
+			continue // none, or any free port
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			set := ""
+			if l.flag != "" {
+				set = " (set by " + l.flag + ")"
+			}
+			return fmt.Errorf("the %s %s%s cannot open: %w; is another ChatScalable node or NATS server running there? Stop it or choose another address", l.what, l.addr, set, err)
+		}
+		_ = ln.Close()
+	}
+	return nil
 }
 
 // Clustered reports whether the node is a member of a NATS cluster.

@@ -128,6 +128,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		LameDuckDuration: c.lameDuck,
 		ElectionTimeout:  c.electionTimeout,
 		Logger:           log,
+		ListenFlags:      node.ListenFlags{Client: "--client-listen", Cluster: "--cluster-listen", Monitor: "--monitor-listen"},
 	}
 	if c.clusterListen != "off" {
 		opts.ClusterListen = c.clusterListen
