@@ -62,10 +62,14 @@ type Gateway struct {
 	lastConnErr atomicString
 	epoch       atomic.Uint64
 	streamReady atomic.Bool
-	recheck     chan struct{}
-	stop        context.CancelFunc
-	wg          sync.WaitGroup
-	served      chan error
+	// historyLog and servicesLog are what keepHistory's goroutine, alone,
+	// knows of its failed checks and service starts, so that they are
+	// logged by their meaning and rate.
+	historyLog, servicesLog retryLog
+	recheck                 chan struct{}
+	stop                    context.CancelFunc
+	wg                      sync.WaitGroup
+	served                  chan error
 }
 
 // Start starts a gateway and returns once it is listening. With an
@@ -78,11 +82,13 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 		return nil, err
 	}
 	g := &Gateway{
-		opts:    o,
-		log:     o.Logger,
-		closed:  make(chan struct{}),
-		recheck: make(chan struct{}, 1),
-		served:  make(chan error, 1),
+		opts:        o,
+		log:         o.Logger,
+		closed:      make(chan struct{}),
+		recheck:     make(chan struct{}, 1),
+		served:      make(chan error, 1),
+		historyLog:  retryLog{failing: "history stream not ready; retrying", recovered: "history stream ready"},
+		servicesLog: retryLog{failing: "in-process services not all started; retrying", recovered: "in-process services started"},
 	}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
@@ -280,7 +286,9 @@ func (g *Gateway) connect() error {
 			// Not ready until the history stream is checked again after the
 			// reconnect: the cluster may have restarted or lost it.
 			g.streamReady.Store(false)
-			g.log.Warn("nats disconnected", "err", err)
+			if err != nil { // nil: the gateway closed the connection itself
+				g.log.Warn("nats disconnected", "err", err)
+			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			g.metrics.NATSReconnects.Inc()
@@ -288,7 +296,11 @@ func (g *Gateway) connect() error {
 			g.triggerRecheck()
 		}),
 		nats.ConnectHandler(func(nc *nats.Conn) {
-			g.log.Info("nats connected", "server", nc.ConnectedUrlRedacted())
+			server := nc.ConnectedUrlRedacted()
+			if g.node != nil {
+				server = "the embedded node, in-process" // nats.go names a default URL for it
+			}
+			g.log.Info("nats connected", "server", server)
 			g.triggerRecheck()
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker/node"
@@ -114,8 +115,11 @@ func (g *Gateway) startServices(ctx context.Context) {
 	}
 	g.servicesUp = err == nil
 	g.servicesMu.Unlock()
-	if err != nil {
-		g.log.Warn("in-process services not all started; retrying", "err", err)
+	switch {
+	case err == nil:
+		g.servicesLog.ready(g.log)
+	case ctx.Err() == nil: // not the gateway stopping
+		g.servicesLog.failed(g.log, err)
 	}
 }
 
@@ -149,15 +153,60 @@ func (g *Gateway) keepHistory(ctx context.Context) {
 		if !g.nc.IsConnected() {
 			continue // the reconnect handler asks again
 		}
-		if err := g.ensureHistory(ctx); errors.Is(err, errResyncPending) {
+		err := g.ensureHistory(ctx)
+		switch {
+		case errors.Is(err, errResyncPending):
 			g.log.Warn("history resync incomplete; retrying", "err", err)
 			wait = time.Second
-		} else if err != nil {
+		case err != nil:
 			g.streamReady.Store(false)
-			g.log.Warn("history stream not ready; retrying", "err", err)
+			if ctx.Err() != nil {
+				return // the gateway stops: not a failure of the stream
+			}
+			g.historyLog.failed(g.log, err)
 			wait = time.Second
-		} else if g.servicesPending() {
-			wait = time.Second // try the in-process services again soon
+		default:
+			g.historyLog.ready(g.log)
+			if g.servicesPending() {
+				wait = time.Second // try the in-process services again soon
+			}
 		}
 	}
+}
+
+// retryLog keeps the log of a step the gateway retries readable (the
+// history stream's check, the in-process services' start): a mesh that
+// starts waits seconds for its peers before a stream has its replicas,
+// and a cluster that lost its quorum fails every check each second. Until
+// the step first succeeded a failure is logged at INFO, after that at
+// WARN; repeats are counted and logged at most once every retryLogEvery,
+// and the recovery is logged once.
+type retryLog struct {
+	failing, recovered string // the messages
+	wasReady           bool
+	last               time.Time // when a failure was last logged
+	failures           int       // since then
+}
+
+const retryLogEvery = 30 * time.Second
+
+func (h *retryLog) failed(log *slog.Logger, err error) {
+	h.failures++
+	now := time.Now()
+	if !h.last.IsZero() && now.Sub(h.last) < retryLogEvery {
+		return
+	}
+	level := slog.LevelWarn
+	if !h.wasReady {
+		level = slog.LevelInfo
+	}
+	log.Log(context.Background(), level, h.failing, "err", err, "failures", h.failures)
+	h.last, h.failures = now, 0
+}
+
+func (h *retryLog) ready(log *slog.Logger) {
+	if !h.last.IsZero() {
+		log.Info(h.recovered, "failures_since_last_line", h.failures)
+	}
+	h.wasReady, h.last, h.failures = true, time.Time{}, 0
 }

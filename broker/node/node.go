@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -96,6 +97,9 @@ func Start(o Options) (*Node, error) {
 		StoreDir:   o.DataDir, // nats-server stores in StoreDir/jetstream
 		NoSigs:     true,
 		NoLog:      o.Logger == nil,
+		// The ASCII-art banner; Start logs one line instead.
+		DisableJetStreamBanner: true,
+		ReconnectErrorReports:  reconnectErrorReports,
 	}
 	if o.ClientListen == "" {
 		opts.DontListen = true
@@ -154,7 +158,7 @@ func Start(o Options) (*Node, error) {
 		return nil, fmt.Errorf("configure nats node: %w", err)
 	}
 	if o.Logger != nil {
-		srv.SetLoggerV2(&natsLogger{l: o.Logger.With("component", "nats")}, false, false, false)
+		srv.SetLoggerV2(&natsLogger{l: o.Logger.With("component", "nats"), started: time.Now()}, false, false, false)
 	}
 	srv.Start()
 	wait := o.ReadyTimeout
@@ -164,6 +168,10 @@ func Start(o Options) (*Node, error) {
 	if !srv.ReadyForConnections(wait) {
 		srv.Shutdown()
 		return nil, fmt.Errorf("%w within %s", ErrNotReady, wait)
+	}
+	if o.Logger != nil {
+		o.Logger.Info("nats node ready", "component", "nats", "version", server.VERSION, "name", srv.Name(),
+			"cluster", srv.ClusterName(), "jetstream_dir", filepath.Join(o.DataDir, "jetstream"))
 	}
 	return &Node{srv: srv, lameDuck: o.LameDuckDuration > 0, login: login}, nil
 }
@@ -264,15 +272,62 @@ func splitHostPort(addr string) (string, int, error) {
 	return host, port, nil
 }
 
-// natsLogger adapts nats-server's logger to slog.
-type natsLogger struct{ l *slog.Logger }
+// natsLogger adapts nats-server's logger to slog, at the levels an
+// operator reads them by: the start-up dump of versions and settings is
+// DEBUG (Start logs one line of it instead), a peer not reachable is
+// INFO while the cluster forms (its nodes start one after another) and
+// WARN after, not ERROR (nats-server itself reports a failing route every
+// reconnectErrorReports attempts, with the attempt's number), and the
+// waits of a cluster forming are INFO while the node starts.
+type natsLogger struct {
+	l       *slog.Logger
+	started time.Time
+}
 
-func (g *natsLogger) Noticef(f string, v ...any) { g.l.Info(fmt.Sprintf(f, v...)) }
-func (g *natsLogger) Warnf(f string, v ...any)   { g.l.Warn(fmt.Sprintf(f, v...)) }
-func (g *natsLogger) Fatalf(f string, v ...any)  { g.l.Error(fmt.Sprintf(f, v...)) }
-func (g *natsLogger) Errorf(f string, v ...any)  { g.l.Error(fmt.Sprintf(f, v...)) }
-func (g *natsLogger) Debugf(f string, v ...any)  { g.l.Debug(fmt.Sprintf(f, v...)) }
-func (g *natsLogger) Tracef(f string, v ...any)  { g.l.Debug(fmt.Sprintf(f, v...)) }
+// formingFor is how long after its start a node's cluster may still be
+// forming: its peers starting one after another.
+const formingFor = 30 * time.Second
+
+// reconnectErrorReports: a route that keeps failing is logged on every
+// this many attempts (about every 30 s at nats-server's one attempt a
+// second), not on each one.
+const reconnectErrorReports = 30
+
+func (g *natsLogger) Noticef(f string, v ...any) {
+	if strings.HasPrefix(f, "  ") || strings.HasPrefix(f, "---") {
+		g.l.Debug(fmt.Sprintf(f, v...)) // the start-up dump
+		return
+	}
+	g.l.Info(fmt.Sprintf(f, v...))
+}
+
+func (g *natsLogger) Warnf(f string, v ...any) {
+	msg := fmt.Sprintf(f, v...)
+	if time.Since(g.started) < formingFor && (strings.HasPrefix(msg, "Waiting for routing to be established") ||
+		strings.HasPrefix(msg, "JetStream has not established contact with a meta leader")) {
+		g.l.Info(msg)
+		return
+	}
+	g.l.Warn(msg)
+}
+
+func (g *natsLogger) Errorf(f string, v ...any) {
+	msg := fmt.Sprintf(f, v...)
+	if strings.HasPrefix(f, "Error trying to connect to route") || strings.Contains(f, "Error flushing: ") {
+		// A peer not up yet, or gone: the cluster goes on.
+		if time.Since(g.started) < formingFor {
+			g.l.Info(msg)
+		} else {
+			g.l.Warn(msg)
+		}
+		return
+	}
+	g.l.Error(msg)
+}
+
+func (g *natsLogger) Fatalf(f string, v ...any) { g.l.Error(fmt.Sprintf(f, v...)) }
+func (g *natsLogger) Debugf(f string, v ...any) { g.l.Debug(fmt.Sprintf(f, v...)) }
+func (g *natsLogger) Tracef(f string, v ...any) { g.l.Debug(fmt.Sprintf(f, v...)) }
 
 // MeshSize returns the number of nodes in a mesh: this node (whose route
 // URL is self) and each route that does not point back to it. A route

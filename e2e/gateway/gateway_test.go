@@ -274,6 +274,16 @@ func TestStaticPageAndIdentity(t *testing.T) {
 	if r.status != http.StatusOK || !strings.Contains(r.header.Get("Content-Type"), "javascript") {
 		t.Errorf("GET /static/app.js: status %d, type %q", r.status, r.header.Get("Content-Type"))
 	}
+	if !strings.Contains(string(do(t, http.MethodGet, g.URL()+"/", "", nil, nil).body), `<link rel="icon" href="/static/favicon.svg"`) {
+		t.Error("the page names no icon")
+	}
+	// The icon, under the page's link and where browsers look by themselves.
+	for _, p := range []string{"/static/favicon.svg", "/favicon.ico"} {
+		r = do(t, http.MethodGet, g.URL()+p, "", nil, nil)
+		if r.status != http.StatusOK || r.header.Get("Content-Type") != "image/svg+xml" || !strings.HasPrefix(string(r.body), "<svg") {
+			t.Errorf("GET %s: status %d, type %q", p, r.status, r.header.Get("Content-Type"))
+		}
+	}
 	r = do(t, http.MethodGet, g.URL()+"/node", "", nil, nil)
 	var node map[string]any
 	if err := json.Unmarshal(r.body, &node); err != nil || node["node"] != "gw-page" || node["nats"] != "embedded" {

@@ -176,6 +176,11 @@ func New(cfg Config) (*Server, error) {
 	r.SkipClean(true)
 	r.HandleFunc("/", s.index).Methods(http.MethodGet, http.MethodHead)
 	r.PathPrefix("/static/").HandlerFunc(s.static).Methods(http.MethodGet, http.MethodHead)
+	// Browsers, and tools that do not read the page's icon link, ask here.
+	r.HandleFunc("/favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=86400")
+		http.ServeFileFS(w, r, web.Static(), "favicon.svg")
+	}).Methods(http.MethodGet, http.MethodHead)
 	if cfg.Admin {
 		r.HandleFunc("/node", s.nodeName).Methods(http.MethodGet)
 	} else {
@@ -227,7 +232,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.cfg.Metrics.HTTPRequests.WithLabelValues(route.name, methodLabel(method), strconv.Itoa(status)).Inc()
 		s.cfg.Metrics.HTTPSeconds.WithLabelValues(route.name).Observe(d.Seconds())
 		level := slog.LevelInfo
-		if route.name == "/metrics" || route.name == "/healthz" || route.name == "/readyz" || strings.HasPrefix(route.name, "/static/") {
+		if route.name == "/metrics" || route.name == "/healthz" || route.name == "/readyz" || strings.HasPrefix(route.name, "/static/") || route.name == "/favicon.ico" {
 			level = slog.LevelDebug
 		}
 		if !s.cfg.Log.Enabled(ctx, level) {
@@ -236,7 +241,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.cfg.Log.Log(ctx, level, "http", "method", method, "route", route.name, "path", path,
 			"status", status, "bytes", bytes, "duration", d.Round(time.Microsecond), "remote", remote)
 	}
-	route.done = done
+	route.done, route.rec = done, rec
 	defer func() {
 		if !route.handedOver {
 			done(r.Context(), rec.status, rec.bytes)
@@ -350,19 +355,22 @@ type routeName struct {
 	name       string
 	handedOver bool
 	done       func(ctx context.Context, status int, bytes int64)
+	// rec counts what the handler wrote before it handed the stream over.
+	rec *recorder
 }
 
 // detacher returns the Detach of a stream served for r: a stream the loop
 // writes outlives its handler, so its one log line and its duration are
 // written when it ends. nil outside ServeHTTP.
-func detacher(r *http.Request) func() func() {
+func detacher(r *http.Request) func() func(int64) {
 	route, _ := r.Context().Value(routeKey{}).(*routeName)
 	if route == nil {
 		return nil
 	}
-	return func() func() {
+	return func() func(int64) {
 		route.handedOver = true
-		return func() { route.done(context.Background(), http.StatusOK, 0) }
+		before := route.rec.bytes
+		return func(written int64) { route.done(context.Background(), http.StatusOK, before+written) }
 	}
 }
 

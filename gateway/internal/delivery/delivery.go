@@ -148,9 +148,10 @@ type Request struct {
 	Release func()
 	// Detach, if set, is called when the stream is about to outlive its
 	// handler (the stream loop writes it from then on); it returns what
-	// to call when the stream ends, so the request's log line and duration
-	// cover the whole stream.
-	Detach func() (ended func())
+	// to call when the stream ends, with the bytes the loop wrote to it,
+	// so the request's log line, its duration and its size cover the
+	// whole stream.
+	Detach func() (ended func(written int64))
 }
 
 // Errors of Serve, returned before anything was written: the caller
@@ -211,7 +212,7 @@ type FeedRequest struct {
 	Expires     time.Time
 	QuietExpiry bool
 	Release     func()
-	Detach      func() (ended func())
+	Detach      func() (ended func(written int64))
 }
 
 // ServeFeed streams req's room of req.Hub to the client until it goes
@@ -280,9 +281,9 @@ func (d *Delivery) ServeFeed(w http.ResponseWriter, r *http.Request, req FeedReq
 	}
 	detach := req.Detach
 	if detach == nil {
-		detach, _ = r.Context().Value(detachKey{}).(func() func())
+		detach, _ = r.Context().Value(detachKey{}).(func() func(int64))
 	}
-	var ended func()
+	var ended func(int64)
 	if wr.detached() && detach != nil {
 		ended = detach()
 	}
@@ -290,7 +291,7 @@ func (d *Delivery) ServeFeed(w http.ResponseWriter, r *http.Request, req FeedReq
 		leave()
 		o.Log.Debug("stream ended", "room", room, "reason", reason, "delivered", s.delivered, "remote", remote)
 		if ended != nil {
-			ended()
+			ended(s.written.Load())
 		}
 	})
 	return nil
@@ -302,7 +303,7 @@ type detachKey struct{}
 // WithDetach returns ctx carrying detach (see Request.Detach), for the
 // streams served under it that set none: the HTTP layer sets it for a
 // handler of its own (the Mercure hub's), which need not know of it.
-func WithDetach(ctx context.Context, detach func() (ended func())) context.Context {
+func WithDetach(ctx context.Context, detach func() (ended func(written int64))) context.Context {
 	return context.WithValue(ctx, detachKey{}, detach)
 }
 

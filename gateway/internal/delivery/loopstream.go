@@ -198,6 +198,7 @@ func (s *Stream) write(b []byte, kept bool) bool {
 	now := time.Now().UnixNano()
 	if n > 0 {
 		s.lastWrite.Store(now)
+		s.sess.written.Add(int64(n))
 	}
 	rest := b[n:]
 	switch {

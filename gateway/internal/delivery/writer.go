@@ -46,6 +46,8 @@ type session struct {
 	// short retry hint, so it comes back soon, to any gateway.
 	goodbye   []byte
 	delivered int64
+	// written counts the bytes the stream loop wrote to the stream.
+	written atomic.Int64
 	// expires, when set, is when the listener's token expires: at warnAt
 	// the stream gets an auth-expiring event (once), and at expires it
 	// ends with ErrAuthExpired. Both are set before the stream is live.
