@@ -7,8 +7,6 @@ package servicecmd
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -31,6 +29,8 @@ type Command struct {
 	Name string
 	// Description is the first line of --help.
 	Description string
+	// Version is the command's main.version, which --version prints.
+	Version string
 	// Start starts the service on nc; it is called every second until it
 	// succeeds.
 	Start func(ctx context.Context, nc *nats.Conn, log *slog.Logger) (Service, error)
@@ -43,12 +43,13 @@ type Command struct {
 const healthMaxAge = 15 * time.Second
 
 // Run runs the command with args and returns its exit status: 0 on a
-// graceful stop or --help, 1 on a failure, 2 on bad arguments.
-func Run(c Command, args []string, getenv func(string) string, stderr io.Writer) int {
+// graceful stop, --help or --version (which print on stdout), 1 on a
+// failure, 2 on bad arguments. Logs and errors go to stderr.
+func Run(c Command, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "healthcheck" {
-		return healthcheck(c, args[1:], getenv, stderr)
+		return healthcheck(c, args[1:], getenv, stdout, stderr)
 	}
-	fs := envflag.New(c.Name, getenv, stderr)
+	fs := envflag.New(c.Name, getenv, stdout)
 	var natsURL, natsUser, passwordFile, logLevel, healthFile string
 	var tlsFiles broker.TLSFiles
 	fs.String(&natsURL, "nats-url", nats.DefaultURL, "NATS server URL(s), comma-separated")
@@ -58,11 +59,9 @@ func Run(c Command, args []string, getenv func(string) string, stderr io.Writer)
 	fs.String(&tlsFiles.Cert, "nats-tls-cert", "", "PEM client certificate, for servers that ask for one")
 	fs.String(&tlsFiles.Key, "nats-tls-key", "", "PEM private key of --nats-tls-cert")
 	fs.String(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.String(&healthFile, "health-file", "", "file kept fresh while the service is connected, for `"+c.Name+" healthcheck` (empty: none)")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "%s\n\nUsage:\n  %s [flags]\n  %s healthcheck [--health-file FILE]\n\nFlags:\n", c.Description, c.Name, c.Name)
-		fs.PrintDefaults()
-	}
+	fs.String(&healthFile, "health-file", "", "`file` kept fresh while the service is connected, for "+c.Name+" healthcheck (empty: none)")
+	fs.Version(c.Version)
+	fs.Intro = fmt.Sprintf("%s\n\nUsage:\n  %s [flags]\n  %s healthcheck [--health-file FILE]", c.Description, c.Name, c.Name)
 	if code, ok := parse(fs, args, c.Name, stderr); !ok {
 		return code
 	}
@@ -175,10 +174,11 @@ func start(ctx context.Context, c Command, nc *nats.Conn, log *slog.Logger) (Ser
 	}
 }
 
-func healthcheck(c Command, args []string, getenv func(string) string, stderr io.Writer) int {
-	fs := envflag.New(c.Name+" healthcheck", getenv, stderr)
+func healthcheck(c Command, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := envflag.New(c.Name+" healthcheck", getenv, stdout)
+	fs.Intro = fmt.Sprintf("%s healthcheck exits 0 while the running service keeps its --health-file fresh,\nelse 1 (a container's HEALTHCHECK).\n\nUsage: %s healthcheck --health-file FILE", c.Name, c.Name)
 	var healthFile string
-	fs.String(&healthFile, "health-file", "", "the file the running service keeps fresh")
+	fs.String(&healthFile, "health-file", "", "the `file` the running service keeps fresh")
 	if code, ok := parse(fs, args, c.Name+" healthcheck", stderr); !ok {
 		return code
 	}
@@ -193,14 +193,15 @@ func healthcheck(c Command, args []string, getenv func(string) string, stderr io
 	return 0
 }
 
-// parse parses args; when the command should stop (--help: 0, a bad
-// argument: 2, reported as name's) it returns the exit status and false.
+// parse parses args; when the command should stop (--help or --version:
+// 0, a bad argument: 2, reported as name's) it returns the exit status and
+// false.
 func parse(fs *envflag.Set, args []string, name string, stderr io.Writer) (int, bool) {
 	err := fs.Parse(args)
 	switch {
 	case err == nil:
 		return 0, true
-	case errors.Is(err, flag.ErrHelp):
+	case envflag.Answered(err):
 		return 0, false
 	default:
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/chatscalable/chatscalable/broker/envflag"
 )
 
 var transport = &http.Transport{
@@ -541,7 +543,10 @@ func idle(ctx context.Context, o options) (Result, error) {
 // worker holds --conns idle SSE connections, reports how many it opened
 // as JSON, and keeps them until its standard input closes.
 func worker(args []string, stdout, stderr io.Writer) int {
-	o, err := parse("worker", args, stderr)
+	o, err := parse("worker", args, stdout)
+	if envflag.Answered(err) {
+		return 0
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "chat-bench worker: %v\n", err)
 		return 2

@@ -142,7 +142,34 @@ type options struct {
 	publishFirst bool
 }
 
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// usage is what `chat-bench --help` prints.
+const usage = `chat-bench measures a ChatScalable deployment by URL.
+
+Usage:
+  chat-bench fanout|latency|idle|publish|sweep [flags]  a measurement (chat-bench MODE --help)
+  chat-bench suite [flags]         the standard scenarios of make bench
+  chat-bench plot [flags]          draw sweeps' p99 latency against deliveries/s
+  chat-bench peers-report [flags]  the side-by-side table of make bench-peers
+  chat-bench --version             print the version
+
+Flags only, no environment variables; CHAT_BENCH_CPUPROFILE=FILE writes a
+CPU profile of chat-bench itself.`
+
+// modeIntro says what each measurement does, above its flags in --help.
+var modeIntro = map[string]string{
+	"fanout":  "chat-bench fanout opens --subs SSE subscribers spread over --urls, publishes at --rate\nfor --duration, and reports deliveries/s, loss and latency.",
+	"latency": "chat-bench latency is fanout with one listener per URL after the first, which takes\nthe publishes, at 200 messages/s unless --rate is given: latency across nodes.",
+	"idle":    "chat-bench idle holds --conns idle SSE connections and reads the memory and CPU time\nof the gateways of --pid per connection.",
+	"publish": "chat-bench publish counts the messages --concurrency publishers store per second.",
+	"sweep":   "chat-bench sweep raises fanout's rate step by step (--steps) to the first step that\nis not sustained (loss, a p99 over 250 ms, or a publisher short of its rate).",
+	"worker":  "chat-bench worker is a child process of --workers: it holds --conns connections.",
+}
+
 func main() {
+	version = envflag.BuildVersion(version)
 	// CHAT_BENCH_CPUPROFILE=file profiles the load generator itself, to
 	// see what the machine spends on generating load rather than serving it.
 	if path := os.Getenv("CHAT_BENCH_CPUPROFILE"); path != "" {
@@ -159,12 +186,18 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintln(stderr, "usage: chat-bench fanout|latency|idle|publish|sweep|plot|suite [flags]  (chat-bench MODE --help)")
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, usage)
 		return 2
 	}
 	mode := args[0]
 	switch mode {
+	case "-h", "-help", "--help":
+		fmt.Fprintln(stdout, usage)
+		return 0
+	case "-version", "--version":
+		fmt.Fprintln(stdout, envflag.VersionLine("chat-bench", version))
+		return 0
 	case "worker": // a child process of --workers
 		return worker(args[1:], stdout, stderr)
 	case "suite":
@@ -177,11 +210,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	default:
 		// Before parsing, so that `chat-bench MODE --help` fails for a
 		// mode this build lacks (bench-peers.sh asks it of sweep).
-		fmt.Fprintf(stderr, "chat-bench: unknown mode %q\n", mode)
+		fmt.Fprintf(stderr, "chat-bench: unknown mode %q (chat-bench --help lists the modes)\n", mode)
 		return 2
 	}
-	o, err := parse(mode, args[1:], stderr)
-	if errors.Is(err, flag.ErrHelp) {
+	o, err := parse(mode, args[1:], stdout)
+	if envflag.Answered(err) {
 		return 0
 	}
 	if err != nil {
@@ -221,10 +254,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // parseCommand parses the flags of a command that is not a measurement
 // (suite, plot, peers-report); ok false means stop with code: 0 after
-// --help, 2 after a bad flag, which fs has reported on stderr.
+// --help, 2 after a bad flag, which it reports on stderr.
 func parseCommand(fs *envflag.Set, args []string, stderr io.Writer) (code int, ok bool) {
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+		if envflag.Answered(err) {
 			return 0, false
 		}
 		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
@@ -233,9 +266,11 @@ func parseCommand(fs *envflag.Set, args []string, stderr io.Writer) (code int, o
 	return 0, true
 }
 
-func parse(mode string, args []string, stderr io.Writer) (options, error) {
+// parse reads a measurement's flags; --help prints its usage on out.
+func parse(mode string, args []string, out io.Writer) (options, error) {
 	var o options
-	fs := envflag.New("chat-bench "+mode, func(string) string { return "" }, stderr)
+	fs := envflag.NewPrefixed("chat-bench "+mode, "", nil, out)
+	fs.Intro = modeIntro[mode] + "\n\nUsage: chat-bench " + mode + " [flags]\n\nEvery measurement takes the same flags; each says which modes use it."
 	var urls, pids, steps string
 	fs.String(&urls, "urls", "http://127.0.0.1:8080", "comma-separated gateway base URLs")
 	fs.String(&o.room, "room", "", "room to use (default: a new one per run)")

@@ -77,7 +77,8 @@ func lostPercent(r Result) float64 {
 // side table (medians, every run, ratios ours/peer) into the report
 // between the peers markers.
 func peersReport(args []string, stdout, stderr io.Writer) int {
-	fs := envflag.New("chat-bench peers-report", func(string) string { return "" }, stderr)
+	fs := envflag.NewPrefixed("chat-bench peers-report", "", nil, stdout)
+	fs.Intro = "chat-bench peers-report writes the side-by-side table of make bench-peers into a report.\n\nUsage: chat-bench peers-report --in runs.jsonl [--out docs/BENCHMARKS.md]"
 	var in, out, ours, note string
 	fs.String(&in, "in", "", "JSON lines of {system, scenario, round, result} (deployments/local/bench-peers.sh writes them)")
 	fs.String(&out, "out", "docs/BENCHMARKS.md", "Markdown file whose peers section to replace")

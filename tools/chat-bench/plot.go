@@ -25,7 +25,8 @@ const plotCaption = "filled points joined: sustained steps; hollow point: the fi
 // plotMain is `chat-bench plot`: the sweeps' steps read from JSON lines,
 // drawn as p99 latency against delivered deliveries/s, one line per system.
 func plotMain(args []string, stdout, stderr io.Writer) int {
-	fs := envflag.New("chat-bench plot", func(string) string { return "" }, stderr)
+	fs := envflag.NewPrefixed("chat-bench plot", "", nil, stdout)
+	fs.Intro = "chat-bench plot draws sweeps' p99 latency against deliveries/s, one line per system.\n\nUsage: chat-bench plot --in FILE.jsonl[,FILE…] --out FILE.svg [--title T]"
 	var in, out, title string
 	fs.String(&in, "in", "", "comma-separated JSON-lines files written by chat-bench sweep --jsonl")
 	fs.String(&out, "out", "", "the picture to write (.svg, or .png, .pdf)")

@@ -26,7 +26,8 @@ type scenario struct {
 // suite runs the standard scenarios against a local cluster several times
 // and writes the medians as Markdown.
 func suite(args []string, stdout, stderr io.Writer) int {
-	fs := envflag.New("chat-bench suite", func(string) string { return "" }, stderr)
+	fs := envflag.NewPrefixed("chat-bench suite", "", nil, stdout)
+	fs.Intro = "chat-bench suite runs the standard scenarios of make bench several times and writes\ntheir medians as Markdown.\n\nUsage: chat-bench suite --cluster URL,URL,URL --single URL --idle-url URL [flags]"
 	var cluster, single, idleURL, pid, out, clusterPids, singlePid, jsonl, svg string
 	var runs int
 	var short bool

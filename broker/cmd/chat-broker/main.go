@@ -9,7 +9,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,11 +29,12 @@ import (
 var version = "dev"
 
 func main() {
+	version = envflag.BuildVersion(version)
 	args := os.Args[1:]
 	if len(args) > 0 && args[0] == "healthcheck" {
-		os.Exit(healthcheck(args[1:], os.Getenv, os.Stderr))
+		os.Exit(healthcheck(args[1:], os.Getenv, os.Stdout, os.Stderr))
 	}
-	os.Exit(run(args, os.Getenv, os.Stderr))
+	os.Exit(run(args, os.Getenv, os.Stdout, os.Stderr))
 }
 
 type config struct {
@@ -65,10 +65,8 @@ func parse(args []string, getenv func(string) string, out io.Writer) (config, er
 	fs.String(&c.tls.CA, "nats-tls-ca", "", "PEM CA that signs the other brokers' certificates (routes verify each other) and, with --nats-tls-verify-clients, the clients' (empty: the system's roots)")
 	fs.Bool(&c.verifyClients, "nats-tls-verify-clients", false, "require clients to present a certificate signed by --nats-tls-ca, besides their password")
 	fs.String(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.Usage = func() {
-		fmt.Fprintf(out, "chat-broker runs one node of the ChatScalable NATS cluster.\n\nUsage:\n  chat-broker [flags]\n  chat-broker healthcheck [--monitor-url URL]\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs.Version(version)
+	fs.Intro = "chat-broker runs one node of the ChatScalable NATS cluster.\n\nUsage:\n  chat-broker [flags]\n  chat-broker healthcheck [--monitor-url URL]"
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -102,9 +100,11 @@ func (c config) validate() error {
 	return errors.Join(errs...)
 }
 
-func run(args []string, getenv func(string) string, stderr io.Writer) int {
-	c, err := parse(args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
+// run runs the broker; --help and --version print on stdout, logs and
+// errors go to stderr.
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	c, err := parse(args, getenv, stdout)
+	if envflag.Answered(err) {
 		return 0
 	}
 	if err != nil {
@@ -172,14 +172,15 @@ func roles(a node.Auth) string {
 
 // healthcheck asks the node's monitoring endpoint whether it runs with
 // JetStream enabled, so a container HEALTHCHECK needs no shell or curl.
-func healthcheck(args []string, getenv func(string) string, stderr io.Writer) int {
-	fs := envflag.New("chat-broker healthcheck", getenv, stderr)
+func healthcheck(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := envflag.New("chat-broker healthcheck", getenv, stdout)
+	fs.Intro = "chat-broker healthcheck exits 0 when the node's monitoring endpoint reports JetStream\nrunning, else 1 (a container's HEALTHCHECK).\n\nUsage: chat-broker healthcheck [flags]"
 	var monitor string
 	var timeout time.Duration
 	fs.String(&monitor, "monitor-url", "http://127.0.0.1:8222", "base URL of the node's monitoring endpoint")
 	fs.Duration(&timeout, "timeout", 3*time.Second, "how long to wait for an answer")
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+		if envflag.Answered(err) {
 			return 0
 		}
 		fmt.Fprintf(stderr, "chat-broker healthcheck: %v\n", err)

@@ -34,7 +34,8 @@ var errHelp = flag.ErrHelp
 
 // parseFlags reads the configuration from args (without the program name)
 // and from environment variables looked up with getenv, over
-// gateway.DefaultOptions. Usage and errors are written to out.
+// gateway.DefaultOptions. --help and --version write to out and return
+// errHelp and envflag.ErrVersion.
 func parseFlags(args []string, getenv func(string) string, out io.Writer) (options, error) {
 	c := options{
 		Options:         gateway.DefaultOptions(),
@@ -99,10 +100,13 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 	fs.String(&c.PprofListen, "pprof-listen", "", "address of a pprof listener for profiling, e.g. 127.0.0.1:6060 (empty: off)")
 	addNATSSecurityFlags(fs, &c.Options)
 	mercureOrigins := addMercureFlags(fs, &c.Mercure)
-	fs.Usage = func() {
-		fmt.Fprintf(out, "chat-gateway serves the ChatScalable HTTP API and chat page on a NATS bus.\n\nUsage: chat-gateway [flags]\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs.Version(version)
+	fs.Intro = `chat-gateway serves the ChatScalable HTTP API and chat page on a NATS bus.
+
+Usage:
+  chat-gateway [flags]
+  chat-gateway token [flags]        print a signed token (chat-gateway token --help)
+  chat-gateway healthcheck [flags]  exit 0 when the gateway answers ready`
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

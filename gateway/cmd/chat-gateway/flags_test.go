@@ -5,12 +5,14 @@ import (
 	"errors"
 	"os"
 	"reflect"
+	"runtime"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker"
+	"github.com/chatscalable/chatscalable/broker/envflag"
 	"github.com/chatscalable/chatscalable/gateway"
 )
 
@@ -309,7 +311,7 @@ func TestHelp(t *testing.T) {
 			if !errors.Is(err, errHelp) {
 				t.Fatalf("Parse(%s) = %v, want ErrHelp", arg, err)
 			}
-			if !strings.Contains(out, "Usage: chat-gateway") {
+			if !strings.Contains(out, "Usage:\n  chat-gateway [flags]") {
 				t.Errorf("usage does not start with the synopsis:\n%s", out)
 			}
 			for _, name := range envVars {
@@ -399,5 +401,15 @@ func TestInvalidValues(t *testing.T) {
 	_, _, err := parse(t, []string{"--max-message-bytes", "0", "--log-level", "loud"}, base)
 	if err == nil || !strings.Contains(err.Error(), "--max-message-bytes") || !strings.Contains(err.Error(), "loud") {
 		t.Fatalf("Parse with two bad values = %v, want both reported", err)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	_, out, err := parse(t, []string{"--version"}, map[string]string{"CHAT_HEARTBEAT": "never"})
+	if !errors.Is(err, envflag.ErrVersion) {
+		t.Fatalf("Parse(--version) = %v, want ErrVersion", err)
+	}
+	if !strings.HasPrefix(out, "chat-gateway dev") || !strings.Contains(out, runtime.Version()) {
+		t.Errorf("--version printed %q", out)
 	}
 }

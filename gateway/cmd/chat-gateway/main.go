@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -16,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/chatscalable/chatscalable/broker/envflag"
 	"github.com/chatscalable/chatscalable/gateway"
 	"github.com/chatscalable/chatscalable/gateway/internal/commandline"
 	"github.com/chatscalable/chatscalable/services/inprocess"
@@ -25,8 +25,9 @@ import (
 var version = "dev"
 
 func main() {
+	version = envflag.BuildVersion(version)
 	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
-		os.Exit(commandline.Healthcheck("chat-gateway", "CHAT_", "http://127.0.0.1:8080/readyz", os.Args[2:], os.Getenv, os.Stderr))
+		os.Exit(commandline.Healthcheck("chat-gateway", "CHAT_", "http://127.0.0.1:8080/readyz", os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
 	}
 	if len(os.Args) > 1 && os.Args[1] == "token" {
 		os.Exit(token(os.Args[2:], os.Stdout, os.Stderr))
@@ -56,8 +57,8 @@ func servePprof(addr string, log *slog.Logger) error {
 }
 
 func run(args []string) int {
-	cfg, err := parseFlags(args, os.Getenv, os.Stderr)
-	if errors.Is(err, errHelp) {
+	cfg, err := parseFlags(args, os.Getenv, os.Stdout)
+	if envflag.Answered(err) {
 		return 0
 	}
 	if err != nil {

@@ -3,8 +3,6 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -17,7 +15,7 @@ import (
 // token prints a signed token with the claims its flags give, for a
 // gateway started with --auth jwt and the matching key.
 func token(args []string, stdout, stderr io.Writer) int {
-	fs := envflag.New("chat-gateway token", os.Getenv, stderr)
+	fs := envflag.New("chat-gateway token", os.Getenv, stdout)
 	var o auth.MintOptions
 	var publish, subscribe string
 	fs.String(&o.Subject, "sub", "", "the user (sub claim)")
@@ -30,12 +28,9 @@ func token(args []string, stdout, stderr io.Writer) int {
 	fs.String(&o.SecretFile, "secret-file", "", "file holding the HS256 secret (the gateway's --auth-jwt-secret-file)")
 	fs.String(&o.PrivateKeyFile, "private-key-file", "", "PEM private key signing the token (RSA: RS256, ECDSA: ES256/384/512, Ed25519: EdDSA)")
 	fs.String(&o.KeyID, "kid", "", "key id header, for a gateway that reads a JWKS")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "chat-gateway token prints a signed chat token.\n\nUsage: chat-gateway token --sub USER [--publish ROOMS] [--subscribe ROOMS] [--admin] --secret-file FILE|--private-key-file FILE\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs.Intro = "chat-gateway token prints a signed chat token.\n\nUsage: chat-gateway token --sub USER [--publish ROOMS] [--subscribe ROOMS] [--admin] --secret-file FILE|--private-key-file FILE"
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+		if envflag.Answered(err) {
 			return 0
 		}
 		fmt.Fprintf(stderr, "chat-gateway token: %v\n", err)

@@ -59,8 +59,8 @@ var (
 )
 
 // parseFlags reads the configuration from args (without the program name)
-// and from environment variables looked up with getenv. Usage and errors
-// are written to out; --help returns flag.ErrHelp.
+// and from environment variables looked up with getenv. --help and
+// --version write to out and return flag.ErrHelp and envflag.ErrVersion.
 func parseFlags(args []string, getenv func(string) string, out io.Writer) (config, error) {
 	var c config
 	fs := envflag.NewPrefixed("chat-signin", envPrefix, getenv, out)
@@ -83,8 +83,8 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (confi
 	fs.Duration(&c.ShutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "grace period for a graceful stop")
 	fs.String(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.String(&c.LogFormat, "log-format", "text", "log format: text or json")
-	fs.Usage = func() {
-		fmt.Fprintf(out, `chat-signin is a demo sign-in service for ChatScalable: anyone may sign in
+	fs.Version(version)
+	fs.Intro = `chat-signin is a demo sign-in service for ChatScalable: anyone may sign in
 with a name of their choice, and gets tokens that gateways started with
 --auth jwt accept. Replace it with a real identity provider that mints the
 same claims before trusting names.
@@ -93,12 +93,7 @@ Usage: chat-signin --secret-file FILE|--private-key-file FILE --session-key-file
        chat-signin healthcheck [--healthcheck-url URL]
 
 Endpoints: GET and POST <base>/signin (the form), GET <base>/token
-({"token":"…"} for a signed-in browser), POST <base>/signout, GET /healthz.
-
-Flags:
-`)
-		fs.PrintDefaults()
-	}
+({"token":"…"} for a signed-in browser), POST <base>/signout, GET /healthz.`
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

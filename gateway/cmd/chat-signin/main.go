@@ -11,7 +11,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -21,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/chatscalable/chatscalable/broker/envflag"
 	"github.com/chatscalable/chatscalable/gateway/internal/commandline"
 )
 
@@ -28,15 +28,16 @@ import (
 var version = "dev"
 
 func main() {
+	version = envflag.BuildVersion(version)
 	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
-		os.Exit(commandline.Healthcheck("chat-signin", envPrefix, defaultHealthURL, os.Args[2:], os.Getenv, os.Stderr))
+		os.Exit(commandline.Healthcheck("chat-signin", envPrefix, defaultHealthURL, os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
 	}
 	os.Exit(run(os.Args[1:]))
 }
 
 func run(args []string) int {
-	c, err := parseFlags(args, os.Getenv, os.Stderr)
-	if errors.Is(err, errHelp) {
+	c, err := parseFlags(args, os.Getenv, os.Stdout)
+	if envflag.Answered(err) {
 		return 0
 	}
 	if err != nil {

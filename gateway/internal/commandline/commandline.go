@@ -4,8 +4,6 @@
 package commandline
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,15 +16,16 @@ import (
 // Healthcheck is the `healthcheck` subcommand of command name: it exits 0
 // when a GET of --healthcheck-url (default defaultURL) answers 200, so a
 // container HEALTHCHECK needs no shell or curl. Its flags' environment
-// variables start with envPrefix.
-func Healthcheck(name, envPrefix, defaultURL string, args []string, getenv func(string) string, stderr io.Writer) int {
-	fs := envflag.NewPrefixed(name+" healthcheck", envPrefix, getenv, stderr)
+// variables start with envPrefix. --help prints its usage on stdout.
+func Healthcheck(name, envPrefix, defaultURL string, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := envflag.NewPrefixed(name+" healthcheck", envPrefix, getenv, stdout)
+	fs.Intro = fmt.Sprintf("%s healthcheck exits 0 when a GET of --healthcheck-url answers 200, else 1\n(a container's HEALTHCHECK).\n\nUsage: %s healthcheck [flags]", name, name)
 	var url string
 	var timeout time.Duration
 	fs.String(&url, "healthcheck-url", defaultURL, "URL to check")
 	fs.Duration(&timeout, "healthcheck-timeout", 3*time.Second, "how long to wait for an answer")
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+		if envflag.Answered(err) {
 			return 0
 		}
 		fmt.Fprintf(stderr, "%s healthcheck: %v\n", name, err)

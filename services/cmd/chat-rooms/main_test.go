@@ -10,7 +10,7 @@ func noEnv(string) string { return "" }
 
 func TestHelp(t *testing.T) {
 	var out bytes.Buffer
-	if code := run([]string{"--help"}, noEnv, &out); code != 0 {
+	if code := run([]string{"--help"}, noEnv, &out, &bytes.Buffer{}); code != 0 {
 		t.Errorf("--help: exit %d", code)
 	}
 	for _, want := range []string{"--nats-url", "CHAT_NATS_URL", "--log-level", "CHAT_LOG_LEVEL"} {
@@ -23,7 +23,7 @@ func TestHelp(t *testing.T) {
 func TestBadArguments(t *testing.T) {
 	for _, args := range [][]string{{"--log-level", "loud"}, {"extra"}, {"--no-such-flag"}, {"--nats-url", ""}} {
 		var out bytes.Buffer
-		if code := run(args, noEnv, &out); code != 2 {
+		if code := run(args, noEnv, &bytes.Buffer{}, &out); code != 2 {
 			t.Errorf("%q: exit %d, want 2\n%s", args, code, out.String())
 		}
 	}
