@@ -46,7 +46,7 @@ SWARM_SECRETS := nats_gateway_password nats_service_password nats_reader_passwor
 	nats_cluster_password nats_tls_ca:ca.pem nats_tls_cert:node.pem nats_tls_key:node-key.pem \
 	jwt_secret signin_session_key
 
-.PHONY: bench bench-auth bench-mercure bench-peers all build run cluster cluster-brokers tools test unit fuzz lint fmt clean images secrets compose-up compose-down stack-secrets stack-deploy stack-rm
+.PHONY: bench bench-auth bench-mercure bench-peers all build run cluster cluster-brokers nats tools test unit fuzz lint fmt clean images secrets compose-up compose-down stack-secrets stack-deploy stack-rm
 
 all: build
 
@@ -137,6 +137,9 @@ bench-mercure: build
 bench-peers: build $(CENTRIFUGO) $(MERCURE)
 	BIN=$(BIN) CENTRIFUGO=$(CENTRIFUGO) MERCURE=$(MERCURE) deployments/local/bench-peers.sh
 
+## nats: install natscli $(NATSCLI_VERSION) as tools/bin/nats (about two minutes); then `export PATH="$$PWD/tools/bin:$$PATH"` puts it on the shell's PATH
+nats: $(NATSCLI)
+
 ## tools: install natscli $(NATSCLI_VERSION), Caddy $(CADDY_VERSION) and golangci-lint $(GOLANGCI_VERSION) into tools/bin (used by the tests, `make images` and `make lint`)
 tools: $(NATSCLI) $(CADDY) $(GOLANGCI)
 
@@ -152,10 +155,10 @@ $(MERCURE): tools/mercure-hub/go.mod tools/mercure-hub/go.sum tools/mercure-hub/
 $(NATSCLI):
 	GOBIN=$(CURDIR)/tools/bin go install github.com/nats-io/natscli/nats@$(NATSCLI_VERSION)
 
-# A static binary for the FROM-scratch image; built once (about two minutes).
 $(GOLANGCI):
 	GOBIN=$(CURDIR)/tools/bin go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
 
+# A static binary for the FROM-scratch image; built once (about two minutes).
 $(CADDY):
 	CGO_ENABLED=0 GOBIN=$(CURDIR)/tools/bin go install -trimpath -ldflags '-s -w' github.com/caddyserver/caddy/v2/cmd/caddy@$(CADDY_VERSION)
 

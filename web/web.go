@@ -15,6 +15,9 @@ var staticFiles embed.FS
 //go:embed templates/index.html
 var templateFiles embed.FS
 
+//go:embed templates/badroom.html
+var badRoomFiles embed.FS
+
 var index = template.Must(template.ParseFS(templateFiles, "templates/index.html"))
 
 // PageData is the data passed when executing the Index template.

@@ -47,6 +47,7 @@ func TestBadInputIsRejected(t *testing.T) {
 		{"missing text", "POST", msgs, jsonType, `{"user":"ana"}`, 400, "empty_message"},
 		{"whitespace text", "POST", msgs, jsonType, jsonBody("ana", " \n\t "), 400, "empty_message"},
 		{"empty form message", "POST", "/publish", formType, form("message", "   "), 400, "empty_message"},
+		{"form without a message field", "POST", "/publish", formType, form("text", "hi"), 400, "empty_message"},
 		{"text over the limit", "POST", msgs, jsonType, jsonBody("ana", strings.Repeat("x", 101)), 413, "message_too_large"},
 		{"form text over the limit", "POST", "/publish", formType, form("message", strings.Repeat("é", 51)), 413, "message_too_large"},
 		{"invalid UTF-8 in JSON", "POST", msgs, jsonType, "{\"text\":\"a\xffb\"}", 400, "invalid_utf8"},

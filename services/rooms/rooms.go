@@ -82,9 +82,10 @@ const (
 // Options configures Start.
 type Options struct {
 	// Version is the service version reported to `nats micro info`. It
-	// must be SemVer for the micro framework; anything else (such as "dev"
-	// or "") is reported as 0.0.0-dev, with the given value in the
-	// service's metadata under "version".
+	// must be SemVer for the micro framework; anything else (such as "dev",
+	// a commit, or "") is reported as services.MicroVersion makes it
+	// (0.0.0-dev+dev), with the given value in the service's metadata
+	// under "version".
 	Version string
 	// Logger receives the service's log lines; nil discards them.
 	Logger *slog.Logger

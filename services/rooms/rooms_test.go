@@ -460,7 +460,7 @@ func TestServiceInfo(t *testing.T) {
 	e2 := newEnv(t, true)
 	e2.start(t, rooms.Options{Version: "dev"})
 	info = call[micro.Info](t, e2.nc, subject, nil)
-	if info.Version != "0.0.0-dev" || info.Metadata["version"] != "dev" {
+	if info.Version != "0.0.0-dev+dev" || info.Metadata["version"] != "dev" {
 		t.Errorf("dev info = %+v", info)
 	}
 

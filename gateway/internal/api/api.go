@@ -213,7 +213,10 @@ func New(cfg Config) (*Server, error) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no such route: "+r.URL.Path)
 	})
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path)
+		allowed := s.allowedMethods(r)
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		writeError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed,
+			r.Method+" is not allowed on "+r.URL.Path+"; it takes "+strings.Join(allowed, ", "))
 	})
 	return s, nil
 }
@@ -413,12 +416,17 @@ func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 	room := r.URL.Query().Get("room")
-	if broker.ValidateRoom(room) != nil {
-		room = DefaultRoom
-	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Content-Security-Policy", s.csp)
 	w.Header().Set("Cache-Control", "no-cache")
+	if room == "" {
+		room = DefaultRoom
+	} else if err := broker.ValidateRoom(room); err != nil {
+		// Say so, rather than show another room as if it were this one.
+		w.WriteHeader(http.StatusBadRequest)
+		_ = web.BadRoom().Execute(w, web.BadRoomData{Room: room, Reason: err.Error(), Default: DefaultRoom})
+		return
+	}
 	err := web.Index().Execute(w, s.page(room))
 	if err != nil {
 		s.cfg.Log.Warn("render page", "err", err)
@@ -548,7 +556,13 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 			out = append(out, s.cfg.Delivery.Wire(m))
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"messages": out})
+	page := map[string]any{"messages": out}
+	if len(msgs) == limit {
+		// A full page: older messages may remain. "next" is the before=
+		// of the page before this one (absent once the start is reached).
+		page["next"] = s.cfg.Delivery.Wire(msgs[0]).Cursor
+	}
+	writeJSON(w, http.StatusOK, page)
 }
 
 var errLimit = errors.New("limit must be a whole number from 1 to 500")

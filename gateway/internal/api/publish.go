@@ -47,6 +47,10 @@ func (s *Server) publishForm(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeInvalidRoom, err.Error())
 		return
 	}
+	if !form.Has("message") {
+		writeError(w, http.StatusBadRequest, CodeEmptyMessage, `the form has no "message" field: the text to publish`)
+		return
+	}
 	user, id, ok := s.authorize(w, r, accessPublish, room, form.Get("user"))
 	if !ok || !s.allowPublish(w, r, id) {
 		return
@@ -63,7 +67,11 @@ func (s *Server) publishForm(w http.ResponseWriter, r *http.Request) {
 	if room != DefaultRoom {
 		target = "/?room=" + url.QueryEscape(room)
 	}
-	http.Redirect(w, r, target, http.StatusSeeOther)
+	// Browsers follow the redirect; curl and scripts print the line.
+	w.Header().Set("Location", target)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusSeeOther)
+	_, _ = fmt.Fprintf(w, "stored in #%s as message %d; the room's page is %s\n", room, stored.Seq, target) //nolint:gosec // text/plain, and room passed ValidateRoom: letters, digits, _ and -
 }
 
 // postMessage publishes {"user":…,"text":…} to the room in the path.
