@@ -178,6 +178,7 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 		Version:         o.Version,
 		NATSMode:        mode,
 		Started:         time.Now(),
+		Now:             o.Clock,
 		Delivery:        g.delivery,
 		Auth:            g.auth,
 		PublishPerUser:  limits.NewRate(o.PublishRate, o.PublishBurst),

@@ -124,6 +124,12 @@ type Options struct {
 	Mercure MercureOptions
 	// Version is reported by /node.
 	Version string
+	// Clock is the wall clock the gateway stamps messages with (their
+	// "ts"); nil is time.Now. Order never comes from it: a room's order
+	// is the history stream's sequence and a cursor names a position in
+	// it, so a node whose clock is off shows odd times, nothing worse.
+	// Tests set it to play a node with a skewed clock.
+	Clock func() time.Time
 	// Logger receives the gateway's logs; nil discards them.
 	Logger *slog.Logger
 

@@ -43,6 +43,9 @@ type Config struct {
 	// NATSMode is "embedded" or "external", shown by /node.
 	NATSMode string
 	Started  time.Time
+	// Now is the wall clock messages are stamped with ("ts"); nil is
+	// time.Now. Nothing orders by it (see gateway.Options.Clock).
+	Now func() time.Time
 
 	// Delivery streams rooms to listeners, and encodes messages as the
 	// API shows them.
@@ -136,6 +139,9 @@ const (
 func New(cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	if cfg.BodyTimeout <= 0 {
 		cfg.BodyTimeout = defaults.BodyTimeout

@@ -256,7 +256,7 @@ func (s *Server) newMessage(room, user, text string) (broker.Message, *apiError)
 		Room: room,
 		User: user,
 		Text: text,
-		TS:   time.Now().UTC(),
+		TS:   s.cfg.Now().UTC(),
 		Node: s.cfg.Node,
 	}, nil
 }
