@@ -316,3 +316,40 @@ func TestKeyboardAlone(t *testing.T) {
 	browsertest.Within(t, tab, wait, chromedp.KeyEvent("\r"))
 	waitText(t, tab, "typed without a mouse")
 }
+
+// Before a name is chosen the page already reads the room live, and the
+// header offers to choose a name instead of a bare "You are".
+func TestPageReadsBeforeANameIsChosen(t *testing.T) {
+	nodes := startNodes(t, 1)
+	tab := browsertest.NewTab(t, browsertest.NewBrowser(t), "unnamed")
+	browsertest.Within(t, tab, wait, chromedp.Navigate(nodes[0].URL()))
+	browsertest.Within(t, tab, wait, chromedp.Poll[bool](`document.getElementById("nick-dialog").open`))
+	waitState(t, tab, "connected")
+	publish(t, nodes[0].URL(), "lobby", "bo", "said while you were choosing a name")
+	waitText(t, tab, "said while you were choosing a name")
+	me := func() string {
+		return browsertest.Within(t, tab, wait, chromedp.Evaluate[string](`document.getElementById("me").innerText.replace(/\s+/g, " ").trim()`))
+	}
+	if got := me(); got != "Choose a name" {
+		t.Errorf("with no name the header shows %q, want %q", got, "Choose a name")
+	}
+	if open := browsertest.Within(t, tab, wait, chromedp.Evaluate[bool](`document.getElementById("nick-dialog").open`)); !open {
+		t.Error("the name dialog closed by itself")
+	}
+
+	browsertest.Within(t, tab, wait, chromedp.SendKeys(chromedp.CSS("#nick-input"), "ana\r"))
+	browsertest.Within(t, tab, wait, chromedp.Poll[bool](`document.getElementById("me").innerText.includes("Change name")`))
+	if got := me(); got != "You are ana Change name" {
+		t.Errorf("named, the header shows %q", got)
+	}
+	// The stream reconnects under the name, without losing what was read.
+	browsertest.Within(t, tab, wait, chromedp.WaitVisible(chromedp.CSS(`#members li[data-user="ana"]`)))
+	waitState(t, tab, "connected")
+	publish(t, nodes[0].URL(), "lobby", "bo", "and after")
+	waitText(t, tab, "and after")
+	send(t, tab, "hi bo")
+	waitText(t, tab, "hi bo")
+	if got := strings.Join(texts(t, tab), "|"); got != "said while you were choosing a name|and after|hi bo" {
+		t.Errorf("the tab shows %q", got)
+	}
+}

@@ -178,6 +178,8 @@ const nickForm = $("nick-form");
 const nickInput = $("nick-input");
 const nickError = $("nick-error");
 const nickCancel = $("nick-cancel");
+const nickChange = $("nick-change");
+const meLabel = document.querySelector("#me .me-label");
 const membersEl = $("members");
 const memberCount = $("member-count");
 const roomsEl = $("rooms");
@@ -188,11 +190,7 @@ const roomError = $("room-error");
 // ---------------------------------------------------------------------------
 // State
 
-let nick = ""; // empty until chosen (or the dialog dismissed)
-let resolveNick;
-const nickReady = new Promise((resolve) => {
-  resolveNick = resolve;
-});
+let nick = ""; // empty until chosen (or the dialog dismissed): the page only reads
 
 const seen = new Set(); // message ids shown
 const meta = new WeakMap(); // li → { user, ms }: for grouping and "own"
@@ -630,6 +628,10 @@ function updateCount() {
 
 async function send() {
   if (sending) return;
+  if (nick === "" && !AUTH_ON) {
+    openNickDialog(); // reading needs no name, writing does
+    return;
+  }
   const text = messageInput.value;
   if (text.trim() === "") {
     showError("Write a message first; it cannot be blank.", "blank");
@@ -738,12 +740,21 @@ function setNick(name, remember) {
   nick = name;
   userInput.value = name;
   nickCurrent.textContent = name;
+  updateMe();
   if (remember) storageSet(USER_KEY, name);
   if (!changed) return;
   refreshOwn();
   markMe();
   if (source) connect(); // presence follows the new name; the cursor is kept
-  resolveNick();
+}
+
+// updateMe shows "You are <name>" and "Change name" once there is a name,
+// and before that only the button to choose one.
+function updateMe() {
+  const named = nick !== "";
+  meLabel.hidden = !named;
+  nickCurrent.hidden = !named;
+  if (!AUTH_ON) nickChange.textContent = named ? "Change name" : "Choose a name";
 }
 
 function openNickDialog() {
@@ -790,7 +801,7 @@ nickDialog.addEventListener("close", () => {
   }
 });
 
-$("nick-change").addEventListener("click", openNickDialog);
+nickChange.addEventListener("click", openNickDialog);
 
 // ---------------------------------------------------------------------------
 // Members
@@ -984,6 +995,7 @@ function start() {
     startSignedIn();
     return;
   }
+  updateMe();
   $("me").hidden = false;
   const saved = storageGet(USER_KEY);
   if (saved && !validateNick(saved)) {
@@ -993,8 +1005,10 @@ function start() {
   }
 
   // History first, then the live stream from the newest loaded cursor, so
-  // nothing falls in between; the stream waits for a name too.
-  Promise.all([loadLatest(), nickReady]).then(connect);
+  // nothing falls in between. It does not wait for a name: until one is
+  // chosen the page reads the room (listening as "anonymous") and sending
+  // asks for the name; choosing it reconnects from the same cursor.
+  loadLatest().then(connect);
   loadMembers();
   loadRooms();
   setInterval(loadRooms, ROOMS_EVERY_MS);
