@@ -353,3 +353,38 @@ func TestPageReadsBeforeANameIsChosen(t *testing.T) {
 		t.Errorf("the tab shows %q", got)
 	}
 }
+
+// The current room's message count in the rooms list changes in the same
+// moment as the message appears, for one's own and for others' messages.
+func TestRoomCountMovesWithTheMessage(t *testing.T) {
+	nodes := startNodes(t, 1)
+	base := nodes[0].URL()
+	publish(t, base, "lobby", "bo", "one")
+	publish(t, base, "lobby", "bo", "two")
+	tab := browsertest.NewTab(t, browsertest.NewBrowser(t), "count")
+	openChat(t, tab, base+"/?room=lobby", "ana")
+	const meta = `(() => {
+		const a = document.querySelector('#rooms a[data-room="lobby"]');
+		const m = a && a.parentElement.querySelector(".room-meta");
+		return m ? m.textContent : "";
+	})()`
+	browsertest.Within(t, tab, wait, chromedp.Poll[bool](meta+`.startsWith("2 messages")`))
+	// Note the count in the moment each message is added to the list.
+	browsertest.Within(t, tab, wait, chromedp.Evaluate[bool](`window.__counts = {};
+		new MutationObserver(() => {
+			const last = [...document.querySelectorAll("#messages li.message .text")].pop();
+			if (last) window.__counts[last.textContent] = `+meta+`;
+		}).observe(document.getElementById("messages"), { childList: true });
+		true`))
+
+	send(t, tab, "three")
+	waitText(t, tab, "three")
+	publish(t, base, "lobby", "bo", "four")
+	waitText(t, tab, "four")
+	got := browsertest.Within(t, tab, wait, chromedp.Evaluate[map[string]string](`window.__counts`))
+	for text, want := range map[string]string{"three": "3 messages", "four": "4 messages"} {
+		if !strings.HasPrefix(got[text], want) {
+			t.Errorf("when %q appeared the room showed %q, want %q", text, got[text], want)
+		}
+	}
+}

@@ -333,6 +333,7 @@ function addLive(msg) {
   const li = buildMessage(msg);
   list.append(li);
   groupWithPrevious(li);
+  showRooms(); // the room's message count moves with the message
   const own = li.classList.contains("own");
   if (stickToBottom || (own && Date.now() - lastSentAt < 10000)) {
     scrollToBottom();
@@ -378,6 +379,7 @@ function prependHistory(msgs) {
   for (const li of added) groupWithPrevious(li);
   groupWithPrevious(oldFirst);
   list.scrollTop = prevTop + (list.scrollHeight - prevHeight);
+  showRooms();
 }
 
 // ---------------------------------------------------------------------------
@@ -854,6 +856,7 @@ async function loadMembers() {
 
 let roomsSeq = 0;
 let roomsKey = "";
+let directory; // the last directory answer: undefined before it, null when unavailable
 
 function buildRoom(r) {
   const li = el("li", "room-item");
@@ -874,6 +877,31 @@ function buildRoom(r) {
   return li;
 }
 
+// withCount returns the directory's entry r of this room with the messages
+// shown here that the directory had not counted yet (a higher seq than its
+// last_seq) added, so the count follows the room between two answers.
+function withCount(r) {
+  const after = typeof r.last_seq === "number" ? r.last_seq : 0;
+  const counted = typeof r.messages === "number" ? r.messages : 0;
+  if (counted > 0 && after === 0) return r; // a directory that gives no last_seq
+  let since = 0;
+  for (const li of list.querySelectorAll("li.message")) {
+    if (Number(li.dataset.seq) > after) since++;
+  }
+  return since ? { ...r, messages: counted + since } : r;
+}
+
+function showRooms() {
+  if (directory === undefined) return;
+  let rooms = directory;
+  if (rooms) {
+    rooms = rooms.filter((r) => r && typeof r.room === "string" && ROOM_RE.test(r.room));
+    if (!rooms.some((r) => r.room === room)) rooms.unshift({ room, isNew: true });
+    rooms = rooms.map((r) => (r.room === room ? withCount(r) : r));
+  }
+  renderRooms(rooms);
+}
+
 function renderRooms(rooms) {
   const key = rooms ? JSON.stringify(rooms) : "unavailable";
   if (key === roomsKey) return; // unchanged: leave the focus where it is
@@ -884,9 +912,7 @@ function renderRooms(rooms) {
     roomsEl.replaceChildren(el("li", "unavailable", "(directory unavailable)"));
     return;
   }
-  const shown = rooms.filter((r) => r && typeof r.room === "string" && ROOM_RE.test(r.room));
-  if (!shown.some((r) => r.room === room)) shown.unshift({ room, isNew: true });
-  roomsEl.replaceChildren(...shown.map(buildRoom));
+  roomsEl.replaceChildren(...rooms.map(buildRoom));
   if (focused) {
     const again = [...roomsEl.querySelectorAll("a[data-room]")].find((a) => a.dataset.room === focused);
     if (again) again.focus();
@@ -903,7 +929,8 @@ async function loadRooms() {
     rooms = null;
   }
   if (seq !== roomsSeq) return;
-  renderRooms(rooms);
+  directory = rooms;
+  showRooms();
 }
 
 // coalesce returns a trigger for the async function load that runs it
