@@ -186,6 +186,8 @@ const roomsEl = $("rooms");
 const roomForm = $("room-form");
 const roomInput = $("room-input");
 const roomError = $("room-error");
+const side = $("side");
+const sideToggle = $("side-toggle");
 
 // ---------------------------------------------------------------------------
 // State
@@ -987,6 +989,39 @@ roomInput.addEventListener("input", () => {
 });
 
 // ---------------------------------------------------------------------------
+// The side panel on narrow screens: the stylesheet hides it until the
+// header's button opens it over the chat. On wide screens the button is
+// not shown and the panel always is.
+
+function panelOpen() {
+  return sideToggle.getAttribute("aria-expanded") === "true";
+}
+
+function setPanel(open, { focus = true } = {}) {
+  if (open === panelOpen()) return;
+  sideToggle.setAttribute("aria-expanded", String(open));
+  side.classList.toggle("open", open);
+  if (!focus) return;
+  if (open) {
+    side.focus({ preventScroll: true });
+  } else if (side.contains(document.activeElement) || document.activeElement === document.body) {
+    sideToggle.focus();
+  }
+}
+
+sideToggle.addEventListener("click", () => setPanel(!panelOpen()));
+// A tap on the chat beside the open panel closes it.
+document.querySelector(".chat").addEventListener("pointerdown", () => setPanel(false, { focus: false }));
+
+// Escape closes the panel (the name dialog closes itself first).
+document.addEventListener("keydown", (e) => {
+  if (e.key === "Escape" && panelOpen() && !nickDialog.open && !e.defaultPrevented) {
+    e.preventDefault();
+    setPanel(false);
+  }
+});
+
+// ---------------------------------------------------------------------------
 // Start
 
 function trackHeaderHeight() {
@@ -1016,6 +1051,7 @@ function start() {
   $("user-field").hidden = true;
   $("composer-hint").hidden = false;
   $("members-panel").hidden = false;
+  sideToggle.hidden = false;
   updateState();
 
   if (AUTH_ON) {
