@@ -2,13 +2,17 @@ package browsertest_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/chatscalable/chatscalable/broker/node/nodetest"
 	"github.com/chatscalable/chatscalable/e2e/browsertest"
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 )
@@ -122,4 +126,51 @@ func TestPhonePanelShowsMembersAndSwitchesRoom(t *testing.T) {
 	if p := panel(t, tab); p.Shown {
 		t.Errorf("the new room opens with the panel shown: %+v", p)
 	}
+}
+
+// Without JavaScript a phone still gets everything: no button (it would
+// do nothing), the panel after the chat, and the form posts the message.
+func TestPhoneWithoutJavaScript(t *testing.T) {
+	nodes := startNodes(t, 1)
+	base := nodes[0].URL()
+	tab := browsertest.NewTab(t, browsertest.NewBrowser(t), "nojs")
+	phone(t, tab)
+	browsertest.Within(t, tab, wait, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
+		return err
+	}))
+	browsertest.Within(t, tab, wait, chromedp.Navigate(base+"/?room=lobby"))
+	browsertest.Within(t, tab, wait, chromedp.WaitVisible(chromedp.CSS("#room-input")))
+	browsertest.Within(t, tab, wait, chromedp.WaitVisible(chromedp.CSS("#user")))
+	browsertest.Within(t, tab, wait, chromedp.WaitNotVisible(chromedp.CSS("#side-toggle")))
+	browsertest.Within(t, tab, wait, chromedp.WaitNotVisible(chromedp.CSS("#status")))
+	browsertest.Within(t, tab, wait, chromedp.SendKeys(chromedp.CSS("#user"), "ana"))
+	browsertest.Within(t, tab, wait, chromedp.SendKeys(chromedp.CSS("#message"), "posted without JavaScript"))
+	browsertest.Within(t, tab, wait, chromedp.Click(chromedp.CSS("#send")))
+	nodetest.CheckFor(t, wait, 100*time.Millisecond, func() error {
+		got := history(t, base, "lobby")
+		if len(got) != 1 || got[0] != "ana: posted without JavaScript" {
+			return fmt.Errorf("history holds %q", got)
+		}
+		return nil
+	})
+}
+
+// history returns the room's stored messages as "user: text".
+func history(t *testing.T, base, room string) []string {
+	t.Helper()
+	resp, err := http.Get(base + "/rooms/" + room + "/messages")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var page struct{ Messages []struct{ User, Text string } }
+	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
+		t.Fatalf("history of %s: %v", room, err)
+	}
+	var out []string
+	for _, m := range page.Messages {
+		out = append(out, m.User+": "+m.Text)
+	}
+	return out
 }
