@@ -219,6 +219,10 @@ type RoomInfo struct {
 	Messages uint64 `json:"messages"`
 	// LastActivity is when its newest message was stored.
 	LastActivity *time.Time `json:"last_activity,omitempty"`
+	// LastSeq is the history sequence of its newest message: a client
+	// that follows the room adds the messages it sees after it to
+	// Messages, and so keeps the count without asking again.
+	LastSeq uint64 `json:"last_seq,omitempty"`
 	// Members is how many users are in the room now; omitted when the
 	// presence service did not answer.
 	Members *int   `json:"members,omitempty"`

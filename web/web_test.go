@@ -110,6 +110,8 @@ func TestIndexHasRequiredElements(t *testing.T) {
 		{"new-messages", "button"},
 		{"history-status", "p"},
 		{"auth-status", "p"},
+		{"side-toggle", "button"},
+		{"side", "aside"},
 	} {
 		tag := tagWithID(t, out, want.id)
 		if tag != "" && !strings.HasPrefix(tag, "<"+want.tag+" ") {
@@ -130,6 +132,9 @@ func TestIndexHasRequiredElements(t *testing.T) {
 		"nick-input":   {`maxlength="64"`, `required`},
 		"new-messages": {`type="button"`, `hidden`},
 		"nick-change":  {`type="button"`},
+		// The narrow screens' button of the side panel: a disclosure
+		// button, shown by app.js.
+		"side-toggle": {`type="button"`, `aria-controls="side"`, `aria-expanded="false"`, `hidden`},
 	} {
 		tag := tagWithID(t, out, id)
 		for _, a := range attrs {

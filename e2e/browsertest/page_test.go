@@ -316,3 +316,75 @@ func TestKeyboardAlone(t *testing.T) {
 	browsertest.Within(t, tab, wait, chromedp.KeyEvent("\r"))
 	waitText(t, tab, "typed without a mouse")
 }
+
+// Before a name is chosen the page already reads the room live, and the
+// header offers to choose a name instead of a bare "You are".
+func TestPageReadsBeforeANameIsChosen(t *testing.T) {
+	nodes := startNodes(t, 1)
+	tab := browsertest.NewTab(t, browsertest.NewBrowser(t), "unnamed")
+	browsertest.Within(t, tab, wait, chromedp.Navigate(nodes[0].URL()))
+	browsertest.Within(t, tab, wait, chromedp.Poll[bool](`document.getElementById("nick-dialog").open`))
+	waitState(t, tab, "connected")
+	publish(t, nodes[0].URL(), "lobby", "bo", "said while you were choosing a name")
+	waitText(t, tab, "said while you were choosing a name")
+	me := func() string {
+		return browsertest.Within(t, tab, wait, chromedp.Evaluate[string](`document.getElementById("me").innerText.replace(/\s+/g, " ").trim()`))
+	}
+	if got := me(); got != "Choose a name" {
+		t.Errorf("with no name the header shows %q, want %q", got, "Choose a name")
+	}
+	if open := browsertest.Within(t, tab, wait, chromedp.Evaluate[bool](`document.getElementById("nick-dialog").open`)); !open {
+		t.Error("the name dialog closed by itself")
+	}
+
+	browsertest.Within(t, tab, wait, chromedp.SendKeys(chromedp.CSS("#nick-input"), "ana\r"))
+	browsertest.Within(t, tab, wait, chromedp.Poll[bool](`document.getElementById("me").innerText.includes("Change name")`))
+	if got := me(); got != "You are ana Change name" {
+		t.Errorf("named, the header shows %q", got)
+	}
+	// The stream reconnects under the name, without losing what was read.
+	browsertest.Within(t, tab, wait, chromedp.WaitVisible(chromedp.CSS(`#members li[data-user="ana"]`)))
+	waitState(t, tab, "connected")
+	publish(t, nodes[0].URL(), "lobby", "bo", "and after")
+	waitText(t, tab, "and after")
+	send(t, tab, "hi bo")
+	waitText(t, tab, "hi bo")
+	if got := strings.Join(texts(t, tab), "|"); got != "said while you were choosing a name|and after|hi bo" {
+		t.Errorf("the tab shows %q", got)
+	}
+}
+
+// The current room's message count in the rooms list changes in the same
+// moment as the message appears, for one's own and for others' messages.
+func TestRoomCountMovesWithTheMessage(t *testing.T) {
+	nodes := startNodes(t, 1)
+	base := nodes[0].URL()
+	publish(t, base, "lobby", "bo", "one")
+	publish(t, base, "lobby", "bo", "two")
+	tab := browsertest.NewTab(t, browsertest.NewBrowser(t), "count")
+	openChat(t, tab, base+"/?room=lobby", "ana")
+	const meta = `(() => {
+		const a = document.querySelector('#rooms a[data-room="lobby"]');
+		const m = a && a.parentElement.querySelector(".room-meta");
+		return m ? m.textContent : "";
+	})()`
+	browsertest.Within(t, tab, wait, chromedp.Poll[bool](meta+`.startsWith("2 messages")`))
+	// Note the count in the moment each message is added to the list.
+	browsertest.Within(t, tab, wait, chromedp.Evaluate[bool](`window.__counts = {};
+		new MutationObserver(() => {
+			const last = [...document.querySelectorAll("#messages li.message .text")].pop();
+			if (last) window.__counts[last.textContent] = `+meta+`;
+		}).observe(document.getElementById("messages"), { childList: true });
+		true`))
+
+	send(t, tab, "three")
+	waitText(t, tab, "three")
+	publish(t, base, "lobby", "bo", "four")
+	waitText(t, tab, "four")
+	got := browsertest.Within(t, tab, wait, chromedp.Evaluate[map[string]string](`window.__counts`))
+	for text, want := range map[string]string{"three": "3 messages", "four": "4 messages"} {
+		if !strings.HasPrefix(got[text], want) {
+			t.Errorf("when %q appeared the room showed %q, want %q", text, got[text], want)
+		}
+	}
+}

@@ -95,6 +95,7 @@ func (s *Service) list(ctx context.Context) ([]broker.RoomInfo, error) {
 		info := get(room)
 		info.Messages = st.Messages
 		info.LastActivity = timePtr(st.LastTime)
+		info.LastSeq = st.LastSeq
 	}
 	for room, topic := range topics {
 		get(room).Topic = topic

@@ -345,6 +345,7 @@ func (s *Service) room(ctx context.Context, room string) (broker.RoomInfo, error
 				return info, fmt.Errorf("last message of room %s: %w", room, err)
 			default:
 				info.LastActivity = timePtr(last.Time)
+				info.LastSeq = last.Sequence
 			}
 		}
 	}

@@ -171,6 +171,10 @@ func TestGet(t *testing.T) {
 	if got.Room != "lobby" || got.Messages != 2 || got.LastActivity == nil || got.Members != nil || got.Topic != "" {
 		t.Fatalf("lobby = %+v", got)
 	}
+	// Its newest message, "two", is the third in history.
+	if got.LastSeq != 3 {
+		t.Errorf("lobby's last_seq = %d, want 3", got.LastSeq)
+	}
 	// get and list agree.
 	l, ok := find(list(t, e.nc), "lobby")
 	if !ok {

@@ -178,21 +178,21 @@ const nickForm = $("nick-form");
 const nickInput = $("nick-input");
 const nickError = $("nick-error");
 const nickCancel = $("nick-cancel");
+const nickChange = $("nick-change");
+const meLabel = document.querySelector("#me .me-label");
 const membersEl = $("members");
 const memberCount = $("member-count");
 const roomsEl = $("rooms");
 const roomForm = $("room-form");
 const roomInput = $("room-input");
 const roomError = $("room-error");
+const side = $("side");
+const sideToggle = $("side-toggle");
 
 // ---------------------------------------------------------------------------
 // State
 
-let nick = ""; // empty until chosen (or the dialog dismissed)
-let resolveNick;
-const nickReady = new Promise((resolve) => {
-  resolveNick = resolve;
-});
+let nick = ""; // empty until chosen (or the dialog dismissed): the page only reads
 
 const seen = new Set(); // message ids shown
 const meta = new WeakMap(); // li → { user, ms }: for grouping and "own"
@@ -335,6 +335,7 @@ function addLive(msg) {
   const li = buildMessage(msg);
   list.append(li);
   groupWithPrevious(li);
+  showRooms(); // the room's message count moves with the message
   const own = li.classList.contains("own");
   if (stickToBottom || (own && Date.now() - lastSentAt < 10000)) {
     scrollToBottom();
@@ -380,6 +381,7 @@ function prependHistory(msgs) {
   for (const li of added) groupWithPrevious(li);
   groupWithPrevious(oldFirst);
   list.scrollTop = prevTop + (list.scrollHeight - prevHeight);
+  showRooms();
 }
 
 // ---------------------------------------------------------------------------
@@ -630,6 +632,10 @@ function updateCount() {
 
 async function send() {
   if (sending) return;
+  if (nick === "" && !AUTH_ON) {
+    openNickDialog(); // reading needs no name, writing does
+    return;
+  }
   const text = messageInput.value;
   if (text.trim() === "") {
     showError("Write a message first; it cannot be blank.", "blank");
@@ -738,12 +744,21 @@ function setNick(name, remember) {
   nick = name;
   userInput.value = name;
   nickCurrent.textContent = name;
+  updateMe();
   if (remember) storageSet(USER_KEY, name);
   if (!changed) return;
   refreshOwn();
   markMe();
   if (source) connect(); // presence follows the new name; the cursor is kept
-  resolveNick();
+}
+
+// updateMe shows "You are <name>" and "Change name" once there is a name,
+// and before that only the button to choose one.
+function updateMe() {
+  const named = nick !== "";
+  meLabel.hidden = !named;
+  nickCurrent.hidden = !named;
+  if (!AUTH_ON) nickChange.textContent = named ? "Change name" : "Choose a name";
 }
 
 function openNickDialog() {
@@ -790,7 +805,7 @@ nickDialog.addEventListener("close", () => {
   }
 });
 
-$("nick-change").addEventListener("click", openNickDialog);
+nickChange.addEventListener("click", openNickDialog);
 
 // ---------------------------------------------------------------------------
 // Members
@@ -843,6 +858,7 @@ async function loadMembers() {
 
 let roomsSeq = 0;
 let roomsKey = "";
+let directory; // the last directory answer: undefined before it, null when unavailable
 
 function buildRoom(r) {
   const li = el("li", "room-item");
@@ -863,6 +879,31 @@ function buildRoom(r) {
   return li;
 }
 
+// withCount returns the directory's entry r of this room with the messages
+// shown here that the directory had not counted yet (a higher seq than its
+// last_seq) added, so the count follows the room between two answers.
+function withCount(r) {
+  const after = typeof r.last_seq === "number" ? r.last_seq : 0;
+  const counted = typeof r.messages === "number" ? r.messages : 0;
+  if (counted > 0 && after === 0) return r; // a directory that gives no last_seq
+  let since = 0;
+  for (const li of list.querySelectorAll("li.message")) {
+    if (Number(li.dataset.seq) > after) since++;
+  }
+  return since ? { ...r, messages: counted + since } : r;
+}
+
+function showRooms() {
+  if (directory === undefined) return;
+  let rooms = directory;
+  if (rooms) {
+    rooms = rooms.filter((r) => r && typeof r.room === "string" && ROOM_RE.test(r.room));
+    if (!rooms.some((r) => r.room === room)) rooms.unshift({ room, isNew: true });
+    rooms = rooms.map((r) => (r.room === room ? withCount(r) : r));
+  }
+  renderRooms(rooms);
+}
+
 function renderRooms(rooms) {
   const key = rooms ? JSON.stringify(rooms) : "unavailable";
   if (key === roomsKey) return; // unchanged: leave the focus where it is
@@ -873,9 +914,7 @@ function renderRooms(rooms) {
     roomsEl.replaceChildren(el("li", "unavailable", "(directory unavailable)"));
     return;
   }
-  const shown = rooms.filter((r) => r && typeof r.room === "string" && ROOM_RE.test(r.room));
-  if (!shown.some((r) => r.room === room)) shown.unshift({ room, isNew: true });
-  roomsEl.replaceChildren(...shown.map(buildRoom));
+  roomsEl.replaceChildren(...rooms.map(buildRoom));
   if (focused) {
     const again = [...roomsEl.querySelectorAll("a[data-room]")].find((a) => a.dataset.room === focused);
     if (again) again.focus();
@@ -892,7 +931,8 @@ async function loadRooms() {
     rooms = null;
   }
   if (seq !== roomsSeq) return;
-  renderRooms(rooms);
+  directory = rooms;
+  showRooms();
 }
 
 // coalesce returns a trigger for the async function load that runs it
@@ -949,6 +989,39 @@ roomInput.addEventListener("input", () => {
 });
 
 // ---------------------------------------------------------------------------
+// The side panel on narrow screens: the stylesheet hides it until the
+// header's button opens it over the chat. On wide screens the button is
+// not shown and the panel always is.
+
+function panelOpen() {
+  return sideToggle.getAttribute("aria-expanded") === "true";
+}
+
+function setPanel(open, { focus = true } = {}) {
+  if (open === panelOpen()) return;
+  sideToggle.setAttribute("aria-expanded", String(open));
+  side.classList.toggle("open", open);
+  if (!focus) return;
+  if (open) {
+    side.focus({ preventScroll: true });
+  } else if (side.contains(document.activeElement) || document.activeElement === document.body) {
+    sideToggle.focus();
+  }
+}
+
+sideToggle.addEventListener("click", () => setPanel(!panelOpen()));
+// A tap on the chat beside the open panel closes it.
+document.querySelector(".chat").addEventListener("pointerdown", () => setPanel(false, { focus: false }));
+
+// Escape closes the panel (the name dialog closes itself first).
+document.addEventListener("keydown", (e) => {
+  if (e.key === "Escape" && panelOpen() && !nickDialog.open && !e.defaultPrevented) {
+    e.preventDefault();
+    setPanel(false);
+  }
+});
+
+// ---------------------------------------------------------------------------
 // Start
 
 function trackHeaderHeight() {
@@ -978,12 +1051,14 @@ function start() {
   $("user-field").hidden = true;
   $("composer-hint").hidden = false;
   $("members-panel").hidden = false;
+  sideToggle.hidden = false;
   updateState();
 
   if (AUTH_ON) {
     startSignedIn();
     return;
   }
+  updateMe();
   $("me").hidden = false;
   const saved = storageGet(USER_KEY);
   if (saved && !validateNick(saved)) {
@@ -993,8 +1068,10 @@ function start() {
   }
 
   // History first, then the live stream from the newest loaded cursor, so
-  // nothing falls in between; the stream waits for a name too.
-  Promise.all([loadLatest(), nickReady]).then(connect);
+  // nothing falls in between. It does not wait for a name: until one is
+  // chosen the page reads the room (listening as "anonymous") and sending
+  // asks for the name; choosing it reconnects from the same cursor.
+  loadLatest().then(connect);
   loadMembers();
   loadRooms();
   setInterval(loadRooms, ROOMS_EVERY_MS);
