@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatscalable/chatscalable/broker/node/nodetest"
 	"github.com/chatscalable/chatscalable/e2e/clustertest"
 )
 
@@ -32,10 +33,10 @@ func load() Load {
 }
 
 // msgs is how many acknowledged messages a phase of a scenario lasts for
-// on each gateway that can publish (ten times as many in the soak).
+// on each gateway that can publish (twenty times as many in the soak).
 func msgs(n int) int {
 	if soak {
-		return 10 * n
+		return 20 * n
 	}
 	return n
 }
@@ -50,10 +51,49 @@ func cycles(n int) int {
 }
 
 // phase bounds the wait for a phase's messages.
-const phase = 60 * time.Second
+var phase = map[bool]time.Duration{false: time.Minute, true: 10 * time.Minute}[soak]
 
 // settle bounds the wait, after healing, for history and listeners.
 const settle = 30 * time.Second
+
+// readiness samples g's /readyz every 100 ms from now until the returned
+// function is called, which reports how long after the start /readyz first
+// failed, and whether it did.
+func readiness(g *Node) func() (time.Duration, bool) {
+	start := time.Now()
+	stop, done := make(chan struct{}), make(chan struct{})
+	var first time.Duration
+	failed := false
+	go func() {
+		defer close(done)
+		for !failed {
+			if g.Ready() != nil {
+				first, failed = time.Since(start), true
+				return
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond): // the sampling interval
+			}
+		}
+	}()
+	return func() (time.Duration, bool) {
+		close(stop)
+		<-done
+		return first, failed
+	}
+}
+
+// logReadiness logs what readiness saw of g during a fault.
+func logReadiness(t *testing.T, g *Node, seen func() (time.Duration, bool)) {
+	t.Helper()
+	if d, failed := seen(); failed {
+		t.Logf("%s: /readyz failed %s into the fault", g.Name, d.Round(10*time.Millisecond))
+	} else {
+		t.Logf("%s: /readyz answered 200 throughout the fault", g.Name)
+	}
+}
 
 func without(all []*Node, out ...*Node) []*Node {
 	var rest []*Node
@@ -83,9 +123,11 @@ func TestMinorityPartition(t *testing.T) {
 
 	reconnects := ch.Reconnects(minority)
 	c.Net.Isolate(minority.Host)
+	ready := readiness(minority)
 	t.Logf("isolated %s (the stream leader is %s)", minority.Name, leader.Name)
 	ch.WaitRefused(t, 2, phase, minority)
 	ch.WaitAcked(t, msgs(50), phase, majority...)
+	logReadiness(t, minority, ready)
 	if n := ch.Reconnects(minority) - reconnects; n != 0 {
 		t.Errorf("the listener on the cut-off %s reconnected %d times; it should have kept its stream", minority.Name, n)
 	}
@@ -105,9 +147,11 @@ func TestLeaderIsolated(t *testing.T) {
 	ch.WaitAcked(t, msgs(20), phase, c.Gateways...)
 
 	c.Net.Isolate(leader.Host)
+	ready := readiness(leader)
 	t.Logf("isolated %s, the stream leader", leader.Name)
 	ch.WaitAcked(t, msgs(50), phase, rest...)
 	ch.WaitRefused(t, 2, phase, leader)
+	logReadiness(t, leader, ready)
 	c.Net.Heal()
 	ch.WaitAcked(t, msgs(20), phase, c.Gateways...)
 	t.Logf("the stream leader is now %s", c.StreamLeader(t).Name)
@@ -129,9 +173,11 @@ func TestSymmetricSplitWithBrokers(t *testing.T) {
 	ch.WaitAcked(t, msgs(20), phase, g...)
 
 	c.Net.Split(Hosts(b[0], b[1], g[0]), Hosts(b[2], g[1]))
+	ready := readiness(g[1])
 	t.Logf("split {broker-1, broker-2, gw-1} from {broker-3, gw-2}")
 	ch.WaitAcked(t, msgs(50), phase, g[0])
 	ch.WaitRefused(t, 2, phase, g[1])
+	logReadiness(t, g[1], ready)
 	c.Net.Heal()
 	ch.WaitAcked(t, msgs(20), phase, g...)
 	ch.Verify(t, "2+1 brokers split, a gateway on each side", g[0], settle)
@@ -165,7 +211,7 @@ func TestWANLatency(t *testing.T) {
 	c := StartMesh(t, 3, Options{Latency: true})
 	c.SetLatency(40*time.Millisecond, 10*time.Millisecond)
 	ch := StartChecker(t, "wan", c.Gateways, load())
-	ch.WaitAcked(t, msgs(100), phase, c.Gateways...)
+	ch.WaitAcked(t, msgs(30), phase, c.Gateways...) // each publish takes about 150 ms
 	wan := ch.Verify(t, "WAN 40±10 ms between all nodes (mesh)", c.Gateways[0], settle)
 	if wan.Refused+wan.Failed > 0 {
 		t.Errorf("%d publishes refused and %d unanswered at a steady 40 ms latency", wan.Refused, wan.Failed)
@@ -173,7 +219,7 @@ func TestWANLatency(t *testing.T) {
 
 	c.SetLatency(0, 0)
 	ch = StartChecker(t, "lan", c.Gateways, load())
-	ch.WaitAcked(t, msgs(100), phase, c.Gateways...)
+	ch.WaitAcked(t, msgs(30), phase, c.Gateways...)
 	lan := ch.Verify(t, "latency lifted (mesh, same run)", c.Gateways[0], settle)
 	t.Logf("publish → delivery p99: %s with 40±10 ms between nodes, %s without (p50 %s and %s)",
 		wan.P99.Round(time.Millisecond), lan.P99.Round(time.Millisecond), wan.P50.Round(time.Millisecond), lan.P50.Round(time.Millisecond))
@@ -191,24 +237,20 @@ func TestGatewayCutFromBrokers(t *testing.T) {
 	ch.WaitAcked(t, msgs(20), phase, c.Gateways...)
 
 	reconnects := ch.Reconnects(cut)
-	start := time.Now()
 	c.Net.Split(Hosts(cut), Hosts(c.Brokers...))
+	ready := readiness(cut)
 	t.Logf("cut %s from every broker", cut.Name)
 	ch.WaitRefused(t, 2, phase, cut)
 	ch.WaitAcked(t, msgs(50), phase, other)
-	notReady := time.Now()
-	if err := cut.Ready(); err == nil {
-		var ready error
-		for ready == nil && time.Since(start) < phase {
-			time.Sleep(100 * time.Millisecond) // the poll interval of a wait with a deadline
-			ready = cut.Ready()
+	// Without a connection it must say so: a gateway learns of a silent
+	// one from its pings (every 3 s, 3 unanswered).
+	nodetest.CheckFor(t, phase, 100*time.Millisecond, func() error {
+		if cut.Ready() == nil {
+			return fmt.Errorf("%s still ready without any broker", cut.Name)
 		}
-		notReady = time.Now()
-		if ready == nil {
-			t.Errorf("%s still ready %s after losing every broker", cut.Name, time.Since(start))
-		}
-	}
-	t.Logf("%s reported not ready %s after the cut", cut.Name, notReady.Sub(start).Round(time.Millisecond))
+		return nil
+	})
+	logReadiness(t, cut, ready)
 	if n := ch.Reconnects(cut) - reconnects; n != 0 {
 		t.Errorf("the listener on %s reconnected %d times; it should have kept its stream", cut.Name, n)
 	}
