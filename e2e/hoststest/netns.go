@@ -68,9 +68,9 @@ var (
 func RequireNetns(t testing.TB) {
 	t.Helper()
 	name := fmt.Sprintf("cs-probe-%d", os.Getpid())
-	out, err := exec.Command("ip", "netns", "add", name).CombinedOutput()
+	out, err := run("ip", "netns", "add", name)
 	if err == nil {
-		_ = exec.Command("ip", "netns", "del", name).Run()
+		_, _ = run("ip", "netns", "del", name)
 		if _, err := exec.LookPath("iptables-restore"); err == nil {
 			return
 		}
@@ -128,7 +128,7 @@ func (n *Net) claim(t testing.TB) {
 		if inUse(n.N) {
 			continue
 		}
-		if out, err := exec.Command("ip", "link", "add", n.Bridge, "type", "bridge").CombinedOutput(); err != nil {
+		if out, err := run("ip", "link", "add", n.Bridge, "type", "bridge"); err != nil {
 			if bytes.Contains(out, []byte("exists")) {
 				continue
 			}
@@ -164,14 +164,14 @@ func (n *Net) forwardRule(op string) []string {
 // the FORWARD rule, logging what it could not remove.
 func (n *Net) remove() {
 	for _, h := range n.Hosts {
-		if out, err := exec.Command("ip", "netns", "del", h.NS).CombinedOutput(); err != nil {
+		if out, err := run("ip", "netns", "del", h.NS); err != nil {
 			n.t.Logf("ip netns del %s: %v: %s", h.NS, err, out)
 		}
 	}
-	if out, err := exec.Command("ip", "link", "del", n.Bridge).CombinedOutput(); err != nil {
+	if out, err := run("ip", "link", "del", n.Bridge); err != nil {
 		n.t.Logf("ip link del %s: %v: %s", n.Bridge, err, out)
 	}
-	if out, err := exec.Command("iptables", n.forwardRule("-D")...).CombinedOutput(); err != nil {
+	if out, err := run("iptables", n.forwardRule("-D")...); err != nil {
 		n.t.Logf("iptables -D FORWARD: %v: %s", err, out)
 	}
 }
@@ -206,9 +206,14 @@ func (h *Host) Exec(stdin string, name string, args ...string) (string, error) {
 	return string(out), nil
 }
 
+// run runs a command of the harness and returns its combined output.
+func run(name string, args ...string) ([]byte, error) {
+	return exec.Command(name, args...).CombinedOutput() //nolint:gosec // ip and iptables with arguments the harness built
+}
+
 func must(t testing.TB, name string, args ...string) {
 	t.Helper()
-	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+	if out, err := run(name, args...); err != nil {
 		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
 	}
 }

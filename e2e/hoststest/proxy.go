@@ -180,7 +180,7 @@ func inNetns(ns string, f func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		fd, err := os.Open("/run/netns/" + ns)
+		fd, err := os.Open("/run/netns/" + ns) //nolint:gosec // a namespace the harness named
 		if err != nil {
 			errc <- err
 			return
