@@ -179,7 +179,8 @@ func (p *Proxy) pipe(src, dst net.Conn) {
 func inNetns(ns string, f func() error) error {
 	errc := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		// Never unlocked: the thread, in another namespace, dies with the goroutine.
+		runtime.LockOSThread()
 		fd, err := os.Open("/run/netns/" + ns) //nolint:gosec // a namespace the harness named
 		if err != nil {
 			errc <- err
