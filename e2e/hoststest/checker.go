@@ -188,6 +188,10 @@ func (c *Checker) Reconnects(g *Node) int {
 	return 0
 }
 
+// Elapsed is the time since the checker started, to place faults in its
+// report.
+func (c *Checker) Elapsed() time.Duration { return time.Since(c.start).Round(100 * time.Millisecond) }
+
 // Stop stops the publishers.
 func (c *Checker) Stop() {
 	for _, p := range c.pubs {

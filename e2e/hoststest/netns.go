@@ -62,25 +62,35 @@ var (
 	nextNet = firstNet
 )
 
+var (
+	probeOnce sync.Once
+	probeErr  string
+)
+
 // RequireNetns ends the test unless this machine can create a network
-// namespace: it tries, with a throwaway name. Under CI=true it fails the
-// test instead of skipping it.
+// namespace: it tries once per test binary, with a throwaway name. Under
+// CI=true it fails the test instead of skipping it.
 func RequireNetns(t testing.TB) {
 	t.Helper()
-	name := fmt.Sprintf("cs-probe-%d", os.Getpid())
-	out, err := run("ip", "netns", "add", name)
-	if err == nil {
-		_, _ = run("ip", "netns", "del", name)
-		if _, err := exec.LookPath("iptables-restore"); err == nil {
-			return
+	probeOnce.Do(func() {
+		name := fmt.Sprintf("cs-probe-%d", os.Getpid())
+		out, err := run("ip", "netns", "add", name)
+		if err == nil {
+			_, _ = run("ip", "netns", "del", name)
+			if _, err = exec.LookPath("iptables-restore"); err == nil {
+				return
+			}
+			out = []byte("iptables-restore is not installed")
 		}
-		out, err = []byte("iptables-restore is not installed"), exec.ErrNotFound
+		probeErr = fmt.Sprintf("cannot create a network namespace (ip netns add: %v: %s)", err, strings.TrimSpace(string(out)))
+	})
+	if probeErr == "" {
+		return
 	}
-	msg := fmt.Sprintf("cannot create a network namespace (ip netns add: %v: %s)", err, strings.TrimSpace(string(out)))
 	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
+		t.Fatal(probeErr)
 	}
-	t.Skip("SKIPPING MULTI-HOST TESTS: " + msg)
+	t.Skip("SKIPPING MULTI-HOST TESTS: " + probeErr)
 }
 
 // NewNet creates a bridge and one namespace per name, each with loopback

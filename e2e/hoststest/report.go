@@ -36,8 +36,10 @@ type Report struct {
 	// succeeded, and UnavailableOn that gateway.
 	Unavailable   time.Duration
 	UnavailableOn string
-	// UnavailableBy is the longest such span of each gateway.
-	UnavailableBy map[string]time.Duration
+	// UnavailableBy is the longest such span of each gateway, and
+	// UnavailableFrom when it began (since the checker started).
+	UnavailableBy, UnavailableFrom map[string]time.Duration
+	start                          time.Time
 	// SlowestPublish is the longest a publish took to be answered.
 	SlowestPublish time.Duration
 	// P50 and P99 are of publish → delivery, over every acknowledged
@@ -46,18 +48,26 @@ type Report struct {
 	Duration time.Duration
 }
 
-func (r *Report) unavailable(node string, gap time.Duration) {
-	r.UnavailableBy[node] = max(r.UnavailableBy[node], gap)
+func (r *Report) unavailable(node string, from, to time.Time) {
+	gap := to.Sub(from)
+	if gap > r.UnavailableBy[node] {
+		r.UnavailableBy[node], r.UnavailableFrom[node] = gap, from.Sub(r.start)
+	}
 	if gap > r.Unavailable {
 		r.Unavailable, r.UnavailableOn = gap, node
 	}
 }
 
-// unavailableBy lists each gateway's longest unavailability.
-func (r Report) unavailableBy() string {
+// unavailableBy lists each gateway's longest unavailability, and when
+// it began.
+func (r Report) unavailableBy(when bool) string {
 	by := make([]string, 0, len(r.UnavailableBy))
 	for n, d := range r.UnavailableBy {
-		by = append(by, fmt.Sprintf("%s %s", n, d.Round(100*time.Millisecond)))
+		s := fmt.Sprintf("%s %s", n, d.Round(100*time.Millisecond))
+		if when {
+			s += fmt.Sprintf(" from %s", r.UnavailableFrom[n].Round(100*time.Millisecond))
+		}
+		by = append(by, s)
 	}
 	slices.Sort(by)
 	return strings.Join(by, ", ")
@@ -71,7 +81,7 @@ func (r Report) OK() bool {
 func (r Report) String() string {
 	return fmt.Sprintf("acked %d, refused %d, failed %d, lost %d, duplicated %d; listeners missed %d, disorder %d, resets %d, reconnects %d; longest unavailability %s on %s (each gateway: %s); slowest publish %s; publish→delivery p50 %s p99 %s",
 		r.Acked, r.Refused, r.Failed, r.Lost, r.Duplicated, r.Missed, r.Disorder, r.Resets, r.Reconnects,
-		r.Unavailable.Round(time.Millisecond), r.UnavailableOn, r.unavailableBy(), r.SlowestPublish.Round(time.Millisecond),
+		r.Unavailable.Round(time.Millisecond), r.UnavailableOn, r.unavailableBy(true), r.SlowestPublish.Round(time.Millisecond),
 		r.P50.Round(time.Millisecond), r.P99.Round(time.Millisecond))
 }
 
@@ -90,7 +100,7 @@ func (c *Checker) Verify(t testing.TB, scenario string, via *Node, settle time.D
 	t.Helper()
 	c.Stop()
 	end := time.Now()
-	r := Report{Scenario: scenario, Duration: end.Sub(c.start), UnavailableBy: map[string]time.Duration{}}
+	r := Report{Scenario: scenario, Duration: end.Sub(c.start), UnavailableBy: map[string]time.Duration{}, UnavailableFrom: map[string]time.Duration{}, start: c.start}
 	acked := map[string]attempt{}
 	for _, p := range c.pubs {
 		last := c.start
@@ -101,7 +111,7 @@ func (c *Checker) Verify(t testing.TB, scenario string, via *Node, settle time.D
 				r.Acked++
 				acked[a.text] = a
 				done := a.sent.Add(a.took)
-				r.unavailable(p.node.Name, done.Sub(last))
+				r.unavailable(p.node.Name, last, done)
 				last = done
 			case 0:
 				r.Failed++
@@ -109,7 +119,7 @@ func (c *Checker) Verify(t testing.TB, scenario string, via *Node, settle time.D
 				r.Refused++
 			}
 		}
-		r.unavailable(p.node.Name, end.Sub(last))
+		r.unavailable(p.node.Name, last, end)
 	}
 
 	// History holds every acknowledged message, once, where it was acked.
@@ -260,7 +270,7 @@ func Summary() string {
 	for _, r := range reports {
 		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d/%d/%d | %s | %s | %s / %s | %s |\n",
 			r.Scenario, r.Acked, r.Refused, r.Failed, r.Lost, r.Duplicated, r.Missed, r.Disorder, r.Resets,
-			r.unavailableBy(), r.SlowestPublish.Round(time.Millisecond),
+			r.unavailableBy(false), r.SlowestPublish.Round(time.Millisecond),
 			r.P50.Round(time.Millisecond), r.P99.Round(time.Millisecond), r.Duration.Round(time.Second))
 	}
 	return b.String()

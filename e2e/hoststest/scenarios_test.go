@@ -124,7 +124,7 @@ func TestMinorityPartition(t *testing.T) {
 	reconnects := ch.Reconnects(minority)
 	c.Net.Isolate(minority.Host)
 	ready := readiness(minority)
-	t.Logf("isolated %s (the stream leader is %s)", minority.Name, leader.Name)
+	t.Logf("%s: isolated %s (the stream leader is %s)", ch.Elapsed(), minority.Name, leader.Name)
 	ch.WaitRefused(t, 2, phase, minority)
 	ch.WaitAcked(t, msgs(50), phase, majority...)
 	logReadiness(t, minority, ready)
@@ -132,7 +132,9 @@ func TestMinorityPartition(t *testing.T) {
 		t.Errorf("the listener on the cut-off %s reconnected %d times; it should have kept its stream", minority.Name, n)
 	}
 	c.Net.Heal()
+	t.Logf("%s: healed", ch.Elapsed())
 	ch.WaitAcked(t, msgs(20), phase, c.Gateways...)
+	t.Logf("%s: the stream leader is %s", ch.Elapsed(), c.StreamLeader(t).Name)
 	ch.Verify(t, "minority partition (mesh)", majority[0], settle)
 }
 
@@ -141,18 +143,19 @@ func TestMinorityPartition(t *testing.T) {
 func TestLeaderIsolated(t *testing.T) {
 	t.Parallel()
 	c := StartMesh(t, 3, Options{})
-	leader := c.StreamLeader(t)
-	rest := without(c.Gateways, leader)
 	ch := StartChecker(t, "leader", c.Gateways, load())
 	ch.WaitAcked(t, msgs(20), phase, c.Gateways...)
 
+	leader := c.StreamLeader(t) // asked just before the cut: it may have moved
+	rest := without(c.Gateways, leader)
 	c.Net.Isolate(leader.Host)
 	ready := readiness(leader)
-	t.Logf("isolated %s, the stream leader", leader.Name)
+	t.Logf("%s: isolated %s, the stream leader", ch.Elapsed(), leader.Name)
 	ch.WaitAcked(t, msgs(50), phase, rest...)
 	ch.WaitRefused(t, 2, phase, leader)
 	logReadiness(t, leader, ready)
 	c.Net.Heal()
+	t.Logf("%s: healed", ch.Elapsed())
 	ch.WaitAcked(t, msgs(20), phase, c.Gateways...)
 	t.Logf("the stream leader is now %s", c.StreamLeader(t).Name)
 	ch.Verify(t, "stream leader isolated (mesh)", rest[0], settle)
@@ -174,11 +177,12 @@ func TestSymmetricSplitWithBrokers(t *testing.T) {
 
 	c.Net.Split(Hosts(b[0], b[1], g[0]), Hosts(b[2], g[1]))
 	ready := readiness(g[1])
-	t.Logf("split {broker-1, broker-2, gw-1} from {broker-3, gw-2}")
+	t.Logf("%s: split {broker-1, broker-2, gw-1} from {broker-3, gw-2}", ch.Elapsed())
 	ch.WaitAcked(t, msgs(50), phase, g[0])
 	ch.WaitRefused(t, 2, phase, g[1])
 	logReadiness(t, g[1], ready)
 	c.Net.Heal()
+	t.Logf("%s: healed", ch.Elapsed())
 	ch.WaitAcked(t, msgs(20), phase, g...)
 	ch.Verify(t, "2+1 brokers split, a gateway on each side", g[0], settle)
 }
@@ -239,7 +243,7 @@ func TestGatewayCutFromBrokers(t *testing.T) {
 	reconnects := ch.Reconnects(cut)
 	c.Net.Split(Hosts(cut), Hosts(c.Brokers...))
 	ready := readiness(cut)
-	t.Logf("cut %s from every broker", cut.Name)
+	t.Logf("%s: cut %s from every broker", ch.Elapsed(), cut.Name)
 	ch.WaitRefused(t, 2, phase, cut)
 	ch.WaitAcked(t, msgs(50), phase, other)
 	// Without a connection it must say so: a gateway learns of a silent
@@ -255,6 +259,7 @@ func TestGatewayCutFromBrokers(t *testing.T) {
 		t.Errorf("the listener on %s reconnected %d times; it should have kept its stream", cut.Name, n)
 	}
 	c.Net.Heal()
+	t.Logf("%s: healed", ch.Elapsed())
 	ch.WaitAcked(t, msgs(20), phase, c.Gateways...)
 	r := ch.Verify(t, "gateway cut from its brokers, not its clients", other, settle)
 	if r.SlowestPublish > 10*time.Second {
