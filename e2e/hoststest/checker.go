@@ -14,10 +14,12 @@ import (
 )
 
 // Load is what a Checker's publishers do: each publishes one message
-// every Interval (after the previous one is answered), at most Max.
+// every Interval (after the previous one is answered), at most Max, for
+// at most Within (then it stops by itself, as a bound on any test).
 type Load struct {
 	Interval time.Duration
 	Max      int
+	Within   time.Duration
 }
 
 // attempt is one publish.
@@ -28,6 +30,9 @@ type attempt struct {
 	status int // 0: no answer (transport error or timeout)
 	seq    uint64
 }
+
+// noPosition is the status noted for a 201 whose body has no seq.
+const noPosition = -1
 
 // publisher publishes numbered, unique texts to one gateway.
 type publisher struct {
@@ -74,7 +79,11 @@ func StartChecker(t testing.TB, room string, gws []*Node, load Load) *Checker {
 func (p *publisher) run(room string, load Load) {
 	defer close(p.done)
 	url := p.node.URL + "/rooms/" + room + "/messages"
+	end := time.Now().Add(load.Within)
 	for i := range load.Max {
+		if time.Now().After(end) {
+			return
+		}
 		select {
 		case <-p.stop:
 			return
@@ -90,7 +99,7 @@ func (p *publisher) run(room string, load Load) {
 			if resp.StatusCode == http.StatusCreated {
 				var m struct{ Seq uint64 }
 				if json.NewDecoder(resp.Body).Decode(&m) != nil || m.Seq == 0 {
-					a.status = -1 // a 201 without a position: counted as a failure
+					a.status = noPosition
 				}
 				a.seq = m.Seq
 			}

@@ -115,6 +115,9 @@ func (c *Checker) Verify(t testing.TB, scenario string, via *Node, settle time.D
 				last = done
 			case 0:
 				r.Failed++
+			case noPosition:
+				r.Lost++
+				t.Errorf("%s: 201 without the message's position", a.text)
 			default:
 				r.Refused++
 			}

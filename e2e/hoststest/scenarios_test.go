@@ -27,9 +27,9 @@ func TestMain(m *testing.M) {
 // 20 ms (5 ms in the soak), each after the previous one is answered.
 func load() Load {
 	if soak {
-		return Load{Interval: 5 * time.Millisecond, Max: 200000}
+		return Load{Interval: 5 * time.Millisecond, Max: 200000, Within: 30 * time.Minute}
 	}
-	return Load{Interval: 20 * time.Millisecond, Max: 5000}
+	return Load{Interval: 20 * time.Millisecond, Max: 5000, Within: 5 * time.Minute}
 }
 
 // msgs is how many acknowledged messages a phase of a scenario lasts for
