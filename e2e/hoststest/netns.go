@@ -150,11 +150,16 @@ func (n *Net) claim(t testing.TB) {
 	t.Fatal("no free bridge number below 250 (csbr*); remove stale ones with ip link del")
 }
 
-// inUse reports whether the subnet or a namespace of bridge number i
-// exists already.
+// inUse reports whether the subnet, a veth or a namespace of bridge
+// number i exists already (a namespace's removal ends its links a moment
+// later, in the background).
 func inUse(i int) bool {
 	addrs, _ := exec.Command("ip", "-4", "-o", "addr").Output()
 	if bytes.Contains(addrs, fmt.Appendf(nil, " 10.231.%d.", i)) {
+		return true
+	}
+	links, _ := exec.Command("ip", "-o", "link").Output()
+	if bytes.Contains(links, fmt.Appendf(nil, ": csv%dh", i)) {
 		return true
 	}
 	nss, _ := exec.Command("ip", "netns", "list").Output()
@@ -170,10 +175,15 @@ func (n *Net) forwardRule(op string) []string {
 	return []string{op, "FORWARD", "-i", n.Bridge, "-o", n.Bridge, "-m", "comment", "--comment", "chatscalable hoststest", "-j", "ACCEPT"}
 }
 
-// remove deletes the namespaces (with their veth pairs), the bridge and
-// the FORWARD rule, logging what it could not remove.
+// remove deletes the veth pairs, the namespaces, the bridge and the
+// FORWARD rule, logging what it could not remove. Deleting a veth at once
+// (rather than with its namespace, which the kernel finishes in the
+// background) frees its name for the next test.
 func (n *Net) remove() {
-	for _, h := range n.Hosts {
+	for i, h := range n.Hosts {
+		if out, err := run("ip", "link", "del", fmt.Sprintf("csv%dh%d", n.N, i)); err != nil {
+			n.t.Logf("ip link del: %v: %s", err, out)
+		}
 		if out, err := run("ip", "netns", "del", h.NS); err != nil {
 			n.t.Logf("ip netns del %s: %v: %s", h.NS, err, out)
 		}

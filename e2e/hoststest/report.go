@@ -40,8 +40,10 @@ type Report struct {
 	// UnavailableFrom when it began (since the checker started).
 	UnavailableBy, UnavailableFrom map[string]time.Duration
 	start                          time.Time
-	// SlowestPublish is the longest a publish took to be answered.
+	// SlowestPublish is the longest a publish took to be answered;
+	// slowest describes it.
 	SlowestPublish time.Duration
+	slowest        string
 	// P50 and P99 are of publish → delivery, over every acknowledged
 	// message and every listener.
 	P50, P99 time.Duration
@@ -79,9 +81,9 @@ func (r Report) OK() bool {
 }
 
 func (r Report) String() string {
-	return fmt.Sprintf("acked %d, refused %d, failed %d, lost %d, duplicated %d; listeners missed %d, disorder %d, resets %d, reconnects %d; longest unavailability %s on %s (each gateway: %s); slowest publish %s; publish→delivery p50 %s p99 %s",
+	return fmt.Sprintf("acked %d, refused %d, failed %d, lost %d, duplicated %d; listeners missed %d, disorder %d, resets %d, reconnects %d; longest unavailability %s on %s (each gateway: %s); slowest publish %s (%s); publish→delivery p50 %s p99 %s",
 		r.Acked, r.Refused, r.Failed, r.Lost, r.Duplicated, r.Missed, r.Disorder, r.Resets, r.Reconnects,
-		r.Unavailable.Round(time.Millisecond), r.UnavailableOn, r.unavailableBy(true), r.SlowestPublish.Round(time.Millisecond),
+		r.Unavailable.Round(time.Millisecond), r.UnavailableOn, r.unavailableBy(true), r.SlowestPublish.Round(time.Millisecond), r.slowest,
 		r.P50.Round(time.Millisecond), r.P99.Round(time.Millisecond))
 }
 
@@ -105,7 +107,10 @@ func (c *Checker) Verify(t testing.TB, scenario string, via *Node, settle time.D
 	for _, p := range c.pubs {
 		last := c.start
 		for _, a := range p.snapshot() {
-			r.SlowestPublish = max(r.SlowestPublish, a.took)
+			if a.took > r.SlowestPublish {
+				r.SlowestPublish = a.took
+				r.slowest = fmt.Sprintf("%s, status %d, sent at %s", p.node.Name, a.status, a.sent.Sub(c.start).Round(10*time.Millisecond))
+			}
 			switch a.status {
 			case http.StatusCreated:
 				r.Acked++
