@@ -46,7 +46,7 @@ SWARM_SECRETS := nats_gateway_password nats_service_password nats_reader_passwor
 	nats_cluster_password nats_tls_ca:ca.pem nats_tls_cert:node.pem nats_tls_key:node-key.pem \
 	jwt_secret signin_session_key
 
-.PHONY: bench bench-auth bench-mercure bench-peers all build run cluster cluster-brokers nats tools test unit fuzz lint fmt clean images secrets compose-up compose-down stack-secrets stack-deploy stack-rm
+.PHONY: bench bench-auth bench-mercure bench-peers all build run cluster cluster-brokers nats tools test unit soak fuzz lint fmt clean images secrets compose-up compose-down stack-secrets stack-deploy stack-rm
 
 all: build
 
@@ -167,6 +167,10 @@ test: unit fuzz
 
 unit: $(NATSCLI) $(CADDY)
 	go test -race -count=1 -timeout 8m $(PKGS)
+
+## soak: the multi-host partition and latency scenarios (e2e/hoststest, as root) one at a time, with more load and longer faults; prints the summary table (docs/RELIABILITY.md; about 10 minutes)
+soak:
+	cd e2e && HOSTS_SOAK=1 go test -count=1 -v -parallel 1 -timeout 40m ./hoststest/
 
 fuzz:
 	@set -e; for t in $(FUZZ); do \

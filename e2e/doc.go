@@ -8,6 +8,7 @@
 //	proctest     build a command and run it as a process
 //	ssetest      read a server-sent event stream
 //	clustertest  clusters of chat-gateway and chat-broker processes
+//	hoststest    clusters across network namespaces: partitions, latency, no loss
 //	browsertest  the chat page in headless Chromium
 //	dockertest   the compose project and the swarm stack
 //	gateway      black-box tests of the gateway package's public API

@@ -366,11 +366,16 @@ func (g *Gateway) connect() error {
 // Ready returns nil while the gateway is connected to NATS and the history
 // stream is usable.
 func (g *Gateway) Ready() error {
-	if !g.nc.IsConnected() {
-		return errors.New("not connected to NATS")
-	}
+	// The flag first: it is false from the moment a disconnect is noticed,
+	// and IsConnected waits for nats.go's lock, which its reconnect loop
+	// holds through each dial (up to 2 s to a server that drops packets),
+	// so a publish or probe asking during a partition would wait that long
+	// only to be told no.
 	if !g.streamReady.Load() {
 		return errors.New("the history stream is not ready")
+	}
+	if !g.nc.IsConnected() {
+		return errors.New("not connected to NATS")
 	}
 	if !g.privacy.Known() {
 		return errors.New("the private rooms are not loaded")

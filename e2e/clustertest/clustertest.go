@@ -47,10 +47,19 @@ var (
 // the binaries it built. Call it from TestMain.
 func Main(m *testing.M) {
 	code := m.Run()
+	RemoveBinaries()
+	os.Exit(code)
+}
+
+// RemoveBinaries removes the binaries Binary built, for a TestMain that
+// has more to do after its tests than Main does.
+func RemoveBinaries() {
+	buildMu.Lock()
+	defer buildMu.Unlock()
 	if binDir != "" {
 		_ = os.RemoveAll(binDir)
+		binDir, built = "", map[string]string{}
 	}
-	os.Exit(code)
 }
 
 // Binary builds pkg once per test binary run and returns its path.
