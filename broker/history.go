@@ -156,7 +156,39 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 	if info.Cluster != nil && info.Cluster.Leader == "" {
 		return nil, fmt.Errorf("stream %s: %w", want.Name, ErrNoLeader)
 	}
+	if err := hasQuorum(info); err != nil {
+		return nil, fmt.Errorf("stream %s: %w", want.Name, err)
+	}
 	return info, nil
+}
+
+// ErrNoQuorum: the stream's leader has not heard from a majority of its
+// replicas lately, so it cannot store (a leader cut off from the others
+// answers for itself until nats-server makes it step down, after 10 s).
+var ErrNoQuorum = errors.New("the stream's leader does not hear a majority of its replicas")
+
+// replicaSilentAfter is how long a replica may go unheard by the stream's
+// leader and still count towards a quorum: many Raft heartbeats (1 s each
+// at nats-server's default, a sixth of --election-timeout on our nodes),
+// so a busy machine does not look like a partition.
+const replicaSilentAfter = 5 * time.Second
+
+// hasQuorum reports whether the leader that answered info hears a
+// majority of the stream's replicas, itself included.
+func hasQuorum(info *jetstream.StreamInfo) error {
+	if info.Cluster == nil || info.Config.Replicas <= 1 {
+		return nil
+	}
+	heard := 1 // the leader
+	for _, r := range info.Cluster.Replicas {
+		if r != nil && !r.Offline && r.Active < replicaSilentAfter {
+			heard++
+		}
+	}
+	if heard <= info.Config.Replicas/2 {
+		return fmt.Errorf("%w (%d of %d)", ErrNoQuorum, heard, info.Config.Replicas)
+	}
+	return nil
 }
 
 // sameLimits reports whether a stream's configuration already has every

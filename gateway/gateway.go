@@ -195,7 +195,7 @@ func Start(ctx context.Context, o Options) (*Gateway, error) {
 		Store:           g.history,
 		Ready:           g.Ready,
 		NATSServer:      g.nc.ConnectedServerName,
-		StoreFailed:     g.triggerRecheck,
+		StoreFailed:     g.storeFailed,
 		Metrics:         g.metrics,
 		Request:         g.nc.RequestWithContext,
 		MaxMessageBytes: o.MaxMessageBytes,
@@ -365,6 +365,15 @@ func (g *Gateway) connect() error {
 
 // Ready returns nil while the gateway is connected to NATS and the history
 // stream is usable.
+// storeFailed is told when the stream did not store or read in time: a
+// gateway cut off with a minority of the cluster, or whose node lost
+// the stream's leader, is not ready from then until a check of the stream
+// (which asks for a leader that hears a majority of its replicas) passes.
+func (g *Gateway) storeFailed() {
+	g.streamReady.Store(false)
+	g.triggerRecheck()
+}
+
 func (g *Gateway) Ready() error {
 	// The flag first: it is false from the moment a disconnect is noticed,
 	// and IsConnected waits for nats.go's lock, which its reconnect loop

@@ -85,6 +85,20 @@ func readiness(g *Node) func() (time.Duration, bool) {
 	}
 }
 
+// requireNotReady waits until g's /readyz fails: a gateway whose publishes
+// are refused because the stream cannot store must not call itself ready
+// (it once answered 200 through a whole partition, its stream check
+// answered by a leader that no longer heard its replicas).
+func requireNotReady(t *testing.T, g *Node) {
+	t.Helper()
+	nodetest.CheckFor(t, phase, 100*time.Millisecond, func() error {
+		if g.Ready() == nil {
+			return fmt.Errorf("%s refuses publishes but its /readyz answers 200", g.Name)
+		}
+		return nil
+	})
+}
+
 // logReadiness logs what readiness saw of g during a fault.
 func logReadiness(t *testing.T, g *Node, seen func() (time.Duration, bool)) {
 	t.Helper()
@@ -126,6 +140,7 @@ func TestMinorityPartition(t *testing.T) {
 	ready := readiness(minority)
 	t.Logf("%s: isolated %s (the stream leader is %s)", ch.Elapsed(), minority.Name, leader.Name)
 	ch.WaitRefused(t, 2, phase, minority)
+	requireNotReady(t, minority)
 	ch.WaitAcked(t, msgs(50), phase, majority...)
 	logReadiness(t, minority, ready)
 	if n := ch.Reconnects(minority) - reconnects; n != 0 {
@@ -153,6 +168,7 @@ func TestLeaderIsolated(t *testing.T) {
 	t.Logf("%s: isolated %s, the stream leader", ch.Elapsed(), leader.Name)
 	ch.WaitAcked(t, msgs(50), phase, rest...)
 	ch.WaitRefused(t, 2, phase, leader)
+	requireNotReady(t, leader)
 	logReadiness(t, leader, ready)
 	c.Net.Heal()
 	t.Logf("%s: healed", ch.Elapsed())
@@ -180,6 +196,7 @@ func TestSymmetricSplitWithBrokers(t *testing.T) {
 	t.Logf("%s: split {broker-1, broker-2, gw-1} from {broker-3, gw-2}", ch.Elapsed())
 	ch.WaitAcked(t, msgs(50), phase, g[0])
 	ch.WaitRefused(t, 2, phase, g[1])
+	requireNotReady(t, g[1])
 	logReadiness(t, g[1], ready)
 	c.Net.Heal()
 	t.Logf("%s: healed", ch.Elapsed())

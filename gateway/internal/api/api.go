@@ -91,8 +91,9 @@ type Config struct {
 	ServiceTimeout time.Duration
 	// Metrics receives the API's measurements; nil keeps a private set.
 	Metrics *metrics.Metrics
-	// StoreFailed, if set, is told when storing or reading history failed,
-	// so the gateway checks the history stream again.
+	// StoreFailed, if set, is told when storing or reading history failed:
+	// the gateway is not ready until it has checked the history stream
+	// again.
 	StoreFailed func()
 	// NATSServer names the NATS server the gateway is connected to now.
 	NATSServer func() string

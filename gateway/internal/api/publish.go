@@ -272,7 +272,9 @@ func (s *Server) store(ctx context.Context, m broker.Message, dedupeID string) (
 	stored, dup, err := s.cfg.Store.Publish(ctx, m, dedupeID)
 	if err != nil {
 		s.cfg.Log.Warn("publish", "room", m.Room, "err", err)
-		s.cfg.StoreFailed()
+		if !errors.Is(err, broker.ErrPublishBusy) { // busy: this gateway's window, not the stream
+			s.cfg.StoreFailed()
+		}
 		return m, false, &apiError{http.StatusServiceUnavailable, CodeUnavailable, "the message could not be stored; try again"}
 	}
 	return stored, dup, nil
