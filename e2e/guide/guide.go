@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Kind says what the harness does with a step.
@@ -234,8 +235,9 @@ var (
 )
 
 // Links returns the guide's links into the repository that do not exist
-// (relative links, resolved from the guide's folder, with any #fragment
-// removed), or that point outside root. Links in code are not links.
+// (relative links, resolved from the guide's folder), that point outside
+// root, or whose #fragment names no heading of the Markdown file they lead
+// to. Links in code are not links.
 func Links(path, root string) (missing []string, checked int, err error) {
 	b, err := os.ReadFile(path) //nolint:gosec // the guides of this repository
 	if err != nil {
@@ -252,11 +254,14 @@ func Links(path, root string) (missing []string, checked int, err error) {
 		}
 		for _, m := range linkRe.FindAllStringSubmatch(inlineCodeRe.ReplaceAllString(line, ""), -1) {
 			target := m[1]
-			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") || strings.HasPrefix(target, "#") {
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
 				continue
 			}
-			target, _, _ = strings.Cut(target, "#")
-			full := filepath.Join(filepath.Dir(path), filepath.FromSlash(target))
+			target, fragment, _ := strings.Cut(target, "#")
+			full := path
+			if target != "" {
+				full = filepath.Join(filepath.Dir(path), filepath.FromSlash(target))
+			}
 			checked++
 			rel, err := filepath.Rel(root, full)
 			if err != nil || strings.HasPrefix(rel, "..") {
@@ -265,8 +270,58 @@ func Links(path, root string) (missing []string, checked int, err error) {
 			}
 			if _, err := os.Stat(full); err != nil {
 				missing = append(missing, fmt.Sprintf("line %d: %s", i+1, m[1]))
+				continue
+			}
+			if fragment != "" && strings.HasSuffix(full, ".md") {
+				anchors, err := Anchors(full)
+				if err != nil {
+					return nil, checked, err
+				}
+				if !anchors[fragment] {
+					missing = append(missing, fmt.Sprintf("line %d: %s (no heading of %s has the anchor #%s)", i+1, m[1], filepath.Base(full), fragment))
+				}
 			}
 		}
 	}
 	return missing, checked, nil
+}
+
+// Anchors returns the anchors GitHub gives the headings of a Markdown
+// file: the heading's text in lower case, without punctuation but - and _,
+// spaces turned into -, and -1, -2 … after a repeated one.
+func Anchors(path string) (map[string]bool, error) {
+	b, err := os.ReadFile(path) //nolint:gosec // the repository's own files
+	if err != nil {
+		return nil, err
+	}
+	anchors := map[string]bool{}
+	seen := map[string]int{}
+	inBlock := false
+	for _, line := range strings.Split(string(b), "\n") {
+		if fenceRe.MatchString(line) {
+			inBlock = !inBlock
+			continue
+		}
+		if inBlock || !strings.HasPrefix(line, "#") {
+			continue
+		}
+		text := strings.TrimSpace(strings.TrimLeft(line, "#"))
+		var slug strings.Builder
+		for _, r := range strings.ToLower(text) {
+			switch {
+			case unicode.IsLetter(r) || unicode.IsDigit(r) || r == '-' || r == '_':
+				slug.WriteRune(r)
+			case r == ' ':
+				slug.WriteByte('-')
+			}
+		}
+		a := slug.String()
+		if n := seen[a]; n > 0 {
+			anchors[fmt.Sprintf("%s-%d", a, n)] = true
+		} else {
+			anchors[a] = true
+		}
+		seen[a]++
+	}
+	return anchors, nil
 }

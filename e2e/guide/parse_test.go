@@ -66,3 +66,29 @@ func TestParse(t *testing.T) {
 		}
 	}
 }
+
+// TestLinks finds links to missing files and to headings that are not
+// there, and leaves links in code and to the web alone.
+func TestLinks(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "other.md"), []byte("# Other\n## Três nós, já\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(root, "g.md")
+	text := strings.Join([]string{
+		"# Guide", "## One thing", "",
+		"[ok](other.md) [ok](other.md#três-nós-já) [ok](#one-thing) [web](https://example.com/x.md)",
+		"`[code](nowhere.md)`", "```sh", "[block](nowhere.md)", "```",
+		"[bad](nowhere.md) [bad](other.md#nothing) [bad](#two) [bad](../outside.md)",
+	}, "\n")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing, checked, err := guide.Links(path, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if checked != 7 || len(missing) != 4 {
+		t.Fatalf("checked %d links, want 7; missing %q, want the 4 bad ones", checked, missing)
+	}
+}
