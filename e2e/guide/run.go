@@ -54,7 +54,7 @@ func CheckPorts(t testing.TB, ports []int) {
 // nats CLI is linked from root's tools/bin.
 func Copy(t testing.TB, root, dir string) {
 	t.Helper()
-	out, err := exec.Command("git", "-C", root, "ls-files", "-z", "--cached", "--others", "--exclude-standard").Output()
+	out, err := exec.Command("git", "-C", root, "ls-files", "-z", "--cached", "--others", "--exclude-standard").Output() //nolint:gosec // the test's own repository
 	if err != nil {
 		t.Fatalf("git ls-files: %v", err)
 	}
@@ -75,14 +75,14 @@ func Copy(t testing.TB, root, dir string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(dst, b, info.Mode().Perm()); err != nil {
+		if err := os.WriteFile(dst, b, info.Mode().Perm()); err != nil { //nolint:gosec // a file git lists, into the test's folder
 			t.Fatal(err)
 		}
 	}
 	nats := filepath.Join(root, "tools/bin/nats")
 	if _, err := os.Stat(nats); err != nil {
 		t.Logf("installing the nats CLI: make nats (about two minutes, once)")
-		if out, err := exec.Command("make", "-C", root, "nats").CombinedOutput(); err != nil {
+		if out, err := exec.Command("make", "-C", root, "nats").CombinedOutput(); err != nil { //nolint:gosec // the test's own repository
 			t.Fatalf("make nats: %v\n%s", err, out)
 		}
 	}
