@@ -61,6 +61,7 @@ func TestGuides(t *testing.T) {
 			guide.CheckPorts(t, guide.Ports)
 			dir := t.TempDir()
 			guide.Copy(t, root, dir)
+			guide.Build(t, dir)
 			r := guide.NewRunner(t, dir, g)
 			r.Run(t, steps)
 			t.Logf("%s: every runnable block passed in %s", g, time.Since(start).Round(time.Second))
