@@ -13,4 +13,5 @@
 //	dockertest   the compose project and the swarm stack
 //	gateway      black-box tests of the gateway package's public API
 //	commands     each command's flags, serving and stopping
+//	guide        runs the runnable blocks of docs/guide and checks its links
 package e2e
