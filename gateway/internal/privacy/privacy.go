@@ -107,12 +107,13 @@ func (p *Rooms) start(ctx context.Context, js jetstream.JetStream, replicas int)
 	p.mu.Lock()
 	p.cancel, p.loaded, p.done = cancel, loaded, done
 	p.mu.Unlock()
-	go p.follow(w, loaded, done)
+	go p.follow(wctx, w, loaded, done)
 	return loaded, done, nil
 }
 
-// follow applies the watch's updates to the set until the watch ends.
-func (p *Rooms) follow(w jetstream.KeyWatcher, loaded, done chan struct{}) {
+// follow applies the watch's updates to the set until the watch ends:
+// by Stop (ctx done: the gateway stops), or on its own.
+func (p *Rooms) follow(ctx context.Context, w jetstream.KeyWatcher, loaded, done chan struct{}) {
 	defer func() {
 		_ = w.Stop()
 		p.mu.Lock()
@@ -154,7 +155,9 @@ func (p *Rooms) follow(w jetstream.KeyWatcher, loaded, done chan struct{}) {
 		p.mu.Unlock()
 		p.log.Info("room privacy changed", "room", room, "private", private)
 	}
-	p.log.Warn("the watch of private rooms ended; rooms are refused until it is back")
+	if ctx.Err() == nil { // not stopped: the watch broke
+		p.log.Warn("the watch of private rooms ended; rooms are refused until it is back")
+	}
 }
 
 // Stop ends the watch and waits for it.
