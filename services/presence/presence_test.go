@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -76,27 +77,79 @@ func startReplica(t *testing.T, url string, o presence.Options) *presence.Servic
 }
 
 // gateway publishes presence reports as a gateway named name.
+// gateway plays a gateway's side of presence: it reports joins and
+// leaves, and with answerSync it answers a replica's sync request with
+// the state of its connections, as a real gateway does. A report and the
+// state it changes are published under one lock, so the order on the
+// connection is the order of the changes.
 type gateway struct {
 	t    *testing.T
 	nc   *nats.Conn
 	name string
+	mu   *sync.Mutex
+	// conns, once answerSync made it, is the gateway's connections by id.
+	conns map[string]broker.PresenceConn
 }
 
-func (g gateway) report(r broker.PresenceReport) {
+func newGateway(t *testing.T, nc *nats.Conn, name string) *gateway {
+	return &gateway{t: t, nc: nc, name: name, mu: &sync.Mutex{}}
+}
+
+// answerSync makes g answer sync requests with its connections, starting
+// with initial (report names the state report).
+func (g *gateway) answerSync(report string, initial ...broker.PresenceConn) {
 	g.t.Helper()
-	r.Gateway = g.name
-	data, _ := json.Marshal(r)
-	if err := g.nc.Publish(broker.PresenceReportPrefix+g.name, data); err != nil {
+	g.mu.Lock()
+	g.conns = map[string]broker.PresenceConn{}
+	for _, c := range initial {
+		g.conns[c.ID] = c
+	}
+	g.mu.Unlock()
+	if _, err := g.nc.Subscribe(broker.PresenceSyncSubject, func(*nats.Msg) {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		var conns []broker.PresenceConn
+		for _, c := range g.conns {
+			conns = append(conns, c)
+		}
+		g.publish(broker.PresenceReport{Type: broker.ReportState, Report: report, Conns: conns})
+	}); err != nil {
+		g.t.Fatal(err)
+	}
+	if err := g.nc.Flush(); err != nil {
 		g.t.Fatal(err)
 	}
 }
 
-func (g gateway) join(id, room, user string) {
+func (g *gateway) report(r broker.PresenceReport) {
+	g.t.Helper()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.conns != nil && r.Conn != nil {
+		if r.Type == broker.ReportJoin {
+			g.conns[r.Conn.ID] = *r.Conn
+		} else if r.Type == broker.ReportLeave {
+			delete(g.conns, r.Conn.ID)
+		}
+	}
+	g.publish(r)
+}
+
+// publish sends r; the caller holds g.mu.
+func (g *gateway) publish(r broker.PresenceReport) {
+	r.Gateway = g.name
+	data, _ := json.Marshal(r)
+	if err := g.nc.Publish(broker.PresenceReportPrefix+g.name, data); err != nil {
+		g.t.Error(err)
+	}
+}
+
+func (g *gateway) join(id, room, user string) {
 	g.t.Helper()
 	g.report(broker.PresenceReport{Type: broker.ReportJoin, Conn: &broker.PresenceConn{ID: id, Room: room, User: user}})
 }
 
-func (g gateway) leave(id string) {
+func (g *gateway) leave(id string) {
 	g.t.Helper()
 	g.report(broker.PresenceReport{Type: broker.ReportLeave, Conn: &broker.PresenceConn{ID: id}})
 }
@@ -162,7 +215,7 @@ func TestEveryReplicaAnnouncesOnce(t *testing.T) {
 	})
 	nc := nodetest.Connect(t, node.ClientURL())
 	events := nodetest.SubscribeSync(t, nc, broker.PresenceEventSubject("lobby"))
-	gw := gateway{t, nodetest.Connect(t, node.ClientURL()), "gw-1"}
+	gw := newGateway(t, nodetest.Connect(t, node.ClientURL()), "gw-1")
 	gw.report(broker.PresenceReport{Type: broker.ReportState, Report: "s1"})
 	gw.join("c1", "lobby", "ana")
 	gw.join("c2", "lobby", "ana")
@@ -198,16 +251,11 @@ func TestEveryReplicaAnnouncesOnce(t *testing.T) {
 // state, who were there before.
 func TestChangesDuringWarmUpAreAnnouncedOnce(t *testing.T) {
 	node := nodetest.StartNode(t)
-	gw := gateway{t, nodetest.Connect(t, node.ClientURL()), "gw-old"}
-	if _, err := gw.nc.Subscribe(broker.PresenceSyncSubject, func(*nats.Msg) {
-		gw.report(broker.PresenceReport{Type: broker.ReportState, Report: "s1",
-			Conns: []broker.PresenceConn{{ID: "c0", Room: "lobby", User: "old"}}})
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := gw.nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	gw := newGateway(t, nodetest.Connect(t, node.ClientURL()), "gw-old")
+	// Each replica asks for the state when it starts: a state answered to
+	// the second after the joins below must hold them, as a real
+	// gateway's does (a fixed one, without them, read as their leave).
+	gw.answerSync("s1", broker.PresenceConn{ID: "c0", Room: "lobby", User: "old"})
 	nc := nodetest.Connect(t, node.ClientURL())
 	events := nodetest.SubscribeSync(t, nc, broker.PresenceEventSubject("lobby"))
 	const warmUp = 2 * time.Second
