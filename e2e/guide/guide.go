@@ -26,7 +26,7 @@ const (
 	// Background starts a long-running block (make run) and waits until it
 	// is ready; it is stopped at the next stop marker, chapter or the end.
 	Background
-	// Skip is a block the test does not run (Docker, several hosts, slow).
+	// Skip is a block the test does not run (Docker, several hosts).
 	Skip
 	// Stop stops the background blocks started so far, as Ctrl-C would.
 	Stop
@@ -45,7 +45,6 @@ const ReadyTimeout = 3 * time.Minute
 var skipReasons = map[string]string{
 	"docker": "needs a Docker engine; e2e/dockertest runs the images, compose and the stack",
 	"hosts":  "needs several hosts or root for network namespaces; the multi-host tests cover it",
-	"slow":   "takes minutes (benchmarks); measured separately, not in the test suite",
 }
 
 // Step is one thing the harness does, in the guide's order.
@@ -168,7 +167,7 @@ func Parse(path string) ([]Step, error) {
 }
 
 // parseRun reads the options of a run marker: nothing (run it), stop,
-// docker|hosts|slow (skip), or any of background, until URL, until-output
+// docker|hosts (skip), or any of background, until URL, until-output
 // REGEX (the rest of the marker), status N, timeout DURATION.
 func parseRun(opts string) (Step, error) {
 	st := Step{Kind: Foreground, Timeout: DefaultTimeout}
@@ -187,7 +186,7 @@ func parseRun(opts string) (Step, error) {
 			st.Kind = Stop
 		case "background":
 			st.Kind = Background
-		case "docker", "hosts", "slow":
+		case "docker", "hosts":
 			st.Kind, st.Title = Skip, w+": "+skipReasons[w]
 		case "until":
 			v, err := next()
