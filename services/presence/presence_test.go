@@ -126,9 +126,10 @@ func (g *gateway) report(r broker.PresenceReport) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.conns != nil && r.Conn != nil {
-		if r.Type == broker.ReportJoin {
+		switch r.Type {
+		case broker.ReportJoin:
 			g.conns[r.Conn.ID] = *r.Conn
-		} else if r.Type == broker.ReportLeave {
+		case broker.ReportLeave:
 			delete(g.conns, r.Conn.ID)
 		}
 	}
