@@ -91,3 +91,44 @@ func directBatch(ctx context.Context, nc *nats.Conn, stream string, req map[stri
 		}
 	}
 }
+
+// leaderHolds asks the stream's leader whether seq holds a message on
+// subject, with a STREAM.MSG.GET, which only the leader answers. A direct
+// get may be answered by a replica that lags (one just back from a
+// partition keeps answering while it catches up), and its "not found"
+// then means "not yet"; the leader's is final.
+func leaderHolds(ctx context.Context, nc *nats.Conn, stream string, seq uint64, subject string) (bool, error) {
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	body, _ := json.Marshal(map[string]uint64{"seq": seq})
+	msg, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+stream, body)
+	if err != nil {
+		return false, err
+	}
+	var resp struct {
+		Message *struct {
+			Subject string `json:"subject"`
+		} `json:"message"`
+		Error *struct {
+			Code        int    `json:"code"`
+			ErrCode     int    `json:"err_code"`
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return false, fmt.Errorf("stream message get: %w", err)
+	}
+	switch {
+	case resp.Error != nil && resp.Error.ErrCode == jsNoMessageFound:
+		return false, nil
+	case resp.Error != nil:
+		return false, fmt.Errorf("stream message get: %s (%d)", resp.Error.Description, resp.Error.ErrCode)
+	case resp.Message == nil:
+		return false, fmt.Errorf("stream message get: an answer without a message")
+	}
+	return resp.Message.Subject == subject, nil
+}
+
+// jsNoMessageFound is JetStream's error code for a position that holds no
+// message (JSNoMessageFoundErr).
+const jsNoMessageFound = 10037

@@ -453,6 +453,24 @@ func (h *History) Get(ctx context.Context, room string, seq uint64) (*Message, e
 	return m, nil
 }
 
+// Holds reports whether seq holds a message of room. A direct get answers
+// first; its "not found", which a lagging replica may give, is checked
+// with the stream's leader before it is believed.
+func (h *History) Holds(ctx context.Context, room string, seq uint64) (bool, error) {
+	m, err := h.direct(ctx, map[string]any{"seq": seq})
+	if err != nil {
+		return false, err
+	}
+	if m != nil {
+		return m.Room == room, nil
+	}
+	ok, err := leaderHolds(ctx, h.nc, StreamName, seq, RoomSubject(room))
+	if err != nil {
+		return false, fmt.Errorf("history read: %w", err)
+	}
+	return ok, nil
+}
+
 // direct makes a single-message direct get; nil means not found (see
 // direct.go for why not jetstream's GetMsg).
 func (h *History) direct(ctx context.Context, req map[string]any) (*Message, error) {

@@ -45,7 +45,9 @@ import (
 type History interface {
 	Source
 	Before(ctx context.Context, room string, before uint64, limit int) ([]broker.Message, error)
-	Get(ctx context.Context, room string, seq uint64) (*broker.Message, error)
+	// Holds reports whether seq holds a message of room, as the stream's
+	// leader knows it (a lagging replica's "not found" is not enough).
+	Holds(ctx context.Context, room string, seq uint64) (bool, error)
 }
 
 // Presence is told of listeners joining and leaving rooms.

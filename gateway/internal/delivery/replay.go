@@ -46,11 +46,14 @@ func (d *Delivery) replay(ctx context.Context, send func([]byte) bool, room stri
 	default:
 		// Retention removes a room's oldest messages first, so if the
 		// client's last message is still stored, so is all that follows.
-		m, err := d.opts.History.Get(ctx, room, from.Seq)
+		// Asked of the stream's leader when a replica says no: a replica
+		// back from a partition says no to what it has not caught up with
+		// (it once sent a listener a false reset and skipped six messages).
+		ok, err := d.opts.History.Holds(ctx, room, from.Seq)
 		if err != nil {
 			return fail(err)
 		}
-		if m == nil {
+		if !ok {
 			reset = &resetNotice{Reason: "history_truncated"}
 		}
 	}
@@ -128,24 +131,10 @@ func (d *Delivery) replay(ctx context.Context, send func([]byte) bool, room stri
 	}
 }
 
-// holds reports whether the room's history holds the message at seq,
-// waiting a moment for a stream replica that lags the one that stored it.
+// holds reports whether the room's history holds the message at seq, as
+// the stream's leader knows it.
 func (d *Delivery) holds(ctx context.Context, room string, seq uint64) (bool, error) {
-	deadline := time.Now().Add(time.Second)
-	for {
-		m, err := d.opts.History.Get(ctx, room, seq)
-		if err != nil || m != nil {
-			return m != nil, err
-		}
-		if time.Now().After(deadline) {
-			return false, nil
-		}
-		select {
-		case <-time.After(50 * time.Millisecond):
-		case <-ctx.Done():
-			return false, ctx.Err()
-		}
-	}
+	return d.opts.History.Holds(ctx, room, seq)
 }
 
 // replayChunk is the size of the pieces a replay is written in.
