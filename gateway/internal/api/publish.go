@@ -267,12 +267,16 @@ func (s *Server) store(ctx context.Context, m broker.Message, dedupeID string) (
 	if err := s.cfg.Ready(); err != nil {
 		return m, false, &apiError{http.StatusServiceUnavailable, CodeUnavailable, err.Error()}
 	}
+	request := ctx
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
 	defer cancel()
 	stored, dup, err := s.cfg.Store.Publish(ctx, m, dedupeID)
 	if err != nil {
 		s.cfg.Log.Warn("publish", "room", m.Room, "err", err)
-		if !errors.Is(err, broker.ErrPublishBusy) { // busy: this gateway's window, not the stream
+		// The stream failed only if the request was still waiting for it:
+		// not when the client went away, nor when this gateway's own
+		// window of publishes was full.
+		if request.Err() == nil && !errors.Is(err, broker.ErrPublishBusy) {
 			s.cfg.StoreFailed()
 		}
 		return m, false, &apiError{http.StatusServiceUnavailable, CodeUnavailable, "the message could not be stored; try again"}
