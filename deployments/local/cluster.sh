@@ -153,12 +153,17 @@ echo $$ >"$run/supervisor.pid"
 
 stop() {
 	trap - INT TERM EXIT
-	local f pid pids=()
-	for f in "$run"/*.pid; do
-		[ "$f" = "$run/supervisor.pid" ] && continue
-		alive "$f" && pids+=("$(cat "$f")")
-	done
-	if ((${#pids[@]})); then
+	# Clients first (gateways, services), then the brokers they use: a
+	# gateway that drains its connection to brokers already gone waits.
+	local f pid
+	for kind in clients brokers; do
+		local pids=()
+		for f in "$run"/*.pid; do
+			[ "$f" = "$run/supervisor.pid" ] && continue
+			case "$(basename "$f")" in broker-*) [ $kind = brokers ] || continue ;; *) [ $kind = clients ] || continue ;; esac
+			alive "$f" && pids+=("$(cat "$f")")
+		done
+		((${#pids[@]})) || continue
 		echo "stopping ${#pids[@]} processes"
 		kill -TERM "${pids[@]}" 2>/dev/null || true
 		# They are not all children of this shell (a node started again
@@ -169,7 +174,7 @@ stop() {
 			((left)) || break
 			sleep 0.1
 		done
-	fi
+	done
 	rm -f "$run/supervisor.pid"
 	echo "stopped"
 }

@@ -7,6 +7,7 @@ package clustertest
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -87,7 +88,11 @@ func Binary(t testing.TB, pkg string) string {
 	return bin
 }
 
-// FreePorts returns n distinct free TCP ports on 127.0.0.1.
+// FreePorts returns n distinct free TCP ports on 127.0.0.1, below the
+// kernel's range of ephemeral ports (32768 and up): a port the kernel
+// handed out for a listener and took back can next be the local port of
+// some process's outgoing connection, and the node meant to listen there
+// then finds it in use (seen once: a mesh node's route port).
 func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
 	var ls []net.Listener
@@ -96,14 +101,18 @@ func FreePorts(t testing.TB, n int) []int {
 			_ = l.Close()
 		}
 	}()
-	ports := make([]int, n)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	ports := make([]int, 0, n)
+	for tries := 0; len(ports) < n && tries < 1000; tries++ {
+		port := 10000 + rand.IntN(22000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
-			t.Fatal(err)
+			continue // taken: try another
 		}
-		ls = append(ls, l)
-		ports[i] = l.Addr().(*net.TCPAddr).Port
+		ls = append(ls, l) // held until all are chosen, so none repeats
+		ports = append(ports, port)
+	}
+	if len(ports) < n {
+		t.Fatalf("found %d free ports of %d below 32768", len(ports), n)
 	}
 	return ports
 }

@@ -168,7 +168,7 @@ func TestClusterScript(t *testing.T) {
 			if err := syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGINT); err != nil {
 				t.Fatal(err)
 			}
-			if exited, err := p.Wait(30 * time.Second); !exited || err != nil {
+			if exited, err := p.Wait(75 * time.Second); !exited || err != nil {
 				t.Fatalf("script after Ctrl-C: exited %v, %v\n%s", exited, err, p.Log())
 			}
 			for _, pid := range pids {
