@@ -103,7 +103,7 @@ func FreePorts(t testing.TB, n int) []int {
 	}()
 	ports := make([]int, 0, n)
 	for tries := 0; len(ports) < n && tries < 1000; tries++ {
-		port := 10000 + rand.IntN(22000)
+		port := 10000 + rand.IntN(22000) //nolint:gosec // a test port, not a secret
 		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
 			continue // taken: try another
