@@ -170,18 +170,7 @@ func (g *Gateway) WaitReady(t testing.TB, timeout time.Duration) {
 }
 
 // Ready returns nil when /readyz answers 200.
-func (g *Gateway) Ready() error {
-	client := http.Client{Timeout: 2 * time.Second}
-	resp, err := client.Get(g.URL + "/readyz")
-	if err != nil {
-		return err
-	}
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: /readyz %d", g.Name, resp.StatusCode)
-	}
-	return nil
-}
+func (g *Gateway) Ready() error { return proctest.Ready(g.Name, g.URL) }
 
 // StartMesh starts n gateways forming a peer mesh: each embeds a NATS node
 // with a client listener on loopback (anonymous clients welcome), joined

@@ -45,26 +45,6 @@ func freeRun(t *testing.T, n int) int {
 
 var startedLine = regexp.MustCompile(`started \S+ \(pid (\d+)\)`)
 
-// killRecorded kills, with SIGKILL, every node whose pid cluster.sh
-// recorded in run and that still runs one of the binaries in bin (a pid
-// whose process ended may since name another).
-func killRecorded(run, bin string) {
-	files, _ := filepath.Glob(filepath.Join(run, "*.pid"))
-	for _, f := range files {
-		if filepath.Base(f) == "supervisor.pid" {
-			continue
-		}
-		b, err := os.ReadFile(f) //nolint:gosec // the test's own temporary folder
-		pid, perr := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil || perr != nil || pid <= 0 {
-			continue
-		}
-		if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && strings.HasPrefix(string(cmdline), bin+"/") {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
-}
-
 // runScript runs cluster.sh with a command (kill, start) against the
 // cluster that env describes, and fails the test unless it exits 0.
 func runScript(t *testing.T, env []string, script string, args ...string) {
@@ -98,7 +78,11 @@ func TestClusterScript(t *testing.T) {
 			// The nodes run in sessions of their own, out of reach of the
 			// script's process group: if the test fails before Ctrl-C has
 			// stopped them, kill the ones the script recorded.
-			t.Cleanup(func() { killRecorded(filepath.Join(data, "run"), filepath.Dir(gw)) })
+			t.Cleanup(func() {
+				proctest.KillRecorded(filepath.Join(data, "run", "*.pid"), func(_ int, cmdline string) bool {
+					return strings.HasPrefix(cmdline, filepath.Dir(gw)+"/")
+				})
+			})
 			env := []string{
 				"BIN=" + filepath.Dir(gw),
 				"DATA=" + data,

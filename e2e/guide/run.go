@@ -301,26 +301,16 @@ func (r *Runner) stopAll(t testing.TB, check bool) {
 
 // killRecorded kills, with SIGKILL, every cluster node whose pid
 // cluster.sh recorded under dir/data and that still runs a binary of
-// dir/bin: nodes run in sessions of their own, out of reach of the
-// script's process group, if the script itself could not stop them.
+// dir/bin from dir: nodes run in sessions of their own, out of reach of
+// the script's process group, if the script itself could not stop them.
 func killRecorded(dir string) {
-	files, _ := filepath.Glob(filepath.Join(dir, "data", "*", "run", "*.pid"))
-	for _, f := range files {
-		if filepath.Base(f) == "supervisor.pid" {
-			continue
+	proctest.KillRecorded(filepath.Join(dir, "data", "*", "run", "*.pid"), func(pid int, cmdline string) bool {
+		if !strings.HasPrefix(cmdline, filepath.Join(dir, "bin")+"/") && !strings.HasPrefix(cmdline, "bin/") {
+			return false
 		}
-		b, err := os.ReadFile(f) //nolint:gosec // the test's own temporary folder
-		pid, perr := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil || perr != nil || pid <= 0 {
-			continue
-		}
-		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if err == nil && (strings.HasPrefix(string(cmdline), filepath.Join(dir, "bin")+"/") || strings.HasPrefix(string(cmdline), "bin/")) {
-			if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); err == nil && cwd == dir {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-	}
+		cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+		return err == nil && cwd == dir
+	})
 }
 
 func indent(s string) string {

@@ -189,18 +189,7 @@ func (c *Cluster) waitGateways(t testing.TB) {
 }
 
 // Ready returns nil when a gateway's /readyz answers 200.
-func (g *Node) Ready() error {
-	client := http.Client{Timeout: 2 * time.Second}
-	resp, err := client.Get(g.URL + "/readyz")
-	if err != nil {
-		return err
-	}
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: /readyz %d", g.Name, resp.StatusCode)
-	}
-	return nil
-}
+func (g *Node) Ready() error { return proctest.Ready(g.Name, g.URL) }
 
 // NATSServer returns the NATS server a gateway is connected to, as its
 // /node reports it ("" when it is not connected).
